@@ -1,0 +1,56 @@
+# molt: `make run` sets up what is missing, builds, and serves the demo config; `make test` runs every test.
+SWIFT       ?= swift
+CC          ?= cc
+CONFIG      ?= debug
+SWIFT_FLAGS ?=
+ROOT        := $(abspath .)
+PLUGINS_DIR := $(ROOT)/plugins.d
+# Build outputs that are not SwiftPM's: C objects, test fixture plugins.
+OUT         := $(ROOT)/build
+FIXTURES    := $(OUT)/fixtures
+ABI_INCLUDE := $(ROOT)/Sources/PluginABI/include
+ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
+# C plugins are built with plain cc (no Swift runtime) so they can be unloaded.
+PLUGIN_CFLAGS := -std=c11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread -I$(ABI_INCLUDE)
+SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
+
+.PHONY: all build run test deps plugins swift-build swift-plugins fixtures bench clean
+
+all: build
+
+# Each plugin or fixture area contributes its own rules and appends its outputs to these lists.
+C_PLUGINS :=
+C_FIXTURES :=
+SWIFT_PLUGIN_PRODUCTS :=
+include $(wildcard Plugins/*/plugin.mk)
+include $(wildcard Tests/Fixtures/*/fixture.mk)
+
+deps:
+	@bash scripts/install-deps.sh
+
+swift-build:
+	$(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS)
+
+# Swift plugins: build each dynamic-library product, then install it as <name>-<version>.so.
+# SWIFT_PLUGIN_PRODUCTS holds product:destination pairs.
+swift-plugins: swift-build
+	@set -e; bin="$(SWIFT_BIN)"; for pair in $(SWIFT_PLUGIN_PRODUCTS); do \
+	  product=$${pair%%:*}; dest=$${pair#*:}; mkdir -p "$$(dirname $$dest)"; \
+	  install -m 0755 "$$bin/lib$$product.so" "$$dest"; echo "staged $$dest"; done
+
+plugins: $(C_PLUGINS) swift-plugins
+fixtures: $(C_FIXTURES)
+
+build: plugins fixtures
+
+test: deps build
+	MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) $(SWIFT) test -c $(CONFIG) $(SWIFT_FLAGS)
+
+run: deps build
+	$(SWIFT_BIN)/molt serve --plugins-dir $(PLUGINS_DIR) --components examples/demo-components.json
+
+bench:
+	@bash scripts/bench.sh
+
+clean:
+	rm -rf $(OUT) .build $(PLUGINS_DIR)/*.so

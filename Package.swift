@@ -1,0 +1,117 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Layout: the C ABI header (PluginABI) is the contract. PluginHost loads and vets plugin binaries,
+// Engine runs components and hot-reloads them, Host is the thin `molt` executable. PluginKit is the
+// SDK Swift plugin authors link statically into their .so; the host never links it.
+let package = Package(
+    name: "molt",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "molt", targets: ["Host"]),
+        // The SDK for Swift plugin authors: one product per capability module, so a plugin links (and
+        // exports the symbols of) exactly the capabilities it has.
+        .library(name: "PluginKit", targets: ["PluginKit"]),
+        .library(name: "PluginKitLock", targets: ["PluginKitLock"]),
+        .library(name: "PluginKitState", targets: ["PluginKitState"]),
+        .library(name: "PluginKitStateTransact", targets: ["PluginKitStateTransact"]),
+        .library(name: "PluginKitInPlace", targets: ["PluginKitInPlace"]),
+        .library(name: "PluginKitStateTransfer", targets: ["PluginKitStateTransfer"]),
+        // Swift plugins built here (dynamic libraries; the Makefile stages them).
+        .library(name: "SwiftTestLockV1", type: .dynamic, targets: ["SwiftTestLockV1"]),
+        .library(name: "SwiftTestLockV2", type: .dynamic, targets: ["SwiftTestLockV2"]),
+        .library(name: "MinimalSwiftLock", type: .dynamic, targets: ["MinimalSwiftLock"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        // The ABI: a header-only C target (plus compile-time layout checks).
+        .target(name: "PluginABI", path: "Sources/PluginABI"),
+
+        // ---- Host side ----
+        .target(
+            name: "PluginHost",
+            dependencies: [
+                "PluginABI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/PluginHost"
+        ),
+        .target(
+            name: "Engine",
+            dependencies: ["PluginHost", "PluginABI", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Engine"
+        ),
+        .executableTarget(
+            name: "Host",
+            dependencies: [
+                "PluginHost", "Engine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Host"
+        ),
+
+        // ---- PluginKit: the Swift SDK for plugin authors (see docs/plugin-authors.md) ----
+        // PLUGINKIT-TARGETS-BEGIN
+        // One module per ABI capability: a plugin depends on the modules of the capabilities it has,
+        // and each module's `public @_cdecl` functions become that plugin's exports (the host detects
+        // capabilities by symbol presence). No Foundation anywhere: plugins use the shared runtime.
+        .target(name: "PluginKitEntry", path: "Sources/PluginKit/Entry"),
+        .target(name: "PluginKit", dependencies: ["PluginABI", "PluginKitEntry"], path: "Sources/PluginKit/Core"),
+        .target(name: "PluginKitLock", dependencies: ["PluginKit", "PluginABI"], path: "Sources/PluginKit/Lock"),
+        .target(name: "PluginKitState", dependencies: ["PluginKit", "PluginABI"], path: "Sources/PluginKit/State"),
+        .target(
+            name: "PluginKitStateTransact",
+            dependencies: ["PluginKitState", "PluginKit", "PluginABI"],
+            path: "Sources/PluginKit/StateTransact"
+        ),
+        .target(name: "PluginKitInPlace", dependencies: ["PluginKit", "PluginABI"], path: "Sources/PluginKit/InPlace"),
+        .target(
+            name: "PluginKitStateTransfer",
+            dependencies: ["PluginKit", "PluginABI"],
+            path: "Sources/PluginKit/StateTransfer"
+        ),
+        // The Swift test plugin: shared code, and two versions a few lines each.
+        .target(
+            name: "SwiftTestLockCore",
+            dependencies: ["PluginKit", "PluginKitLock", "PluginKitInPlace", "PluginKitStateTransfer"],
+            path: "Tests/Fixtures/SwiftTestLock/Core"
+        ),
+        .target(
+            name: "SwiftTestLockV1",
+            dependencies: ["SwiftTestLockCore", "PluginKit"],
+            path: "Tests/Fixtures/SwiftTestLock/V1"
+        ),
+        .target(
+            name: "SwiftTestLockV2",
+            dependencies: ["SwiftTestLockCore", "PluginKit"],
+            path: "Tests/Fixtures/SwiftTestLock/V2"
+        ),
+        // The minimal example of the plugin author's guide.
+        .target(
+            name: "MinimalSwiftLock",
+            dependencies: ["PluginKit", "PluginKitLock"],
+            path: "docs/examples/swift-minimal",
+            exclude: ["README.md"]
+        ),
+        // PLUGINKIT-TARGETS-END
+
+        // ---- Tests ----
+        .target(name: "MoltTestSupport", dependencies: ["PluginHost"], path: "Tests/Support"),
+        .testTarget(
+            name: "PluginHostTests",
+            dependencies: ["PluginHost", "PluginABI", "MoltTestSupport"],
+            path: "Tests/PluginHostTests"
+        ),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine", "PluginHost", "PluginABI", "MoltTestSupport"],
+            path: "Tests/EngineTests"
+        ),
+    ]
+)

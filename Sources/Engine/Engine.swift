@@ -1,0 +1,456 @@
+import Logging
+import PluginHost
+import Synchronization
+
+/// Runs components and hot-reloads them: in place when the plugin can, otherwise by starting a new
+/// generation, waiting for it to be ready, handing over state, switching traffic atomically and
+/// draining the old one. Anything that fails before the switch leaves the old generation serving.
+///
+/// Applies to one component are serialized (per-key async lock); different components reload
+/// concurrently. Calls never take a lock shared with applies (see `ComponentSlot`).
+public final class Engine: Sendable {
+    public let catalog: PluginCatalog
+    public let settings: EngineSettings
+    private let logger: Logger
+    /// Serving components. Read on every call (short critical section); written on add/remove.
+    private let slots = Mutex<[ComponentKey: ComponentSlot]>([:])
+    private let applyLocks = Mutex<[ComponentKey: AsyncLock]>([:])
+    private let history = Mutex<[ApplyResult]>([])
+    private let generationCounters = Mutex<[ComponentKey: UInt64]>([:])
+    /// Background drains that outlived their apply's drain timeout, by the cell they drain. The task
+    /// owns that cell until it ends: it destroys the generation and empties the cell.
+    private let lateDrains = Mutex<[ObjectIdentifier: Task<Void, Never>]>([:])
+    /// Leases that reached a destroyed generation in components removed since (kept for the tests).
+    private let retiredViolations = Atomic<Int>(0)
+    /// Set once every bootstrap component's first generation is ready.
+    private let bootstrapped = Atomic<Bool>(false)
+
+    public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), logger: Logger = Logger(label: "molt.engine")) {
+        self.catalog = catalog
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public var loader: PluginLoader { catalog.loader }
+
+    // MARK: - Calls
+
+    func slot(_ key: ComponentKey) throws(CallError) -> ComponentSlot {
+        guard let slot = slots.withLock({ $0[key] }) else { throw .unknownComponent(key) }
+        return slot
+    }
+
+    /// Runs `body` with a lease on the component's active generation; the lease covers the whole
+    /// call, including an asynchronous completion.
+    func withLease<Value: Sendable>(_ key: ComponentKey,
+                                    _ body: (PluginInstance) async throws(PluginError) -> Value) async throws(CallError) -> Served<Value> {
+        let slot = try slot(key)
+        let lease = try await slot.acquire()
+        defer { slot.release(lease) }
+        do {
+            return Served(value: try await body(lease.generation.instance), generation: lease.generation.number)
+        } catch {
+            throw .plugin(error)
+        }
+    }
+
+    public func tryLock(store: String, resource: String, owner: String, expiryInSeconds: Int32) async throws(CallError) -> Served<Bool> {
+        try await withLease(ComponentKey(kind: .lock, name: store)) { instance throws(PluginError) in
+            try await instance.tryLock(resource: resource, owner: owner, expiryInSeconds: expiryInSeconds)
+        }
+    }
+
+    public func unlock(store: String, resource: String, owner: String) async throws(CallError) -> Served<UnlockStatus> {
+        try await withLease(ComponentKey(kind: .lock, name: store)) { instance throws(PluginError) in
+            try await instance.unlock(resource: resource, owner: owner)
+        }
+    }
+
+    // MARK: - Apply
+
+    /// Applies a full component definition. Never throws: failures come back as a `failed` result
+    /// carrying the reason (the plugin's own message when the plugin refused).
+    @discardableResult
+    public func apply(_ definition: ComponentDefinition) async -> ApplyResult {
+        let key = definition.key
+        let clock = ContinuousClock()
+        let started = clock.now
+        var result = await applyLock(key).withLock { await self.applySerialized(definition, clock: clock, started: started) }
+        result.totalDuration = clock.now - started
+        record(result)
+        return result
+    }
+
+    /// Removes a component: stop routing, drain, destroy.
+    @discardableResult
+    public func remove(_ key: ComponentKey) async -> ApplyResult {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var result = await applyLock(key).withLock { () async -> ApplyResult in
+            var result = ApplyResult(key: key, action: .removed)
+            guard let slot = slots.withLock({ $0.removeValue(forKey: key) }) else {
+                result.action = .failed
+                result.error = "component \(key) is not configured"
+                return result
+            }
+            slot.markRemoved()
+            let cell = slot.activeCell
+            let generation = cell.current
+            result.oldGeneration = generation?.number
+            result.oldPlugin = generation?.pluginID
+            let drainStart = clock.now
+            result.callsStillDraining = await retire(cell, of: slot)
+            result.drainDuration = clock.now - drainStart
+            if result.callsStillDraining > 0 {
+                result.warnings.append("\(result.callsStillDraining) calls still running after the \(settings.drainTimeout) drain timeout; destroyed when they finish")
+            }
+            retiredViolations.add(slot.violations.load(ordering: .relaxed), ordering: .relaxed)
+            return result
+        }
+        result.totalDuration = clock.now - started
+        record(result)
+        return result
+    }
+
+    private func applyLock(_ key: ComponentKey) -> AsyncLock {
+        applyLocks.withLock { locks in
+            if let lock = locks[key] { return lock }
+            let lock = AsyncLock()
+            locks[key] = lock
+            return lock
+        }
+    }
+
+    private func applySerialized(_ definition: ComponentDefinition, clock: ContinuousClock, started: ContinuousClock.Instant) async -> ApplyResult {
+        let key = definition.key
+        var result = ApplyResult(key: key, action: .failed)
+        let existing = slots.withLock { $0[key] }
+        let current = existing?.activeCell.current
+        result.oldGeneration = current?.number
+        result.oldPlugin = current?.pluginID
+
+        // Resolve the binary: plugin name and version default to the current ones.
+        let binary: PluginBinary
+        do {
+            binary = try resolveBinary(definition, current: current)
+        } catch {
+            result.error = "\(error)"
+            return result
+        }
+        result.newPlugin = binary.info.id
+        let config: [String: String]
+        do {
+            (config, result.warnings) = try binary.normalize(config: definition.config)
+        } catch {
+            result.error = "\(error)"
+            return result
+        }
+
+        guard let slot = existing, let current else {
+            // A new component: its first generation must be ready before anyone can call it.
+            do {
+                let generation = try await startGeneration(key: key, binary: binary, config: config, pin: definition.pin,
+                                                           clock: clock, result: &result)
+                slots.withLock { $0[key] = ComponentSlot(key: key, first: generation) }
+                result.action = .added
+                result.newGeneration = generation.number
+                result.switchDuration = clock.now - started
+            } catch {
+                result.error = "\(error)"
+            }
+            return result
+        }
+
+        // 1. Unchanged definition: nothing to do.
+        let sameBinary = binary.sha256 == current.binary.sha256
+        if sameBinary && config == current.config.withLock({ $0 }) && definition.pin == current.pin {
+            result.action = .unchanged
+            result.newGeneration = current.number
+            return result
+        }
+        // 2. Same binary and the plugin applies configs in place: try that first.
+        if sameBinary, definition.pin == current.pin, let outcome = current.instance.applyConfig(config) {
+            switch outcome {
+            case .applied:
+                current.config.withLock { $0 = config }
+                result.action = .appliedInPlace
+                result.newGeneration = current.number
+                result.switchDuration = clock.now - started
+                return result
+            case .needsReload(let why):
+                result.warnings.append("in-place apply needs a reload: \(why)")
+            case .rejected(let why):
+                result.warnings.append("in-place apply refused (\(why)); trying a new instance")
+            }
+        }
+        // 3 and 4. A new generation, then the switch.
+        return await reload(slot: slot, from: current, binary: binary, config: config, pin: definition.pin,
+                            clock: clock, started: started, result: result)
+    }
+
+    private func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> PluginBinary {
+        let key = definition.key
+        guard let pluginName = definition.plugin ?? current?.binary.info.name else {
+            throw ConfigProblem("component \(key) is new: name its plugin")
+        }
+        let keepCurrent = current.map { $0.binary.info.name == pluginName && definition.version == nil } ?? false
+        let version = keepCurrent ? current?.binary.info.version : definition.version
+        if keepCurrent, let current, definition.pin == nil || definition.pin == current.pin {
+            return current.binary
+        }
+        var entry = catalog.find(kind: key.kind, name: pluginName, version: version)
+        if entry == nil {
+            catalog.rescan()  // a file may have been dropped into the plugins directory since
+            entry = catalog.find(kind: key.kind, name: pluginName, version: version)
+        }
+        guard let entry else {
+            let available = catalog.versions(of: pluginName).map(\.description)
+            let wanted = version.map { "\(pluginName)@\($0)" } ?? pluginName
+            throw ConfigProblem("no \(key.kind.rawValue) plugin \(wanted) in \(loader.pluginsDirectory)"
+                + (available.isEmpty ? "" : " (available versions: \(available.joined(separator: ", ")))"))
+        }
+        return try loader.load(path: entry.path, pin: definition.pin)
+    }
+
+    private func nextGenerationNumber(_ key: ComponentKey) -> UInt64 {
+        generationCounters.withLock { counters in
+            counters[key, default: 0] += 1
+            return counters[key]!
+        }
+    }
+
+    /// init + readiness polling. On any failure the new instance is destroyed before returning.
+    private func startGeneration(key: ComponentKey, binary: PluginBinary, config: [String: String], pin: String?,
+                                 clock: ContinuousClock, result: inout ApplyResult) async throws -> Generation {
+        let initStart = clock.now
+        let instance: PluginInstance
+        do {
+            instance = try PluginInstance(binary: binary, componentName: key.name, config: config, logger: logger)
+        } catch {
+            result.initDuration = clock.now - initStart
+            throw ConfigProblem("\(binary.info.id) init failed: \(error.message)")
+        }
+        result.initDuration = clock.now - initStart
+        let readinessStart = clock.now
+        let deadline = readinessStart.advanced(by: settings.readinessTimeout)
+        var lastMessage = ""
+        while true {
+            switch instance.readiness() {
+            case .ready:
+                result.readinessDuration = clock.now - readinessStart
+                return Generation(number: nextGenerationNumber(key), instance: instance, config: config, pin: pin)
+            case .failed(let message):
+                result.readinessDuration = clock.now - readinessStart
+                instance.destroy()
+                throw ConfigProblem("\(binary.info.id) readiness FAILED: \(message)")
+            case .notReady(let message):
+                lastMessage = message
+            }
+            if clock.now >= deadline {
+                result.readinessDuration = clock.now - readinessStart
+                instance.destroy()
+                throw ConfigProblem("\(binary.info.id) not ready after \(settings.readinessTimeout)"
+                    + (lastMessage.isEmpty ? "" : ": \(lastMessage)"))
+            }
+            try? await Task.sleep(for: settings.readinessInterval)
+        }
+    }
+
+    private func reload(slot: ComponentSlot, from old: Generation, binary: PluginBinary, config: [String: String], pin: String?,
+                        clock: ContinuousClock, started: ContinuousClock.Instant, result initial: ApplyResult) async -> ApplyResult {
+        var result = initial
+        let oldBinary = old.binary
+        // State handoff needs both sides; refusing beats silently dropping held state.
+        let oldFormats = oldBinary.info.stateFormats
+        let newFormats = binary.info.stateFormats
+        var handoffFormat: UInt32?
+        if let oldFormats {
+            guard let newFormats else {
+                result.error = "\(binary.info.id) cannot import state, so a reload would drop \(oldBinary.info.id)'s state; refusing"
+                return result
+            }
+            guard oldFormats.overlaps(newFormats) else {
+                result.error = "no common state format: \(oldBinary.info.id) has \(oldFormats), \(binary.info.id) has \(newFormats)"
+                return result
+            }
+            handoffFormat = min(oldFormats.upperBound, newFormats.upperBound)  // the newest both understand
+        }
+
+        // A generation still draining from an earlier apply occupies the idle cell.
+        let idle = slot.idleCell
+        if idle.current != nil {
+            let still = await slot.drain(idle, timeout: settings.drainTimeout)
+            if still > 0 {
+                result.error = "generation \(idle.current?.number ?? 0) of \(slot.key) still has \(still) calls running; try again later"
+                return result
+            }
+            // The background task that owned the cell is finishing; let it destroy and empty it.
+            if let task = lateDrains.withLock({ $0[ObjectIdentifier(idle)] }) { await task.value }
+        }
+
+        let generation: Generation
+        do {
+            generation = try await startGeneration(key: slot.key, binary: binary, config: config, pin: pin, clock: clock, result: &result)
+        } catch {
+            result.error = "\(error)"
+            return result
+        }
+        result.newGeneration = generation.number
+        let oldCell = slot.activeCell
+
+        if let format = handoffFormat {
+            // Stateful: new calls wait while the old instance finishes its calls and hands over.
+            let pauseStart = clock.now
+            slot.pause()
+            let still = await slot.drain(oldCell, timeout: settings.drainTimeout)
+            var failure: String?
+            if still > 0 {
+                failure = "\(still) calls still running on generation \(old.number) after \(settings.drainTimeout); state not handed over"
+            } else {
+                do {
+                    let state = try old.instance.exportState(format: format, limit: settings.stateTransferLimit)
+                    try generation.instance.importState(state, format: format)
+                } catch {
+                    failure = "state handoff (format \(format)) failed: \(error.message)"
+                }
+            }
+            if let failure {
+                slot.resume()
+                result.pauseDuration = clock.now - pauseStart
+                generation.destroyed.store(true, ordering: .releasing)
+                generation.instance.destroy()
+                result.error = failure
+                return result
+            }
+            slot.idleCell.install(generation)
+            slot.switchToIdleCell()
+            result.pauseDuration = clock.now - pauseStart
+            result.switchDuration = clock.now - started
+            result.drainDuration = .zero
+            _ = await retire(oldCell, of: slot)
+        } else {
+            slot.idleCell.install(generation)
+            slot.switchToIdleCell()
+            result.switchDuration = clock.now - started
+            let drainStart = clock.now
+            result.callsStillDraining = await retire(oldCell, of: slot)
+            result.drainDuration = clock.now - drainStart
+            if result.callsStillDraining > 0 {
+                result.warnings.append("\(result.callsStillDraining) calls still running on generation \(old.number) after the \(settings.drainTimeout) drain timeout; it is destroyed when they finish")
+            }
+        }
+        result.action = oldBinary.info.version != binary.info.version ? .versionSwapped : .reloaded
+        return result
+    }
+
+    /// Drains `cell` (bounded by the drain timeout), then destroys its generation and empties it.
+    /// Past the timeout the destroy happens in the background once the calls end. Returns the calls
+    /// still running at the timeout.
+    private func retire(_ cell: ComponentSlot.Cell, of slot: ComponentSlot) async -> Int {
+        let still = await slot.drain(cell, timeout: settings.drainTimeout)
+        if still == 0 {
+            destroyGeneration(in: cell, of: slot)
+            return 0
+        }
+        let id = ObjectIdentifier(cell)
+        lateDrains.withLock { drains in
+            drains[id] = Task {
+                _ = await slot.drain(cell, timeout: .seconds(365 * 24 * 3600))
+                self.destroyGeneration(in: cell, of: slot)
+                _ = self.lateDrains.withLock { $0.removeValue(forKey: id) }
+            }
+        }
+        return still
+    }
+
+    private func destroyGeneration(in cell: ComponentSlot.Cell, of slot: ComponentSlot) {
+        guard let generation = cell.current else { return }
+        generation.destroyed.store(true, ordering: .sequentiallyConsistent)
+        generation.instance.destroy()
+        cell.clear()
+        logger.debug("generation destroyed", metadata: ["component": "\(slot.key)", "generation": "\(generation.number)"])
+    }
+
+    private func waitForLateDrains() async {
+        for task in lateDrains.withLock({ Array($0.values) }) { await task.value }
+    }
+
+    private func record(_ result: ApplyResult) {
+        history.withLock { history in
+            history.append(result)
+            if history.count > settings.historyLimit { history.removeFirst(history.count - settings.historyLimit) }
+        }
+        var metadata: Logger.Metadata = ["component": "\(result.key)", "action": "\(result.action.rawValue)"]
+        if let old = result.oldGeneration { metadata["old_generation"] = "\(old)" }
+        if let new = result.newGeneration { metadata["new_generation"] = "\(new)" }
+        if let plugin = result.newPlugin { metadata["plugin"] = "\(plugin)" }
+        if let error = result.error { metadata["error"] = "\(error)" }
+        for (name, duration) in [("init", result.initDuration), ("readiness", result.readinessDuration), ("pause", result.pauseDuration),
+                                 ("drain", result.drainDuration), ("switch", result.switchDuration)] {
+            if let duration { metadata["\(name)_us"] = "\(duration.microseconds)" }
+        }
+        metadata["total_us"] = "\(result.totalDuration.microseconds)"
+        if !result.warnings.isEmpty { metadata["warnings"] = "\(result.warnings.joined(separator: "; "))" }
+        logger.log(level: result.succeeded ? .info : .warning, "apply", metadata: metadata)
+    }
+
+    /// Applies the components the host starts with, concurrently. The host is ready once every
+    /// one of them serves; a failure is returned (and logged) and leaves the host not ready.
+    public func bootstrap(_ definitions: [ComponentDefinition]) async -> [ApplyResult] {
+        let results = await withTaskGroup(of: ApplyResult.self) { group in
+            for definition in definitions { group.addTask { await self.apply(definition) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        if results.allSatisfy(\.succeeded) { bootstrapped.store(true, ordering: .releasing) }
+        return results.sorted { $0.key < $1.key }
+    }
+
+    /// Ready once every bootstrap component's first generation is ready (readiness probes).
+    public var isReady: Bool { bootstrapped.load(ordering: .acquiring) }
+
+    // MARK: - Status
+
+    public var recentApplies: [ApplyResult] { history.withLock { $0 } }
+
+    public struct ComponentStatus: Sendable {
+        public let key: ComponentKey
+        public let plugin: String
+        public let generation: UInt64
+        public let paused: Bool
+        public let inFlight: Int
+        public let drainingGeneration: UInt64?
+        public let drainingInFlight: Int
+        public let lastApply: ApplyResult?
+    }
+
+    public var components: [ComponentStatus] {
+        let snapshot = slots.withLock { $0 }
+        let applies = recentApplies
+        return snapshot.values.compactMap { slot in
+            guard let active = slot.activeCell.current else { return nil }
+            let draining = slot.idleCell.current
+            return ComponentStatus(key: slot.key, plugin: active.pluginID, generation: active.number, paused: slot.isPaused,
+                                   inFlight: slot.activeCell.inFlight.load(ordering: .relaxed),
+                                   drainingGeneration: draining?.number, drainingInFlight: slot.idleCell.inFlight.load(ordering: .relaxed),
+                                   lastApply: applies.last { $0.key == slot.key })
+        }.sorted { $0.key < $1.key }
+    }
+
+    /// Leases that reached a destroyed generation, across all components. Always 0 unless molt has a bug.
+    public var leaseViolations: Int {
+        slots.withLock { $0.values.reduce(0) { $0 + $1.violations.load(ordering: .relaxed) } } + retiredViolations.load(ordering: .relaxed)
+    }
+
+    /// Waits for drains that outlived their apply (tests and shutdown).
+    public func settle() async { await waitForLateDrains() }
+
+    /// Removes every component (shutdown): each drains and is destroyed.
+    public func shutdown() async {
+        for key in slots.withLock({ Array($0.keys) }) { await remove(key) }
+        await waitForLateDrains()
+    }
+}
+
+extension Duration {
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}

@@ -1,0 +1,113 @@
+import PluginHost
+
+/// A component is identified by kind and name, e.g. state "statestore".
+public struct ComponentKey: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public var kind: ComponentKind
+    public var name: String
+    public init(kind: ComponentKind, name: String) { self.kind = kind; self.name = name }
+    public var description: String { "\(kind.rawValue)/\(name)" }
+    public static func < (a: Self, b: Self) -> Bool { (a.kind.rawValue, a.name) < (b.kind.rawValue, b.name) }
+}
+
+/// The full definition of a component, as pushed by an apply.
+public struct ComponentDefinition: Sendable, Equatable {
+    public var key: ComponentKey
+    /// Plugin name; nil keeps the current plugin (required when the component is new).
+    public var plugin: String?
+    /// nil keeps the current version, or takes the newest in the catalog for a new component.
+    public var version: SemanticVersion?
+    /// The full configuration (never a delta).
+    public var config: [String: String]
+    /// Optional sha256 the plugin binary's bytes must have.
+    public var pin: String?
+
+    public init(kind: ComponentKind, name: String, plugin: String? = nil, version: SemanticVersion? = nil,
+                config: [String: String] = [:], pin: String? = nil) {
+        self.key = ComponentKey(kind: kind, name: name)
+        self.plugin = plugin
+        self.version = version
+        self.config = config
+        self.pin = pin
+    }
+}
+
+public struct EngineSettings: Sendable {
+    /// Time between readiness polls of a new instance (the first poll is immediate).
+    public var readinessInterval: Duration = .milliseconds(5)
+    /// A new instance not READY by then is abandoned; the old one keeps serving.
+    public var readinessTimeout: Duration = .seconds(10)
+    /// How long a switched-out generation may take to finish its calls before the apply reports
+    /// the calls still running (it is destroyed later, when they end). For stateful components it
+    /// also bounds the pause: calls still running then make the reload fail, old untouched.
+    public var drainTimeout: Duration = .seconds(30)
+    /// Apply results kept for status APIs.
+    public var historyLimit = 256
+    /// Largest exported state accepted in a handoff.
+    public var stateTransferLimit = 1 << 30
+
+    public init() {}
+}
+
+public enum ApplyAction: String, Sendable, Codable {
+    case unchanged
+    case appliedInPlace = "applied-in-place"
+    case reloaded
+    case versionSwapped = "version-swapped"
+    case added
+    case removed
+    case failed
+}
+
+/// What one apply did. Durations are nil for the steps that did not run.
+public struct ApplyResult: Sendable, CustomStringConvertible {
+    public var key: ComponentKey
+    public var action: ApplyAction
+    public var oldGeneration: UInt64?
+    public var newGeneration: UInt64?
+    public var oldPlugin: String?
+    public var newPlugin: String?
+    public var initDuration: Duration?
+    public var readinessDuration: Duration?
+    /// Stateful handoff: how long new calls waited (drain of old + export + import + switch).
+    public var pauseDuration: Duration?
+    public var drainDuration: Duration?
+    /// Start of the apply to the new generation serving (or to the failure).
+    public var switchDuration: Duration?
+    public var totalDuration: Duration = .zero
+    /// Calls still running in the old generation when the drain timeout passed (0 normally).
+    public var callsStillDraining = 0
+    public var warnings: [String] = []
+    /// For `failed`: the reason, with the plugin's own message verbatim.
+    public var error: String?
+
+    public var succeeded: Bool { action != .failed }
+
+    public var description: String {
+        var parts = ["\(key): \(action.rawValue)"]
+        if let oldGeneration { parts.append("old=g\(oldGeneration)") }
+        if let newGeneration { parts.append("new=g\(newGeneration)") }
+        if let newPlugin { parts.append("plugin=\(newPlugin)") }
+        if let error { parts.append("error=\(error)") }
+        if !warnings.isEmpty { parts.append("warnings=\(warnings)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// Why a call could not be served. A plugin's own failure comes through as `.plugin`.
+public enum CallError: Error, Equatable, CustomStringConvertible, Sendable {
+    case unknownComponent(ComponentKey)
+    case plugin(PluginError)
+
+    public var description: String {
+        switch self {
+        case .unknownComponent(let key): return "component \(key) is not configured"
+        case .plugin(let error): return error.description
+        }
+    }
+}
+
+/// A call's result with the generation that served it.
+public struct Served<Value: Sendable>: Sendable {
+    public let value: Value
+    public let generation: UInt64
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Logging
+
+@main
+struct Molt: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "molt",
+        abstract: "A sidecar that hot-reloads its components' configuration and plugin binaries without a failed call.",
+        subcommands: [Serve.self, PluginCommand.self])
+
+    static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Options shared by commands that read the plugins directory.
+struct PluginDirectoryOptions: ParsableArguments {
+    @Option(name: .customLong("plugins-dir"), help: "Directory plugins are loaded from (env MOLT_PLUGINS_DIR).")
+    var pluginsDirectory: String = Environment.value("MOLT_PLUGINS_DIR") ?? "plugins.d"
+}
+
+enum Environment {
+    static func value(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

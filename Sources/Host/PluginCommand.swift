@@ -1,0 +1,150 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import PluginHost
+
+struct PluginCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugin", abstract: "List and inspect plugin binaries.",
+        subcommands: [List.self, Inspect.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the plugins in the plugins directory.")
+        @OptionGroup var directory: PluginDirectoryOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            Molt.bootstrapLogging(level: .error)
+            let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: directory.pluginsDirectory))
+            let (entries, problems) = catalog.rescan()
+            if json {
+                let report = ListReport(plugins: entries.map(PluginReport.init), problems: problems.map { ProblemReport(path: $0.path, error: $0.description) })
+                print(try jsonText(report))
+            } else {
+                print(table(["KIND", "NAME", "VERSION", "ABI", "LANG", "FILE"], entries.map { entry in
+                    [entry.info.kind.rawValue, entry.info.name, entry.info.version.description,
+                     "\(entry.info.abiVersion.major).\(entry.info.abiVersion.minor)",
+                     entry.linksSwiftRuntime ? "swift" : "c", String(entry.path.split(separator: "/").last ?? "")]
+                }))
+                for problem in problems { print("skipped: \(problem)") }
+            }
+            if !problems.isEmpty { throw ExitCode(3) }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a plugin's info, declared config keys, ABI version and optional symbols.",
+            discussion: "The file is vetted by the same trust rules as at load time, with its own directory as the plugins directory.")
+        @Argument(help: "Path to the plugin .so file.") var path: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            Molt.bootstrapLogging(level: .error)
+            let absolute = path.hasPrefix("/") ? path : "\(currentDirectory())/\(path)"
+            let binary: PluginBinary
+            do {
+                let directory = String(absolute[..<absolute.lastIndex(of: "/")!])
+                binary = try PluginLoader(pluginsDirectory: directory.isEmpty ? "/" : directory).load(path: absolute)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            let report = PluginReport(path: path, sha256: binary.sha256, swift: binary.linksSwiftRuntime, info: binary.info)
+            if json {
+                print(try jsonText(report))
+                return
+            }
+            print("""
+                name:        \(report.name)
+                version:     \(report.version)
+                kind:        \(report.kind)
+                description: \(report.description)
+                abi:         \(report.abiVersion)
+                language:    \(report.language)
+                sha256:      \(report.sha256)
+                optional:    \(report.optionalSymbols.isEmpty ? "(none)" : report.optionalSymbols.joined(separator: ", "))
+                state:       \(report.stateFormats ?? "no state transfer")
+                """)
+            if report.configKeys.isEmpty {
+                print("config keys: (none declared)")
+            } else {
+                print("config keys:")
+                print(table(["KEY", "REQUIRED", "DEFAULT", "IN PLACE", "ALIASES", "DESCRIPTION"], report.configKeys.map {
+                    [$0.name, $0.required ? "yes" : "no", $0.defaultValue ?? "-", $0.appliesInPlace ? "yes" : "no",
+                     $0.deprecatedAliases.isEmpty ? "-" : $0.deprecatedAliases.joined(separator: ","), $0.description]
+                }))
+            }
+        }
+    }
+}
+
+struct ListReport: Encodable {
+    let plugins: [PluginReport]
+    let problems: [ProblemReport]
+}
+
+struct ProblemReport: Encodable {
+    let path: String
+    let error: String
+}
+
+struct PluginReport: Encodable {
+    let path: String
+    let sha256: String
+    let name: String
+    let version: String
+    let kind: String
+    let description: String
+    let abiVersion: String
+    let language: String
+    let optionalSymbols: [String]
+    let stateFormats: String?
+    let configKeys: [ConfigKeySpec]
+
+    init(entry: CatalogEntry) {
+        self.init(path: entry.path, sha256: entry.sha256, swift: entry.linksSwiftRuntime, info: entry.info)
+    }
+
+    init(path: String, sha256: String, swift: Bool, info: PluginInfo) {
+        self.path = path
+        self.sha256 = sha256
+        self.name = info.name
+        self.version = info.version.description
+        self.kind = info.kind.rawValue
+        self.description = info.description
+        self.abiVersion = "\(info.abiVersion.major).\(info.abiVersion.minor)"
+        self.language = swift ? "swift" : "c"
+        self.optionalSymbols = info.capabilities.symbolNames
+        self.stateFormats = info.stateFormats.map { "\($0.lowerBound)...\($0.upperBound)" }
+        self.configKeys = info.configKeys
+    }
+}
+
+func jsonText<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// Left-aligned columns, two spaces apart.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { $0.offset == row.count - 1 ? $0.element : $0.element.padding(toLength: widths[$0.offset]) }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+extension String {
+    func padding(toLength length: Int) -> String { self + String(repeating: " ", count: max(0, length - count)) }
+}
+
+func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buffer, buffer.count) != nil else { return "." }
+    return String(cString: buffer)
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,11 @@
+/* Compile-time checks that the ABI's layout is what the header promises on this platform.
+ * (SwiftPM also needs one source file to build the header-only PluginABI target.) */
+#include "molt_plugin.h"
+
+_Static_assert(sizeof(molt_status) == 4, "status codes are 32-bit");
+_Static_assert(offsetof(molt_config, struct_size) == 0, "struct_size comes first");
+_Static_assert(offsetof(molt_plugin_identity, struct_size) == 0, "struct_size comes first");
+_Static_assert(offsetof(molt_host_services, struct_size) == 0, "struct_size comes first");
+_Static_assert(offsetof(molt_lock_request, struct_size) == 0, "struct_size comes first");
+_Static_assert(offsetof(molt_state_set_request, struct_size) == 0, "struct_size comes first");
+_Static_assert(sizeof(void *) == 8, "molt supports 64-bit platforms only");

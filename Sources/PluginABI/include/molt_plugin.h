@@ -1,0 +1,444 @@
+/*
+ * molt_plugin.h: the molt plugin ABI, version 1.0. This header is the contract.
+ *
+ * A molt plugin is a shared library (.so) that exports plain C functions whose names all begin with
+ * "molt_". The host finds each one with dlsym. Required symbols must be present; optional
+ * capabilities are detected by whether their symbol is present.
+ *
+ *   Always required:
+ *     molt_abi_version       the ABI version this plugin was built against (checked before anything else)
+ *     molt_plugin_info       name, semver version, component kind, description, state formats
+ *     molt_plugin_init       create an instance from the full configuration
+ *     molt_plugin_readiness  is an instance ready to take traffic
+ *     molt_plugin_destroy    stop an instance, join its threads and free it
+ *   Optional (capability = presence):
+ *     molt_plugin_config_keys    the configuration keys the plugin understands
+ *     molt_plugin_apply_config   apply a new full configuration in place (absent: every change reloads)
+ *     molt_plugin_export_state   } in-memory state that a new instance or a new plugin version can
+ *     molt_plugin_import_state   } take over (both or neither; requires state_format_min/max in info)
+ *   Operations, required for the plugin's kind:
+ *     kind "lock":  molt_lock_try_lock, molt_lock_unlock
+ *     kind "state": molt_state_get, molt_state_set, molt_state_delete;
+ *                   optional: molt_state_bulk_get (host falls back to gets), molt_state_transact
+ *
+ * Versioning. The host loads a plugin only when the plugin's major version equals the host's and the
+ * plugin's minor version is at most the host's. Within a major version, the ABI only grows: new
+ * optional symbols, and new fields appended at the end of structs. Every struct that may grow starts
+ * with `struct_size`, set by whoever fills it in to sizeof() as that side compiled it; the reader
+ * reads only fields that lie entirely within struct_size. Structs used as array elements (molt_kv,
+ * molt_config_key, molt_state_bulk_item, molt_state_operation) have no struct_size and are frozen
+ * for the whole major version; an extension adds a new array at the end of the containing struct.
+ *
+ * Memory ownership, in one rule: whoever allocates a piece of memory frees it, and a pointer handed
+ * across the boundary is *borrowed* for a stated period. The comment beside each pointer says who
+ * owns it and until when it is valid. All strings are NUL-terminated UTF-8.
+ *
+ * Threads. The host calls operations on one instance from many threads at once, so operations,
+ * readiness and apply_config must be thread-safe. The host never calls destroy, export_state or
+ * import_state concurrently with any other call on the same instance, and never calls anything on an
+ * instance after destroy has begun. Threads the plugin itself runs (sweepers, I/O loops) are the
+ * plugin's to coordinate with export/import. Several instances of one plugin (old and new
+ * generations, or two components) live side by side, so keep per-instance state out of globals; the
+ * host may call init of one instance while another instance serves calls.
+ */
+#ifndef MOLT_PLUGIN_H
+#define MOLT_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MOLT_ABI_VERSION_MAJOR 1
+#define MOLT_ABI_VERSION_MINOR 0
+
+/* Marks a function a plugin exports to the host. */
+#define MOLT_EXPORT __attribute__((visibility("default")))
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes, shared by every call that can fail.
+ * ------------------------------------------------------------------------------------------- */
+typedef int32_t molt_status;
+#define MOLT_OK 0
+#define MOLT_ERR_INVALID_ARGUMENT 1 /* bad configuration or request; the caller must change it */
+#define MOLT_ERR_ETAG_MISMATCH 2    /* the etag given does not match the stored one (Dapr: Aborted) */
+#define MOLT_ERR_ETAG_INVALID 3     /* the etag given is malformed (Dapr: InvalidArgument) */
+#define MOLT_ERR_UNAVAILABLE 4      /* the backend cannot be reached now; retrying may succeed */
+#define MOLT_ERR_TIMEOUT 5          /* the backend did not answer in time */
+#define MOLT_ERR_UNSUPPORTED 6      /* the operation or option is not supported by this plugin */
+#define MOLT_ERR_INTERNAL 7         /* anything else */
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages: host-owned buffers into which the plugin writes a human-readable explanation.
+ *
+ * The host allocates `text` with room for `capacity` bytes (>= 256) and sets text[0] = '\0'. The
+ * plugin writes at most `capacity` bytes including the NUL (truncating, e.g. with snprintf or
+ * molt_message_set). The buffer is valid only during the call it was passed to. A message is
+ * required whenever a call reports failure, NOT_READY/FAILED readiness or NEEDS_RELOAD; it is shown
+ * to operators verbatim, so say what is wrong and with which key.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct molt_message {
+    char *text;        /* host-owned; valid during the call */
+    uint32_t capacity; /* bytes available at text, including the terminating NUL */
+} molt_message;
+
+/* Copies `text` into `message`, truncating to its capacity. Safe with a NULL message. */
+static inline void molt_message_set(molt_message *message, const char *text) {
+    if (message == NULL || message->text == NULL || message->capacity == 0) return;
+    snprintf(message->text, message->capacity, "%s", text ? text : "");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Key/value pairs: component configuration and per-request metadata.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct molt_kv {
+    const char *key;   /* borrowed: valid as long as the array that holds this pair */
+    const char *value; /* borrowed: same lifetime as key */
+} molt_kv;
+
+/* The full configuration of a component (never a delta). Host-owned, valid only during the call
+ * it is passed to (init, apply_config); the plugin copies whatever it keeps. Keys are unique and
+ * sorted bytewise; deprecated aliases declared by the plugin have already been renamed. */
+typedef struct molt_config {
+    uint32_t struct_size;
+    uint32_t entry_count;
+    const molt_kv *entries;     /* entry_count pairs */
+    const char *component_name; /* the component's name, e.g. "statestore"; for the plugin's logs */
+} molt_config;
+
+/* Linear lookup helper: the value for `key`, or NULL when absent. */
+static inline const char *molt_config_get(const molt_config *config, const char *key) {
+    for (uint32_t i = 0; config != NULL && i < config->entry_count; i++) {
+        const char *a = config->entries[i].key, *b = key;
+        while (*a && *a == *b) { a++; b++; }
+        if (*a == *b) return config->entries[i].value;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Host services, handed to init. New services are appended at the end (check struct_size).
+ * ------------------------------------------------------------------------------------------- */
+typedef int32_t molt_log_level;
+#define MOLT_LOG_TRACE 0
+#define MOLT_LOG_DEBUG 1
+#define MOLT_LOG_INFO 2
+#define MOLT_LOG_WARNING 3
+#define MOLT_LOG_ERROR 4
+
+/* Host-owned. The pointer given to molt_plugin_init stays valid, and its functions callable from
+ * any thread, until molt_plugin_destroy for that instance returns. */
+typedef struct molt_host_services {
+    uint32_t struct_size;
+    void *host_context; /* opaque; pass it back to every service function */
+    /* Writes one log line attributed to the instance. `message` is borrowed for the call only. */
+    void (*log)(void *host_context, molt_log_level level, const char *message);
+} molt_host_services;
+
+/* ---------------------------------------------------------------------------------------------
+ * Plugin identity and declared configuration keys.
+ * ------------------------------------------------------------------------------------------- */
+#define MOLT_KIND_LOCK "lock"
+#define MOLT_KIND_STATE "state"
+
+/* Plugin-owned, static: valid for as long as the library is loaded. */
+typedef struct molt_plugin_identity {
+    uint32_t struct_size;
+    const char *name;        /* [a-z0-9][a-z0-9._-]{0,63}, e.g. "memorylock" */
+    const char *version;     /* semantic version 2.0.0, e.g. "1.2.0" */
+    const char *kind;        /* MOLT_KIND_LOCK or MOLT_KIND_STATE */
+    const char *description; /* one line for operators */
+    /* State formats this plugin can both export and import: [state_format_min, state_format_max].
+     * Both 0 when the plugin does not transfer state. When a reload moves state from instance A to
+     * instance B, the host picks the highest format both ranges contain and asks A to export in it;
+     * no common format aborts the reload before any switch. */
+    uint32_t state_format_min;
+    uint32_t state_format_max;
+} molt_plugin_identity;
+
+/* Plugin-owned, static (valid while the library is loaded). */
+typedef struct molt_config_key {
+    const char *name;        /* the current name of the key */
+    const char *description; /* one line */
+    const char *default_value; /* NULL: no default */
+    bool required;           /* init fails without it */
+    bool applies_in_place;   /* a change of this key alone can be applied by apply_config */
+    /* Old names still accepted for this key, NULL-terminated; NULL when there are none. The host
+     * renames an alias to `name` (with a DEPRECATED warning) before handing the config over. */
+    const char *const *deprecated_aliases;
+} molt_config_key;
+
+/* ---------------------------------------------------------------------------------------------
+ * Instances and lifecycle.
+ * ------------------------------------------------------------------------------------------- */
+/* Plugin-owned opaque instance, from a successful init until destroy. */
+typedef void *molt_instance;
+
+typedef int32_t molt_readiness;
+#define MOLT_READY 0     /* take traffic */
+#define MOLT_NOT_READY 1 /* still starting (connecting, warming); the host polls again */
+#define MOLT_FAILED 2    /* will never become ready; the host gives up on this instance */
+
+typedef int32_t molt_apply_outcome;
+#define MOLT_APPLIED 0      /* the instance now runs with the new config */
+#define MOLT_NEEDS_RELOAD 1 /* the change needs a new instance; this one is unchanged */
+#define MOLT_APPLY_ERROR 2  /* the config was refused; this one is unchanged (message says why) */
+
+/* Appends `length` bytes to a host-owned buffer. Returns 0 on success; non-zero means the host
+ * refused (e.g. size limit), and the plugin must stop exporting and fail. `bytes` is borrowed. */
+typedef int32_t (*molt_bytes_sink)(void *sink_context, const void *bytes, size_t length);
+
+/* Required. Writes the ABI version the plugin was compiled against. Must not touch anything else:
+ * it is called before the host has checked compatibility. Use MOLT_DEFINE_ABI_VERSION(). */
+typedef void (*molt_abi_version_fn)(uint32_t *major_out, uint32_t *minor_out);
+
+/* Required. Returns the static info struct (never NULL). */
+typedef const molt_plugin_identity *(*molt_plugin_info_fn)(void);
+
+/* Optional. Returns the static array of declared keys and writes its length to *count_out. */
+typedef const molt_config_key *(*molt_plugin_config_keys_fn)(uint32_t *count_out);
+
+/* Required. Creates an instance from the full config. On MOLT_OK, *instance_out is set to a
+ * non-NULL instance (which may still be NOT_READY: start connecting in the background, do not
+ * block here for long). On failure returns an error code, writes `error_out`, and leaves nothing
+ * allocated or running. `config` is borrowed for the call; `host` lives until destroy returns. */
+typedef molt_status (*molt_plugin_init_fn)(const molt_config *config, const molt_host_services *host,
+                                           molt_instance *instance_out, molt_message *error_out);
+
+/* Required. Answers from what the instance knows now, without blocking on I/O. The host polls it
+ * after init until READY, FAILED or its readiness timeout. NOT_READY and FAILED write a message. */
+typedef molt_readiness (*molt_plugin_readiness_fn)(molt_instance instance, molt_message *message_out);
+
+/* Required. Stops the instance: closes connections, stops and joins every thread it started, frees
+ * everything. Called once, after every operation on the instance has completed. */
+typedef void (*molt_plugin_destroy_fn)(molt_instance instance);
+
+/* Optional. Applies a new full config to a running instance, atomically: either all of it takes
+ * effect (APPLIED) or none of it does (NEEDS_RELOAD, APPLY_ERROR; message says why). Operations may
+ * run concurrently. `config` is borrowed for the call. */
+typedef molt_apply_outcome (*molt_plugin_apply_config_fn)(molt_instance instance, const molt_config *config,
+                                                          molt_message *message_out);
+
+/* Optional, with import. Serializes the instance's state in `format` (within the plugin's declared
+ * range) through `sink`. The host guarantees no operation is running on the instance meanwhile. */
+typedef molt_status (*molt_plugin_export_state_fn)(molt_instance instance, uint32_t format, molt_bytes_sink sink,
+                                                   void *sink_context, molt_message *message_out);
+
+/* Optional, with export. Loads state exported by another instance (possibly another version of
+ * the plugin) in `format`. Called after init and readiness, before the instance serves any call.
+ * A refusal (any non-OK status) aborts the reload; the old instance keeps serving. `bytes` is
+ * borrowed for the call. */
+typedef molt_status (*molt_plugin_import_state_fn)(molt_instance instance, uint32_t format, const void *bytes,
+                                                   size_t length, molt_message *message_out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Operations. Each takes the instance, a host-owned request, a completion function and an opaque
+ * call context. The plugin must call `done(call_context, &result)` exactly once, from any thread:
+ * either before the operation function returns (inline, for in-memory work) or later from its own
+ * thread (for I/O; never block a host thread waiting for I/O).
+ *   - The request and everything it points to stay valid until `done` is called; the plugin must
+ *     not touch them afterwards.
+ *   - The result and everything it points to are plugin-owned and need only stay valid until
+ *     `done` returns; the host copies what it keeps.
+ *   - `result.message` is NULL on success, otherwise a borrowed explanation.
+ * ------------------------------------------------------------------------------------------- */
+
+/* --- kind "lock": Dapr's distributed lock semantics --- */
+
+/* try_lock uses every field; unlock ignores expiry_in_seconds. */
+typedef struct molt_lock_request {
+    uint32_t struct_size;
+    const char *resource_id;   /* the lock's name */
+    const char *lock_owner;    /* who holds it; only the owner may unlock */
+    int32_t expiry_in_seconds; /* > 0; an expired lock is free for anyone */
+} molt_lock_request;
+
+typedef struct molt_try_lock_result {
+    uint32_t struct_size;
+    molt_status status;  /* MOLT_OK unless the attempt itself failed */
+    bool acquired;       /* with MOLT_OK: true when the caller now holds the lock */
+    const char *message; /* NULL on success (ignored with MOLT_OK) */
+} molt_try_lock_result;
+
+typedef int32_t molt_unlock_status;
+#define MOLT_UNLOCK_SUCCESS 0
+#define MOLT_UNLOCK_LOCK_DOES_NOT_EXIST 1
+#define MOLT_UNLOCK_LOCK_BELONGS_TO_OTHERS 2
+#define MOLT_UNLOCK_INTERNAL_ERROR 3
+
+typedef struct molt_unlock_result {
+    uint32_t struct_size;
+    molt_status status;              /* MOLT_OK unless the attempt itself failed */
+    molt_unlock_status unlock_status; /* with MOLT_OK: the Dapr outcome; ignored otherwise */
+    const char *message;
+} molt_unlock_result;
+
+typedef void (*molt_try_lock_done)(void *call_context, const molt_try_lock_result *result);
+typedef void (*molt_unlock_done)(void *call_context, const molt_unlock_result *result);
+
+typedef void (*molt_lock_try_lock_fn)(molt_instance instance, const molt_lock_request *request,
+                                      molt_try_lock_done done, void *call_context);
+typedef void (*molt_lock_unlock_fn)(molt_instance instance, const molt_lock_request *request,
+                                    molt_unlock_done done, void *call_context);
+
+/* --- kind "state": Dapr's state store semantics --- */
+
+typedef int32_t molt_concurrency;
+#define MOLT_CONCURRENCY_UNSPECIFIED 0 /* the store's default (last-write) */
+#define MOLT_CONCURRENCY_FIRST_WRITE 1 /* a write needs the current etag (or, without one, a new key) */
+#define MOLT_CONCURRENCY_LAST_WRITE 2
+
+typedef int32_t molt_consistency;
+#define MOLT_CONSISTENCY_UNSPECIFIED 0
+#define MOLT_CONSISTENCY_EVENTUAL 1
+#define MOLT_CONSISTENCY_STRONG 2
+
+typedef struct molt_bytes {
+    const uint8_t *data; /* borrowed per the rules of the struct holding it; may be NULL if length 0 */
+    size_t length;
+} molt_bytes;
+
+typedef struct molt_state_get_request {
+    uint32_t struct_size;
+    const char *key;
+    molt_consistency consistency;
+    uint32_t metadata_count;
+    const molt_kv *metadata; /* Dapr request metadata, e.g. contentType */
+} molt_state_get_request;
+
+typedef struct molt_state_get_result {
+    uint32_t struct_size;
+    molt_status status;
+    bool found;              /* false with MOLT_OK: the key does not exist (not an error) */
+    molt_bytes value;
+    const char *etag;        /* NULL when the store has none */
+    uint32_t metadata_count;
+    const molt_kv *metadata; /* response metadata, e.g. ttlExpireTime */
+    const char *message;
+} molt_state_get_result;
+
+typedef struct molt_state_set_request {
+    uint32_t struct_size;
+    const char *key;
+    molt_bytes value;
+    const char *etag;             /* NULL: no etag given */
+    molt_concurrency concurrency;
+    molt_consistency consistency;
+    bool has_ttl;                 /* false: the component's default TTL applies */
+    int64_t ttl_in_seconds;       /* with has_ttl: > 0 expires after that many seconds, -1 never */
+    uint32_t metadata_count;
+    const molt_kv *metadata;
+} molt_state_set_request;
+
+typedef struct molt_state_delete_request {
+    uint32_t struct_size;
+    const char *key;
+    const char *etag; /* NULL: no etag given */
+    molt_concurrency concurrency;
+    molt_consistency consistency;
+    uint32_t metadata_count;
+    const molt_kv *metadata;
+} molt_state_delete_request;
+
+/* Result of set, delete and transact. */
+typedef struct molt_state_write_result {
+    uint32_t struct_size;
+    molt_status status;
+    const char *message;
+} molt_state_write_result;
+
+typedef struct molt_state_bulk_get_request {
+    uint32_t struct_size;
+    uint32_t key_count;
+    const char *const *keys;
+    uint32_t parallelism; /* 0: the plugin's choice */
+    uint32_t metadata_count;
+    const molt_kv *metadata;
+} molt_state_bulk_get_request;
+
+typedef struct molt_state_bulk_item {
+    const char *key;
+    bool found;
+    molt_bytes value;
+    const char *etag;  /* NULL when none */
+    const char *error; /* NULL, or why this key could not be read (the others still count) */
+} molt_state_bulk_item;
+
+typedef struct molt_state_bulk_get_result {
+    uint32_t struct_size;
+    molt_status status; /* not MOLT_OK: the whole call failed and items are ignored */
+    const char *message;
+    uint32_t item_count; /* one item per requested key, in request order */
+    const molt_state_bulk_item *items;
+} molt_state_bulk_get_result;
+
+typedef int32_t molt_state_operation_type;
+#define MOLT_STATE_OPERATION_SET 1
+#define MOLT_STATE_OPERATION_DELETE 2
+
+typedef struct molt_state_operation {
+    molt_state_operation_type type;
+    const molt_state_set_request *set_request;       /* non-NULL exactly when type is SET */
+    const molt_state_delete_request *delete_request; /* non-NULL exactly when type is DELETE */
+} molt_state_operation;
+
+/* All operations apply atomically, or none does (then status says why). */
+typedef struct molt_state_transact_request {
+    uint32_t struct_size;
+    uint32_t operation_count;
+    const molt_state_operation *operations;
+    uint32_t metadata_count;
+    const molt_kv *metadata;
+} molt_state_transact_request;
+
+typedef void (*molt_state_get_done)(void *call_context, const molt_state_get_result *result);
+typedef void (*molt_state_bulk_get_done)(void *call_context, const molt_state_bulk_get_result *result);
+typedef void (*molt_state_write_done)(void *call_context, const molt_state_write_result *result);
+
+typedef void (*molt_state_get_fn)(molt_instance instance, const molt_state_get_request *request,
+                                  molt_state_get_done done, void *call_context);
+typedef void (*molt_state_bulk_get_fn)(molt_instance instance, const molt_state_bulk_get_request *request,
+                                       molt_state_bulk_get_done done, void *call_context);
+typedef void (*molt_state_set_fn)(molt_instance instance, const molt_state_set_request *request,
+                                  molt_state_write_done done, void *call_context);
+typedef void (*molt_state_delete_fn)(molt_instance instance, const molt_state_delete_request *request,
+                                     molt_state_write_done done, void *call_context);
+typedef void (*molt_state_transact_fn)(molt_instance instance, const molt_state_transact_request *request,
+                                       molt_state_write_done done, void *call_context);
+
+/* ---------------------------------------------------------------------------------------------
+ * Symbol names, as the host looks them up.
+ * ------------------------------------------------------------------------------------------- */
+#define MOLT_SYMBOL_ABI_VERSION "molt_abi_version"
+#define MOLT_SYMBOL_PLUGIN_INFO "molt_plugin_info"
+#define MOLT_SYMBOL_PLUGIN_CONFIG_KEYS "molt_plugin_config_keys"
+#define MOLT_SYMBOL_PLUGIN_INIT "molt_plugin_init"
+#define MOLT_SYMBOL_PLUGIN_READINESS "molt_plugin_readiness"
+#define MOLT_SYMBOL_PLUGIN_DESTROY "molt_plugin_destroy"
+#define MOLT_SYMBOL_PLUGIN_APPLY_CONFIG "molt_plugin_apply_config"
+#define MOLT_SYMBOL_PLUGIN_EXPORT_STATE "molt_plugin_export_state"
+#define MOLT_SYMBOL_PLUGIN_IMPORT_STATE "molt_plugin_import_state"
+#define MOLT_SYMBOL_LOCK_TRY_LOCK "molt_lock_try_lock"
+#define MOLT_SYMBOL_LOCK_UNLOCK "molt_lock_unlock"
+#define MOLT_SYMBOL_STATE_GET "molt_state_get"
+#define MOLT_SYMBOL_STATE_BULK_GET "molt_state_bulk_get"
+#define MOLT_SYMBOL_STATE_SET "molt_state_set"
+#define MOLT_SYMBOL_STATE_DELETE "molt_state_delete"
+#define MOLT_SYMBOL_STATE_TRANSACT "molt_state_transact"
+
+/* For C plugins: defines molt_abi_version() reporting the version of this header. */
+#define MOLT_DEFINE_ABI_VERSION()                                                      \
+    MOLT_EXPORT void molt_abi_version(uint32_t *major_out, uint32_t *minor_out) {      \
+        *major_out = MOLT_ABI_VERSION_MAJOR;                                           \
+        *minor_out = MOLT_ABI_VERSION_MINOR;                                           \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOLT_PLUGIN_H */

@@ -1,0 +1,57 @@
+/// Why the loader refused a plugin binary. Each case names the file and the rule that failed, so an
+/// operator can fix it without reading source.
+public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
+    public enum TrustRule: String, Sendable {
+        case outsidePluginsDirectory = "outside the plugins directory"
+        case symlinkLeavesPluginsDirectory = "symlink leaves the plugins directory"
+        case notRegularFile = "not a regular file"
+        case writableByGroupOrOthers = "writable by group or others"
+        case untrustedOwner = "owned by neither root nor the host's user"
+        case pluginsDirectoryWritableByOthers = "plugins directory writable by group or others"
+        case tooLarge = "larger than the plugin size limit"
+    }
+
+    case unreadable(path: String, reason: String)
+    case untrusted(path: String, rule: TrustRule, detail: String)
+    case pinMismatch(path: String, expected: String, actual: String)
+    case notSharedObject(path: String, reason: String)
+    case dlopenFailed(path: String, reason: String)
+    case missingSymbol(path: String, symbol: String, why: String)
+    case abiMajorMismatch(path: String, plugin: (UInt32, UInt32), host: (UInt32, UInt32))
+    case abiMinorTooNew(path: String, plugin: (UInt32, UInt32), host: (UInt32, UInt32))
+    case invalidInfo(path: String, reason: String)
+    case unknownKind(path: String, kind: String)
+    case duplicateNameVersion(path: String, plugin: String, loadedFrom: String)
+    case stagingFailed(reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason):
+            return "cannot read plugin \(path): \(reason)"
+        case .untrusted(let path, let rule, let detail):
+            return "refusing plugin \(path): \(rule.rawValue) (\(detail))"
+        case .pinMismatch(let path, let expected, let actual):
+            return "refusing plugin \(path): sha256 pin mismatch (expected \(expected), file has \(actual))"
+        case .notSharedObject(let path, let reason):
+            return "refusing plugin \(path): not a shared object: \(reason)"
+        case .dlopenFailed(let path, let reason):
+            return "cannot load plugin \(path): \(reason)"
+        case .missingSymbol(let path, let symbol, let why):
+            return "refusing plugin \(path): missing required symbol \(symbol) (\(why))"
+        case .abiMajorMismatch(let path, let plugin, let host):
+            return "refusing plugin \(path): ABI major version mismatch: plugin \(plugin.0).\(plugin.1), host \(host.0).\(host.1) (majors must be equal)"
+        case .abiMinorTooNew(let path, let plugin, let host):
+            return "refusing plugin \(path): ABI minor version too new: plugin \(plugin.0).\(plugin.1), host \(host.0).\(host.1) (plugin minor must be <= host minor)"
+        case .invalidInfo(let path, let reason):
+            return "refusing plugin \(path): invalid plugin info: \(reason)"
+        case .unknownKind(let path, let kind):
+            return "refusing plugin \(path): unknown component kind '\(kind)' (known: \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case .duplicateNameVersion(let path, let plugin, let loadedFrom):
+            return "refusing plugin \(path): \(plugin) is already loaded from a different binary (\(loadedFrom)); give the new build a new version"
+        case .stagingFailed(let reason):
+            return "cannot stage plugin copy: \(reason)"
+        }
+    }
+
+    public static func == (a: LoadError, b: LoadError) -> Bool { a.description == b.description }
+}

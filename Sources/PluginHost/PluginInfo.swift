@@ -1,0 +1,65 @@
+import PluginABI
+
+/// The component kinds this host knows how to serve.
+public enum ComponentKind: String, Sendable, CaseIterable, Codable {
+    case lock
+    case state
+}
+
+/// A configuration key a plugin declares (molt_config_key), copied out of the plugin's memory.
+public struct ConfigKeySpec: Sendable, Equatable, Codable {
+    public var name: String
+    public var description: String
+    public var defaultValue: String?
+    public var required: Bool
+    public var appliesInPlace: Bool
+    public var deprecatedAliases: [String]
+}
+
+/// Optional capabilities, detected by symbol presence.
+public struct Capabilities: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let configKeys = Capabilities(rawValue: 1 << 0)
+    public static let applyConfig = Capabilities(rawValue: 1 << 1)
+    public static let stateTransfer = Capabilities(rawValue: 1 << 2)
+    public static let bulkGet = Capabilities(rawValue: 1 << 3)
+    public static let transactions = Capabilities(rawValue: 1 << 4)
+
+    /// The exported symbol each capability stands for, for `molt plugin inspect`.
+    public var symbolNames: [String] {
+        var names: [String] = []
+        if contains(.configKeys) { names.append(MOLT_SYMBOL_PLUGIN_CONFIG_KEYS) }
+        if contains(.applyConfig) { names.append(MOLT_SYMBOL_PLUGIN_APPLY_CONFIG) }
+        if contains(.stateTransfer) { names += [MOLT_SYMBOL_PLUGIN_EXPORT_STATE, MOLT_SYMBOL_PLUGIN_IMPORT_STATE] }
+        if contains(.bulkGet) { names.append(MOLT_SYMBOL_STATE_BULK_GET) }
+        if contains(.transactions) { names.append(MOLT_SYMBOL_STATE_TRANSACT) }
+        return names
+    }
+}
+
+/// Everything the host knows about a plugin binary without creating an instance.
+public struct PluginInfo: Sendable, Equatable {
+    public var name: String
+    public var version: SemanticVersion
+    public var kind: ComponentKind
+    public var description: String
+    public var abiVersion: (major: UInt32, minor: UInt32)
+    /// Formats the plugin can export and import; nil when it does not transfer state.
+    public var stateFormats: ClosedRange<UInt32>?
+    public var configKeys: [ConfigKeySpec]
+    public var capabilities: Capabilities
+
+    /// "name@version", the way logs and errors name a plugin.
+    public var id: String { "\(name)@\(version)" }
+
+    public static func == (a: PluginInfo, b: PluginInfo) -> Bool {
+        a.name == b.name && a.version == b.version && a.kind == b.kind && a.description == b.description
+            && a.abiVersion == b.abiVersion && a.stateFormats == b.stateFormats && a.configKeys == b.configKeys
+            && a.capabilities == b.capabilities
+    }
+}
+
+/// The ABI version this host implements (from the header it was compiled with).
+public let hostABIVersion: (major: UInt32, minor: UInt32) = (UInt32(MOLT_ABI_VERSION_MAJOR), UInt32(MOLT_ABI_VERSION_MINOR))

@@ -1,0 +1,260 @@
+import Glibc
+import Logging
+import PluginABI
+import Synchronization
+
+/// A failure reported by a plugin: the ABI status code and the plugin's own message, verbatim.
+public struct PluginError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let status: molt_status
+    public let message: String
+
+    public init(status: molt_status, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { message.isEmpty ? "plugin error \(Self.statusName(status))" : message }
+
+    public static func statusName(_ status: molt_status) -> String {
+        switch status {
+        case MOLT_OK: return "OK"
+        case MOLT_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT"
+        case MOLT_ERR_ETAG_MISMATCH: return "ETAG_MISMATCH"
+        case MOLT_ERR_ETAG_INVALID: return "ETAG_INVALID"
+        case MOLT_ERR_UNAVAILABLE: return "UNAVAILABLE"
+        case MOLT_ERR_TIMEOUT: return "TIMEOUT"
+        case MOLT_ERR_UNSUPPORTED: return "UNSUPPORTED"
+        default: return "INTERNAL"
+        }
+    }
+}
+
+public enum Readiness: Equatable, Sendable {
+    case ready
+    case notReady(String)
+    case failed(String)
+}
+
+public enum ApplyOutcome: Equatable, Sendable {
+    case applied
+    case needsReload(String)
+    case rejected(String)
+}
+
+public enum UnlockStatus: Int32, Sendable {
+    case success = 0, lockDoesNotExist = 1, lockBelongsToOthers = 2, internalError = 3
+}
+
+/// One live instance of a plugin. Holds its binary, so the code it runs stays mapped until the
+/// instance is gone.
+///
+/// The caller (the engine) guarantees the ABI's rules: operations may run concurrently;
+/// `exportState`, `importState` and `destroy` run with no operation in flight; nothing is called
+/// after `destroy`.
+public final class PluginInstance: @unchecked Sendable {
+    // @unchecked: `handle` and `hostServices` are written once in init and freed once, in
+    // `destroy` (guarded by the atomic `destroyed`); everything else is immutable.
+    public let binary: PluginBinary
+    public let componentName: String
+    private let handle: molt_instance
+    private let hostServices: UnsafeMutablePointer<molt_host_services>
+    private let destroyed = Atomic<Bool>(false)
+
+    /// Creates an instance: `init` with the full (already normalized) config.
+    public init(binary: PluginBinary, componentName: String, config: [String: String], logger: Logger) throws(PluginError) {
+        self.binary = binary
+        self.componentName = componentName
+        var pluginLogger = logger
+        pluginLogger[metadataKey: "component"] = "\(componentName)"
+        pluginLogger[metadataKey: "plugin"] = "\(binary.info.id)"
+        let services = UnsafeMutablePointer<molt_host_services>.allocate(capacity: 1)
+        services.initialize(to: molt_host_services(
+            struct_size: UInt32(MemoryLayout<molt_host_services>.size),
+            host_context: Unmanaged.passRetained(PluginLogSink(logger: pluginLogger)).toOpaque(),
+            log: { context, level, message in
+                guard let context, let message else { return }
+                Unmanaged<PluginLogSink>.fromOpaque(context).takeUnretainedValue().log(level: level, message: copiedString(message) ?? "")
+            }))
+        var instance: molt_instance?
+        let (status, message) = withMessageBuffer { buffer in
+            withCConfig(config, componentName: componentName) { binary.symbols.initialize($0, services, &instance, buffer) }
+        }
+        guard status == MOLT_OK, let instance else {
+            Self.release(services)
+            let reason = status == MOLT_OK ? "init returned OK without an instance" : message
+            throw PluginError(status: status == MOLT_OK ? MOLT_ERR_INTERNAL : status, message: reason)
+        }
+        self.handle = instance
+        self.hostServices = services
+    }
+
+    deinit {
+        // An instance dropped without destroy() is still stopped: no operation can be in flight,
+        // since each one keeps the instance alive until it completes.
+        destroy()
+    }
+
+    public func readiness() -> Readiness {
+        let (state, message) = withMessageBuffer { binary.symbols.readiness(handle, $0) }
+        switch state {
+        case MOLT_READY: return .ready
+        case MOLT_NOT_READY: return .notReady(message)
+        case MOLT_FAILED: return .failed(message.isEmpty ? "readiness FAILED" : message)
+        default: return .failed("readiness returned unknown value \(state)")
+        }
+    }
+
+    /// nil when the plugin has no apply_config (every change reloads).
+    public func applyConfig(_ config: [String: String]) -> ApplyOutcome? {
+        guard let apply = binary.symbols.applyConfig else { return nil }
+        let (outcome, message) = withMessageBuffer { buffer in
+            withCConfig(config, componentName: componentName) { apply(handle, $0, buffer) }
+        }
+        switch outcome {
+        case MOLT_APPLIED: return .applied
+        case MOLT_NEEDS_RELOAD: return .needsReload(message)
+        default: return .rejected(message.isEmpty ? "apply_config refused the config" : message)
+        }
+    }
+
+    /// Exports state in `format`; at most `limit` bytes.
+    public func exportState(format: UInt32, limit: Int = 1 << 30) throws(PluginError) -> [UInt8] {
+        guard let export = binary.symbols.exportState else {
+            throw PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) does not export state")
+        }
+        let sink = ByteSink(limit: limit)
+        let (status, message) = withMessageBuffer { buffer in
+            export(handle, format, { context, bytes, length in
+                let sink = Unmanaged<ByteSink>.fromOpaque(context!).takeUnretainedValue()
+                guard length <= sink.limit - sink.bytes.count else { sink.overflowed = true; return 1 }
+                if length > 0, let bytes { sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: length)) }
+                return 0
+            }, Unmanaged.passUnretained(sink).toOpaque(), buffer)
+        }
+        if sink.overflowed {
+            throw PluginError(status: MOLT_ERR_INTERNAL, message: "exported state exceeds the \(limit)-byte limit")
+        }
+        guard status == MOLT_OK else { throw PluginError(status: status, message: message) }
+        return withExtendedLifetime(sink) { sink.bytes }
+    }
+
+    public func importState(_ bytes: [UInt8], format: UInt32) throws(PluginError) {
+        guard let importState = binary.symbols.importState else {
+            throw PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) does not import state")
+        }
+        let (status, message) = withMessageBuffer { buffer in
+            bytes.withUnsafeBytes { importState(handle, format, $0.baseAddress, $0.count, buffer) }
+        }
+        guard status == MOLT_OK else { throw PluginError(status: status, message: message.isEmpty ? "import_state refused" : message) }
+    }
+
+    /// Calls the plugin's destroy (once; later calls do nothing).
+    public func destroy() {
+        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        binary.symbols.destroy(handle)
+        Self.release(hostServices)
+    }
+
+    private static func release(_ services: UnsafeMutablePointer<molt_host_services>) {
+        Unmanaged<PluginLogSink>.fromOpaque(services.pointee.host_context).release()
+        services.deinitialize(count: 1)
+        services.deallocate()
+    }
+
+    // MARK: - Lock operations
+
+    public func tryLock(resource: String, owner: String, expiryInSeconds: Int32) async throws(PluginError) -> Bool {
+        guard let tryLock = binary.symbols.tryLock else { throw Self.unsupported("try_lock", binary) }
+        let call = LockCall<Result<Bool, PluginError>>(resource: resource, owner: owner, expiry: expiryInSeconds)
+        return try await withUnsafeContinuation { continuation in
+            call.continuation = continuation
+            tryLock(handle, call.request, { context, result in
+                let call = Unmanaged<LockCall<Result<Bool, PluginError>>>.fromOpaque(context!).takeRetainedValue()
+                let outcome: Result<Bool, PluginError>
+                if let result, result.pointee.status == MOLT_OK {
+                    outcome = .success(result.pointee.acquired)
+                } else {
+                    outcome = .failure(PluginError(status: result?.pointee.status ?? MOLT_ERR_INTERNAL,
+                                                   message: copiedString(result?.pointee.message) ?? "try_lock failed"))
+                }
+                call.complete(outcome)
+            }, Unmanaged.passRetained(call).toOpaque())
+        }.get()
+    }
+
+    public func unlock(resource: String, owner: String) async throws(PluginError) -> UnlockStatus {
+        guard let unlock = binary.symbols.unlock else { throw Self.unsupported("unlock", binary) }
+        let call = LockCall<Result<UnlockStatus, PluginError>>(resource: resource, owner: owner, expiry: 0)
+        return try await withUnsafeContinuation { continuation in
+            call.continuation = continuation
+            unlock(handle, call.request, { context, result in
+                let call = Unmanaged<LockCall<Result<UnlockStatus, PluginError>>>.fromOpaque(context!).takeRetainedValue()
+                let outcome: Result<UnlockStatus, PluginError>
+                if let result, result.pointee.status == MOLT_OK {
+                    outcome = .success(UnlockStatus(rawValue: result.pointee.unlock_status) ?? .internalError)
+                } else {
+                    outcome = .failure(PluginError(status: result?.pointee.status ?? MOLT_ERR_INTERNAL,
+                                                   message: copiedString(result?.pointee.message) ?? "unlock failed"))
+                }
+                call.complete(outcome)
+            }, Unmanaged.passRetained(call).toOpaque())
+        }.get()
+    }
+
+    static func unsupported(_ operation: String, _ binary: PluginBinary) -> PluginError {
+        PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) (kind \(binary.info.kind.rawValue)) has no \(operation)")
+    }
+}
+
+/// Owns a lock request and its strings until the plugin calls `done` (the ABI's lifetime rule).
+/// The plugin holds one retained reference (the call context) from the call until `done`.
+private final class LockCall<Outcome: Sendable>: @unchecked Sendable {
+    // @unchecked: `continuation` is set before the plugin sees the call and read once, in `done`,
+    // which the ABI says happens exactly once (after the set, since the call starts after it).
+    let request: UnsafeMutablePointer<molt_lock_request>
+    var continuation: UnsafeContinuation<Outcome, Never>?
+
+    init(resource: String, owner: String, expiry: Int32) {
+        request = .allocate(capacity: 1)
+        request.initialize(to: molt_lock_request(
+            struct_size: UInt32(MemoryLayout<molt_lock_request>.size),
+            resource_id: UnsafePointer(strdup(resource)), lock_owner: UnsafePointer(strdup(owner)),
+            expiry_in_seconds: expiry))
+    }
+
+    func complete(_ outcome: Outcome) {
+        continuation?.resume(returning: outcome)
+    }
+
+    deinit {
+        free(UnsafeMutablePointer(mutating: request.pointee.resource_id))
+        free(UnsafeMutablePointer(mutating: request.pointee.lock_owner))
+        request.deallocate()
+    }
+}
+
+/// Receives exported state; used only during one export call on one thread.
+private final class ByteSink {
+    let limit: Int
+    var bytes: [UInt8] = []
+    var overflowed = false
+    init(limit: Int) { self.limit = limit }
+}
+
+/// The host side of molt_host_services.log.
+private final class PluginLogSink: Sendable {
+    let logger: Logger
+    init(logger: Logger) { self.logger = logger }
+
+    func log(level: molt_log_level, message: String) {
+        let swiftLevel: Logger.Level
+        switch level {
+        case MOLT_LOG_TRACE: swiftLevel = .trace
+        case MOLT_LOG_DEBUG: swiftLevel = .debug
+        case MOLT_LOG_INFO: swiftLevel = .info
+        case MOLT_LOG_WARNING: swiftLevel = .warning
+        default: swiftLevel = .error
+        }
+        logger.log(level: swiftLevel, "\(message)")
+    }
+}

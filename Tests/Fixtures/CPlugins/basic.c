@@ -1,0 +1,117 @@
+/*
+ * basic: small lock plugins the host's loader must refuse (or, for dup-a/dup-b, load once only).
+ * One source; exactly one FIX_* macro picks the variant (see fixture.mk):
+ *   FIX_MISSING_READINESS  valid lock plugin without molt_plugin_readiness
+ *   FIX_MISSING_UNLOCK     kind "lock" without molt_lock_unlock
+ *   FIX_ABI_MAJOR_2        molt_abi_version reports 2.0
+ *   FIX_ABI_MINOR_99       molt_abi_version reports 1.99
+ *   FIX_UNKNOWN_KIND       info.kind = "queue"
+ *   FIX_BAD_VERSION        info.version = "one.two"
+ *   FIX_DUP_A, FIX_DUP_B   both "dupe" 1.0.0, valid, different bytes (different descriptions)
+ * Everything else is a correct lock (fixture_lock.c), so each file is wrong in exactly one way.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "fixture_lock.h"
+
+#include <stdlib.h>
+
+#if defined(FIX_MISSING_READINESS)
+#define FX_NAME "missing-readiness"
+#elif defined(FIX_MISSING_UNLOCK)
+#define FX_NAME "missing-unlock"
+#elif defined(FIX_ABI_MAJOR_2)
+#define FX_NAME "abi-major-2"
+#define FX_ABI_MAJOR 2u
+#define FX_ABI_MINOR 0u
+#elif defined(FIX_ABI_MINOR_99)
+#define FX_NAME "abi-minor-99"
+#define FX_ABI_MAJOR 1u
+#define FX_ABI_MINOR 99u
+#elif defined(FIX_UNKNOWN_KIND)
+#define FX_NAME "unknown-kind"
+#define FX_KIND "queue"
+#elif defined(FIX_BAD_VERSION)
+#define FX_NAME "bad-version"
+#define FX_VERSION "one.two"
+#elif defined(FIX_DUP_A)
+#define FX_NAME "dupe"
+#define FX_DESCRIPTION "dupe 1.0.0, build A"
+#elif defined(FIX_DUP_B)
+#define FX_NAME "dupe"
+#define FX_DESCRIPTION "dupe 1.0.0, build B (same name and version as A, different bytes)"
+#else
+#error "define one FIX_* variant (see fixture.mk)"
+#endif
+
+#ifndef FX_VERSION
+#define FX_VERSION "1.0.0"
+#endif
+#ifndef FX_KIND
+#define FX_KIND MOLT_KIND_LOCK
+#endif
+#ifndef FX_DESCRIPTION
+#define FX_DESCRIPTION "test fixture " FX_NAME
+#endif
+
+static const molt_plugin_identity fx_info = {
+    .struct_size = sizeof(molt_plugin_identity),
+    .name = FX_NAME,
+    .version = FX_VERSION,
+    .kind = FX_KIND,
+    .description = FX_DESCRIPTION,
+};
+
+#ifdef FX_ABI_MAJOR
+MOLT_EXPORT void molt_abi_version(uint32_t *major_out, uint32_t *minor_out) {
+    *major_out = FX_ABI_MAJOR;
+    *minor_out = FX_ABI_MINOR;
+}
+#else
+MOLT_DEFINE_ABI_VERSION()
+#endif
+
+FX_DEFINE_PLUGIN_INFO(fx_info)
+
+MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_host_services *host,
+                                         molt_instance *instance_out, molt_message *error_out) {
+    (void)config;
+    (void)host;
+    fx_table *table = malloc(sizeof *table);
+    if (table == NULL || fx_table_init(table) != 0) {
+        free(table);
+        molt_message_set(error_out, FX_NAME ": cannot allocate the lock table");
+        return MOLT_ERR_INTERNAL;
+    }
+    *instance_out = table;
+    return MOLT_OK;
+}
+
+#ifndef FIX_MISSING_READINESS
+MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_message *message_out) {
+    (void)instance;
+    (void)message_out;
+    return MOLT_READY;
+}
+#endif
+
+MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
+    fx_table_destroy(instance);
+    free(instance);
+}
+
+MOLT_EXPORT void molt_lock_try_lock(molt_instance instance, const molt_lock_request *request, molt_try_lock_done done,
+                                    void *call_context) {
+    molt_try_lock_result result;
+    fx_try_lock(instance, request, &result);
+    done(call_context, &result);
+}
+
+#ifndef FIX_MISSING_UNLOCK
+MOLT_EXPORT void molt_lock_unlock(molt_instance instance, const molt_lock_request *request, molt_unlock_done done,
+                                  void *call_context) {
+    molt_unlock_result result;
+    fx_unlock(instance, request, &result);
+    done(call_context, &result);
+}
+#endif

@@ -1,0 +1,37 @@
+# C fixture plugins for the loader and engine tests, built into $(FIXTURES). The file names are
+# fixed: the tests refer to them. Plain cc, no Swift runtime (so they can be unloaded).
+CFIX_DIR    := $(ROOT)/Tests/Fixtures/CPlugins
+CFIX_COMMON := $(CFIX_DIR)/fixture_lock.c
+CFIX_DEPS   := $(CFIX_COMMON) $(CFIX_DIR)/fixture_lock.h $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
+
+# basic.c: plugins wrong in exactly one way (plus dup-a/dup-b: same name and version, other bytes).
+CFIX_BASIC := $(addprefix $(FIXTURES)/,missing-readiness.so missing-unlock.so abi-major-2.so abi-minor-99.so \
+                unknown-kind.so bad-version.so dup-a.so dup-b.so)
+$(FIXTURES)/missing-readiness.so: CFIX_FLAGS := -DFIX_MISSING_READINESS
+$(FIXTURES)/missing-unlock.so:    CFIX_FLAGS := -DFIX_MISSING_UNLOCK
+$(FIXTURES)/abi-major-2.so:       CFIX_FLAGS := -DFIX_ABI_MAJOR_2
+$(FIXTURES)/abi-minor-99.so:      CFIX_FLAGS := -DFIX_ABI_MINOR_99
+$(FIXTURES)/unknown-kind.so:      CFIX_FLAGS := -DFIX_UNKNOWN_KIND
+$(FIXTURES)/bad-version.so:       CFIX_FLAGS := -DFIX_BAD_VERSION
+$(FIXTURES)/dup-a.so:             CFIX_FLAGS := -DFIX_DUP_A
+$(FIXTURES)/dup-b.so:             CFIX_FLAGS := -DFIX_DUP_B
+$(CFIX_BASIC): $(CFIX_DIR)/basic.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/basic.c $(CFIX_COMMON)
+
+# probe.c: behaviour set by config, for engine fault tests.
+CFIX_PROBE := $(addprefix $(FIXTURES)/,probe-1.0.0.so probe-2.0.0.so probe-stateful-1.0.0.so)
+$(FIXTURES)/probe-1.0.0.so:          CFIX_FLAGS :=
+$(FIXTURES)/probe-2.0.0.so:          CFIX_FLAGS := -DPROBE_V2
+$(FIXTURES)/probe-stateful-1.0.0.so: CFIX_FLAGS := -DPROBE_STATEFUL
+$(CFIX_PROBE): $(CFIX_DIR)/probe.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/probe.c $(CFIX_COMMON)
+
+# The plugin authors' example must keep building and loading.
+CFIX_MINIMAL := $(FIXTURES)/minimal-lock.so
+$(CFIX_MINIMAL): $(ROOT)/docs/examples/c-minimal/minimal_lock.c $(ABI_HEADER)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
+
+C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL)

@@ -1,0 +1,364 @@
+/*
+ * probe: a lock plugin whose behaviour its configuration sets, for the engine's fault tests.
+ * Builds (see fixture.mk): probe-1.0.0.so, probe-2.0.0.so (-DPROBE_V2), both stateless (no
+ * export/import symbols), and probe-stateful-1.0.0.so (-DPROBE_STATEFUL, state formats [1, 1]).
+ * It declares no config keys, so the host hands it any key.
+ *
+ *   initError=MSG        init fails with MOLT_ERR_INVALID_ARGUMENT and exactly MSG as message.
+ *   readyAfterPolls=N    readiness is NOT_READY ("probe: warming up (k/N)") for the first N polls.
+ *   readiness=failed     readiness is FAILED ("probe: readiness failed by config"); "ready" is the default.
+ *   importError=MSG      import_state refuses with MOLT_ERR_INTERNAL and MSG (stateful variant).
+ *   applyError=MSG       see apply_config below.
+ *   hangMs=N             try_lock of resource "hang" completes N ms later (default 0) from a thread.
+ *   live.*               keys that apply in place.
+ *
+ * apply_config: when every key that differs (added, removed or changed) starts with "live." the
+ * new config is APPLIED; else when the new config has applyError=MSG, MOLT_APPLY_ERROR with MSG;
+ * else NEEDS_RELOAD naming the first (bytewise smallest) differing key.
+ *
+ * Operations: a correct simple lock (fixture_lock.c). try_lock of resource "hang" completes after
+ * hangMs from a thread the plugin started; any resource starting with "async:" completes from a
+ * new thread at once (asynchronous completion). unlock completes inline. destroy joins every
+ * thread started. The stateful variant exports and imports the lock table (fixture_lock.h's
+ * format 1), so held locks survive a reload.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "fixture_lock.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(PROBE_STATEFUL)
+#define PROBE_NAME "probe-stateful"
+#define PROBE_VERSION "1.0.0"
+#define PROBE_FORMATS 1u
+#elif defined(PROBE_V2)
+#define PROBE_NAME "probe"
+#define PROBE_VERSION "2.0.0"
+#define PROBE_FORMATS 0u
+#else
+#define PROBE_NAME "probe"
+#define PROBE_VERSION "1.0.0"
+#define PROBE_FORMATS 0u
+#endif
+
+static const molt_plugin_identity probe_info = {
+    .struct_size = sizeof(molt_plugin_identity),
+    .name = PROBE_NAME,
+    .version = PROBE_VERSION,
+    .kind = MOLT_KIND_LOCK,
+    .description = "fault-injection lock plugin for engine tests (" PROBE_NAME " " PROBE_VERSION ")",
+    .state_format_min = PROBE_FORMATS,
+    .state_format_max = PROBE_FORMATS,
+};
+
+MOLT_DEFINE_ABI_VERSION()
+FX_DEFINE_PLUGIN_INFO(probe_info)
+
+typedef struct probe probe;
+
+/* One thread completing a try_lock later. */
+typedef struct probe_thread {
+    struct probe_thread *next;
+    pthread_t thread;
+    atomic_bool finished;
+    probe *owner;
+    const molt_lock_request *request; /* host-owned, valid until done */
+    molt_try_lock_done done;
+    void *call_context;
+    uint32_t delay_ms;
+} probe_thread;
+
+struct probe {
+    fx_table table;
+    pthread_mutex_t mu; /* guards config and threads */
+    molt_kv *config;    /* owned copy of the running config */
+    uint32_t config_count;
+    probe_thread *threads;
+    uint32_t ready_after_polls;
+    atomic_uint polls;
+    bool readiness_failed;
+    uint32_t hang_ms;
+    char *import_error; /* NULL: imports work */
+};
+
+static void probe_free_config(molt_kv *entries, uint32_t count) {
+    for (uint32_t i = 0; i < count; i++) {
+        free((char *)entries[i].key);
+        free((char *)entries[i].value);
+    }
+    free(entries);
+}
+
+static char *probe_strdup(const char *text) {
+    size_t n = strlen(text) + 1;
+    char *copy = malloc(n);
+    if (copy != NULL) memcpy(copy, text, n);
+    return copy;
+}
+
+/* A deep copy of the config's entries, or false when out of memory. */
+static bool probe_copy_config(const molt_config *config, molt_kv **out, uint32_t *count) {
+    uint32_t n = config ? config->entry_count : 0;
+    molt_kv *entries = calloc(n ? n : 1, sizeof *entries);
+    if (entries == NULL) return false;
+    for (uint32_t i = 0; i < n; i++) {
+        entries[i].key = probe_strdup(config->entries[i].key);
+        entries[i].value = probe_strdup(config->entries[i].value ? config->entries[i].value : "");
+        if (entries[i].key == NULL || entries[i].value == NULL) {
+            probe_free_config(entries, i + 1);
+            return false;
+        }
+    }
+    *out = entries;
+    *count = n;
+    return true;
+}
+
+static bool probe_parse_u32(const char *text, uint32_t *out) {
+    if (text == NULL) return true; /* absent: keep the default */
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul(text, &end, 10);
+    if (*text < '0' || *text > '9' || *end != '\0' || errno != 0 || value > UINT32_MAX) return false;
+    *out = (uint32_t)value;
+    return true;
+}
+
+MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_host_services *host,
+                                         molt_instance *instance_out, molt_message *error_out) {
+    (void)host;
+    const char *init_error = molt_config_get(config, "initError");
+    if (init_error != NULL) {
+        molt_message_set(error_out, init_error);
+        return MOLT_ERR_INVALID_ARGUMENT;
+    }
+    uint32_t ready_after = 0, hang_ms = 0;
+    if (!probe_parse_u32(molt_config_get(config, "readyAfterPolls"), &ready_after)) {
+        molt_message_set(error_out, "probe: readyAfterPolls must be a non-negative integer");
+        return MOLT_ERR_INVALID_ARGUMENT;
+    }
+    if (!probe_parse_u32(molt_config_get(config, "hangMs"), &hang_ms)) {
+        molt_message_set(error_out, "probe: hangMs must be a non-negative integer");
+        return MOLT_ERR_INVALID_ARGUMENT;
+    }
+    const char *readiness = molt_config_get(config, "readiness");
+    if (readiness != NULL && strcmp(readiness, "failed") != 0 && strcmp(readiness, "ready") != 0) {
+        molt_message_set(error_out, "probe: readiness must be \"failed\" or \"ready\"");
+        return MOLT_ERR_INVALID_ARGUMENT;
+    }
+
+    probe *p = calloc(1, sizeof *p);
+    if (p == NULL) goto out_of_memory;
+    if (!probe_copy_config(config, &p->config, &p->config_count)) {
+        free(p);
+        goto out_of_memory;
+    }
+    const char *import_error = molt_config_get(config, "importError");
+    if (import_error != NULL && (p->import_error = probe_strdup(import_error)) == NULL) {
+        probe_free_config(p->config, p->config_count);
+        free(p);
+        goto out_of_memory;
+    }
+    if (fx_table_init(&p->table) != 0 || pthread_mutex_init(&p->mu, NULL) != 0) {
+        probe_free_config(p->config, p->config_count);
+        free(p->import_error);
+        free(p);
+        molt_message_set(error_out, "probe: cannot initialize a mutex");
+        return MOLT_ERR_INTERNAL;
+    }
+    p->ready_after_polls = ready_after;
+    p->hang_ms = hang_ms;
+    p->readiness_failed = readiness != NULL && strcmp(readiness, "failed") == 0;
+    atomic_init(&p->polls, 0);
+    *instance_out = p;
+    return MOLT_OK;
+
+out_of_memory:
+    molt_message_set(error_out, "probe: out of memory");
+    return MOLT_ERR_INTERNAL;
+}
+
+MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_message *message_out) {
+    probe *p = instance;
+    if (p->readiness_failed) {
+        molt_message_set(message_out, "probe: readiness failed by config");
+        return MOLT_FAILED;
+    }
+    if (p->ready_after_polls == 0) return MOLT_READY;
+    unsigned poll = atomic_fetch_add(&p->polls, 1) + 1;
+    if (poll > p->ready_after_polls) return MOLT_READY;
+    if (message_out != NULL && message_out->text != NULL && message_out->capacity > 0)
+        snprintf(message_out->text, message_out->capacity, "probe: warming up (%u/%u)", poll, p->ready_after_polls);
+    return MOLT_NOT_READY;
+}
+
+/* Joins threads that have completed; with `all`, waits for every thread. Caller holds p->mu. */
+static void probe_reap(probe *p, bool all) {
+    probe_thread **link = &p->threads;
+    while (*link != NULL) {
+        probe_thread *t = *link;
+        if (all || atomic_load(&t->finished)) {
+            pthread_join(t->thread, NULL);
+            *link = t->next;
+            free(t);
+        } else {
+            link = &t->next;
+        }
+    }
+}
+
+MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
+    probe *p = instance;
+    pthread_mutex_lock(&p->mu);
+    probe_reap(p, true);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_destroy(&p->mu);
+    fx_table_destroy(&p->table);
+    probe_free_config(p->config, p->config_count);
+    free(p->import_error);
+    free(p);
+}
+
+/* The value of `key` among copied entries, or NULL. */
+static const char *probe_lookup(const molt_kv *entries, uint32_t count, const char *key) {
+    for (uint32_t i = 0; i < count; i++)
+        if (strcmp(entries[i].key, key) == 0) return entries[i].value;
+    return NULL;
+}
+
+static void probe_note_difference(const char *key, const char **first, bool *only_live) {
+    if (strncmp(key, "live.", 5) != 0) *only_live = false;
+    if (*first == NULL || strcmp(key, *first) < 0) *first = key;
+}
+
+MOLT_EXPORT molt_apply_outcome molt_plugin_apply_config(molt_instance instance, const molt_config *config,
+                                                        molt_message *message_out) {
+    probe *p = instance;
+    pthread_mutex_lock(&p->mu);
+    const char *first = NULL;
+    bool only_live = true;
+    uint32_t new_count = config ? config->entry_count : 0;
+    for (uint32_t i = 0; i < new_count; i++) {
+        const char *key = config->entries[i].key, *value = config->entries[i].value ? config->entries[i].value : "";
+        const char *old = probe_lookup(p->config, p->config_count, key);
+        if (old == NULL || strcmp(old, value) != 0) probe_note_difference(key, &first, &only_live);
+    }
+    for (uint32_t i = 0; i < p->config_count; i++)
+        if (molt_config_get(config, p->config[i].key) == NULL)
+            probe_note_difference(p->config[i].key, &first, &only_live);
+
+    molt_apply_outcome outcome;
+    const char *apply_error = molt_config_get(config, "applyError");
+    molt_kv *copy = NULL;
+    uint32_t copy_count = 0;
+    if (only_live) {
+        if (probe_copy_config(config, &copy, &copy_count)) {
+            probe_free_config(p->config, p->config_count);
+            p->config = copy;
+            p->config_count = copy_count;
+            outcome = MOLT_APPLIED;
+        } else {
+            molt_message_set(message_out, "probe: out of memory");
+            outcome = MOLT_APPLY_ERROR;
+        }
+    } else if (apply_error != NULL) {
+        molt_message_set(message_out, apply_error);
+        outcome = MOLT_APPLY_ERROR;
+    } else {
+        if (message_out != NULL && message_out->text != NULL && message_out->capacity > 0)
+            snprintf(message_out->text, message_out->capacity,
+                     "probe: config key %s changed and does not apply in place (only live.* keys do)", first);
+        outcome = MOLT_NEEDS_RELOAD;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return outcome;
+}
+
+static void *probe_thread_main(void *arg) {
+    probe_thread *t = arg;
+    if (t->delay_ms > 0) {
+        struct timespec ts = {.tv_sec = t->delay_ms / 1000, .tv_nsec = (long)(t->delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    molt_try_lock_result result;
+    fx_try_lock(&t->owner->table, t->request, &result);
+    t->done(t->call_context, &result); /* the request is the host's again from here on */
+    atomic_store(&t->finished, true);
+    return NULL;
+}
+
+MOLT_EXPORT void molt_lock_try_lock(molt_instance instance, const molt_lock_request *request, molt_try_lock_done done,
+                                    void *call_context) {
+    probe *p = instance;
+    const char *resource = request->resource_id ? request->resource_id : "";
+    bool hang = strcmp(resource, "hang") == 0, async = strncmp(resource, "async:", 6) == 0;
+    molt_try_lock_result result;
+    if (hang || async) {
+        probe_thread *t = calloc(1, sizeof *t);
+        if (t != NULL) {
+            t->owner = p;
+            t->request = request;
+            t->done = done;
+            t->call_context = call_context;
+            t->delay_ms = hang ? p->hang_ms : 0;
+            atomic_init(&t->finished, false);
+            pthread_mutex_lock(&p->mu);
+            probe_reap(p, false);
+            if (pthread_create(&t->thread, NULL, probe_thread_main, t) == 0) {
+                t->next = p->threads;
+                p->threads = t;
+                pthread_mutex_unlock(&p->mu);
+                return; /* the thread calls done */
+            }
+            pthread_mutex_unlock(&p->mu);
+            free(t);
+        }
+        result = (molt_try_lock_result){.struct_size = sizeof result, .status = MOLT_ERR_INTERNAL,
+                                        .message = "probe: cannot start a completion thread"};
+        done(call_context, &result);
+        return;
+    }
+    fx_try_lock(&p->table, request, &result);
+    done(call_context, &result);
+}
+
+MOLT_EXPORT void molt_lock_unlock(molt_instance instance, const molt_lock_request *request, molt_unlock_done done,
+                                  void *call_context) {
+    probe *p = instance;
+    molt_unlock_result result;
+    fx_unlock(&p->table, request, &result);
+    done(call_context, &result);
+}
+
+#ifdef PROBE_STATEFUL
+MOLT_EXPORT molt_status molt_plugin_export_state(molt_instance instance, uint32_t format, molt_bytes_sink sink,
+                                                 void *sink_context, molt_message *message_out) {
+    probe *p = instance;
+    if (format != 1) {
+        molt_message_set(message_out, "probe: only state format 1 exists");
+        return MOLT_ERR_UNSUPPORTED;
+    }
+    return fx_export(&p->table, sink, sink_context, message_out);
+}
+
+MOLT_EXPORT molt_status molt_plugin_import_state(molt_instance instance, uint32_t format, const void *bytes,
+                                                 size_t length, molt_message *message_out) {
+    probe *p = instance;
+    if (p->import_error != NULL) {
+        molt_message_set(message_out, p->import_error);
+        return MOLT_ERR_INTERNAL;
+    }
+    if (format != 1) {
+        molt_message_set(message_out, "probe: only state format 1 exists");
+        return MOLT_ERR_UNSUPPORTED;
+    }
+    return fx_import(&p->table, bytes, length, message_out);
+}
+#endif

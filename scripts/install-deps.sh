@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what molt needs to build and test on a fresh Debian machine that has the Swift toolchain.
+# Idempotent: installs only missing packages. Used by `make run`, `make test` and .ci/run.
+set -euo pipefail
+
+# Debian packages the build and the tests need (C compiler for C plugins, make).
+packages=(gcc make)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "error: the Swift toolchain is not on PATH (see https://swift.org/install)" >&2; exit 1; }
