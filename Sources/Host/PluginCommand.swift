@@ -9,7 +9,9 @@ struct PluginCommand: ParsableCommand {
         subcommands: [List.self, Inspect.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the plugins in the plugins directory.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the plugins in the plugins directory.",
+            discussion: "Exit status 3 when some file in the directory was refused (each is listed with its reason).")
         @OptionGroup var directory: PluginDirectoryOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -47,7 +49,7 @@ struct PluginCommand: ParsableCommand {
                 let directory = String(absolute[..<absolute.lastIndex(of: "/")!])
                 binary = try PluginLoader(pluginsDirectory: directory.isEmpty ? "/" : directory).load(path: absolute)
             } catch {
-                throw ValidationError(error.description)
+                throw CommandFailure(description: error.description)
             }
             let report = PluginReport(path: path, sha256: binary.sha256, swift: binary.linksSwiftRuntime, info: binary.info)
             if json {
@@ -76,6 +78,11 @@ struct PluginCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// A failure that is not a usage error: printed as "Error: …" without the usage text, exit 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
 }
 
 struct ListReport: Encodable {
