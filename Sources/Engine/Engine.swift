@@ -420,6 +420,8 @@ public final class Engine: Sendable {
         public let inFlight: Int
         public let drainingGeneration: UInt64?
         public let drainingInFlight: Int
+        /// Calls that have waited for a stateful handoff (since the component was added).
+        public let callsThatWaitedForHandoff: Int
         public let lastApply: ApplyResult?
     }
 
@@ -432,6 +434,7 @@ public final class Engine: Sendable {
             return ComponentStatus(key: slot.key, plugin: active.pluginID, generation: active.number, paused: slot.isPaused,
                                    inFlight: slot.activeCell.inFlight.load(ordering: .relaxed),
                                    drainingGeneration: draining?.number, drainingInFlight: slot.idleCell.inFlight.load(ordering: .relaxed),
+                                   callsThatWaitedForHandoff: slot.waitedForPause.load(ordering: .relaxed),
                                    lastApply: applies.last { $0.key == slot.key })
         }.sorted { $0.key < $1.key }
     }

@@ -65,6 +65,8 @@ final class ComponentSlot: Sendable {
     private let waiters = Mutex<[UnsafeContinuation<Void, Never>]>([])
     /// Counts leases that reached a destroyed generation. Must stay 0 (asserted by the tests).
     let violations = Atomic<Int>(0)
+    /// Calls that waited for a stateful handoff to finish (they proceed on the new generation).
+    let waitedForPause = Atomic<Int>(0)
 
     init(key: ComponentKey, first: Generation) {
         self.key = key
@@ -82,6 +84,7 @@ final class ComponentSlot: Sendable {
             let observed = word.load(ordering: .sequentiallyConsistent)
             if observed & Self.removedBit != 0 { throw .unknownComponent(key) }
             if observed & Self.pausedBit != 0 {
+                waitedForPause.add(1, ordering: .relaxed)
                 await waitWhilePaused()
                 continue
             }
