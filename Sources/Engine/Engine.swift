@@ -54,18 +54,6 @@ public final class Engine: Sendable {
         }
     }
 
-    public func tryLock(store: String, resource: String, owner: String, expiryInSeconds: Int32) async throws(CallError) -> Served<Bool> {
-        try await withLease(ComponentKey(kind: .lock, name: store)) { instance throws(PluginError) in
-            try await instance.tryLock(resource: resource, owner: owner, expiryInSeconds: expiryInSeconds)
-        }
-    }
-
-    public func unlock(store: String, resource: String, owner: String) async throws(CallError) -> Served<UnlockStatus> {
-        try await withLease(ComponentKey(kind: .lock, name: store)) { instance throws(PluginError) in
-            try await instance.unlock(resource: resource, owner: owner)
-        }
-    }
-
     // MARK: - Apply
 
     /// Applies a full component definition. Never throws: failures come back as a `failed` result

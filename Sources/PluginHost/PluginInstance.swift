@@ -165,72 +165,46 @@ public final class PluginInstance: @unchecked Sendable {
 
     public func tryLock(resource: String, owner: String, expiryInSeconds: Int32) async throws(PluginError) -> Bool {
         guard let tryLock = binary.symbols.tryLock else { throw Self.unsupported("try_lock", binary) }
-        let call = LockCall<Result<Bool, PluginError>>(resource: resource, owner: owner, expiry: expiryInSeconds)
-        return try await withUnsafeContinuation { continuation in
-            call.continuation = continuation
-            tryLock(handle, call.request, { context, result in
-                let call = Unmanaged<LockCall<Result<Bool, PluginError>>>.fromOpaque(context!).takeRetainedValue()
-                let outcome: Result<Bool, PluginError>
-                if let result, result.pointee.status == MOLT_OK {
-                    outcome = .success(result.pointee.acquired)
+        return try await PendingCall<Result<Bool, PluginError>>.run { call, context in
+            let arena = call.arena
+            let request = arena.value(molt_lock_request(
+                struct_size: UInt32(MemoryLayout<molt_lock_request>.size), resource_id: arena.string(resource),
+                lock_owner: arena.string(owner), expiry_in_seconds: expiryInSeconds))
+            tryLock(handle, request, { context, result in
+                let outcome: Result<Bool, PluginError> = if let result, result.pointee.status == MOLT_OK {
+                    .success(result.pointee.acquired)
                 } else {
-                    outcome = .failure(PluginError(status: result?.pointee.status ?? MOLT_ERR_INTERNAL,
-                                                   message: copiedString(result?.pointee.message) ?? "try_lock failed"))
+                    .failure(failure(result?.pointee.status ?? MOLT_ERR_INTERNAL, result?.pointee.message, operation: "try_lock"))
                 }
-                call.complete(outcome)
-            }, Unmanaged.passRetained(call).toOpaque())
+                PendingCall.finish(context, outcome)
+            }, context)
         }.get()
     }
 
     public func unlock(resource: String, owner: String) async throws(PluginError) -> UnlockStatus {
         guard let unlock = binary.symbols.unlock else { throw Self.unsupported("unlock", binary) }
-        let call = LockCall<Result<UnlockStatus, PluginError>>(resource: resource, owner: owner, expiry: 0)
-        return try await withUnsafeContinuation { continuation in
-            call.continuation = continuation
-            unlock(handle, call.request, { context, result in
-                let call = Unmanaged<LockCall<Result<UnlockStatus, PluginError>>>.fromOpaque(context!).takeRetainedValue()
-                let outcome: Result<UnlockStatus, PluginError>
-                if let result, result.pointee.status == MOLT_OK {
-                    outcome = .success(UnlockStatus(rawValue: result.pointee.unlock_status) ?? .internalError)
+        return try await PendingCall<Result<UnlockStatus, PluginError>>.run { call, context in
+            let arena = call.arena
+            let request = arena.value(molt_lock_request(
+                struct_size: UInt32(MemoryLayout<molt_lock_request>.size), resource_id: arena.string(resource),
+                lock_owner: arena.string(owner), expiry_in_seconds: 0))
+            unlock(handle, request, { context, result in
+                let outcome: Result<UnlockStatus, PluginError> = if let result, result.pointee.status == MOLT_OK {
+                    .success(UnlockStatus(rawValue: result.pointee.unlock_status) ?? .internalError)
                 } else {
-                    outcome = .failure(PluginError(status: result?.pointee.status ?? MOLT_ERR_INTERNAL,
-                                                   message: copiedString(result?.pointee.message) ?? "unlock failed"))
+                    .failure(failure(result?.pointee.status ?? MOLT_ERR_INTERNAL, result?.pointee.message, operation: "unlock"))
                 }
-                call.complete(outcome)
-            }, Unmanaged.passRetained(call).toOpaque())
+                PendingCall.finish(context, outcome)
+            }, context)
         }.get()
     }
 
     static func unsupported(_ operation: String, _ binary: PluginBinary) -> PluginError {
         PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) (kind \(binary.info.kind.rawValue)) has no \(operation)")
     }
-}
 
-/// Owns a lock request and its strings until the plugin calls `done` (the ABI's lifetime rule).
-/// The plugin holds one retained reference (the call context) from the call until `done`.
-private final class LockCall<Outcome: Sendable>: @unchecked Sendable {
-    // @unchecked: `continuation` is set before the plugin sees the call and read once, in `done`,
-    // which the ABI says happens exactly once (after the set, since the call starts after it).
-    let request: UnsafeMutablePointer<molt_lock_request>
-    var continuation: UnsafeContinuation<Outcome, Never>?
-
-    init(resource: String, owner: String, expiry: Int32) {
-        request = .allocate(capacity: 1)
-        request.initialize(to: molt_lock_request(
-            struct_size: UInt32(MemoryLayout<molt_lock_request>.size),
-            resource_id: UnsafePointer(strdup(resource)), lock_owner: UnsafePointer(strdup(owner)),
-            expiry_in_seconds: expiry))
-    }
-
-    func complete(_ outcome: Outcome) {
-        continuation?.resume(returning: outcome)
-    }
-
-    deinit {
-        free(UnsafeMutablePointer(mutating: request.pointee.resource_id))
-        free(UnsafeMutablePointer(mutating: request.pointee.lock_owner))
-        request.deallocate()
-    }
+    /// The raw instance handle, for the state operations in this module.
+    var instanceHandle: molt_instance { handle }
 }
 
 /// Receives exported state; used only during one export call on one thread.

@@ -35,3 +35,11 @@ $(CFIX_MINIMAL): $(ROOT)/docs/examples/c-minimal/minimal_lock.c $(ABI_HEADER)
 	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
 
 C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL)
+
+# memstate.c: an in-memory state store with Dapr semantics (asyncCompletion=true completes from a thread).
+CFIX_MEMSTATE := $(FIXTURES)/memstate-1.0.0.so
+$(CFIX_MEMSTATE): $(CFIX_DIR)/memstate.c $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $(CFIX_DIR)/memstate.c
+
+C_FIXTURES += $(CFIX_MEMSTATE)
