@@ -41,12 +41,12 @@ swift-plugins: swift-build
 plugins: $(C_PLUGINS) swift-plugins
 fixtures: $(C_FIXTURES)
 
-build: plugins fixtures
+build: deps plugins fixtures
 
-test: deps build
-	MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) $(SWIFT) test -c $(CONFIG) $(SWIFT_FLAGS)
+test: build
+	MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) MOLT_BENCH_BIN=$(SWIFT_BIN)/molt-bench $(SWIFT) test -c $(CONFIG) $(SWIFT_FLAGS)
 
-run: deps build
+run: build
 	$(SWIFT_BIN)/molt serve --plugins-dir $(PLUGINS_DIR) --components examples/demo-components.json
 
 bench:

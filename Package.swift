@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "SwiftTestLockV1", type: .dynamic, targets: ["SwiftTestLockV1"]),
         .library(name: "SwiftTestLockV2", type: .dynamic, targets: ["SwiftTestLockV2"]),
         .library(name: "MinimalSwiftLock", type: .dynamic, targets: ["MinimalSwiftLock"]),
+        .library(name: "RedisState", type: .dynamic, targets: ["RedisState"]),
+        .executable(name: "molt-bench", targets: ["MoltBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -101,6 +103,25 @@ let package = Package(
         ),
         // PLUGINKIT-TARGETS-END
 
+        // The Redis state store plugin (Plugins/RedisState): hiredis as a system library.
+        // No pkgConfig: Debian's hiredis.pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM rejects with a warning;
+        // the headers are in /usr/include/hiredis and the module map links -lhiredis.
+        .systemLibrary(name: "CHiredis", path: "Plugins/RedisState/CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(
+            name: "RedisState",
+            dependencies: ["PluginKit", "PluginKitState", "PluginKitStateTransact", "PluginKitInPlace", "CHiredis"],
+            path: "Plugins/RedisState/Sources"
+        ),
+
+        .executableTarget(
+            name: "MoltBench",
+            dependencies: [
+                "Engine", "PluginHost", "PluginABI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/MoltBench"
+        ),
+
         // ---- Tests ----
         .target(name: "MoltTestSupport", dependencies: ["PluginHost"], path: "Tests/Support"),
         .testTarget(
@@ -112,6 +133,11 @@ let package = Package(
             name: "EngineTests",
             dependencies: ["Engine", "PluginHost", "PluginABI", "MoltTestSupport"],
             path: "Tests/EngineTests"
+        ),
+        .testTarget(
+            name: "RedisStateTests",
+            dependencies: ["Engine", "PluginHost", "MoltTestSupport"],
+            path: "Tests/RedisStateTests"
         ),
     ]
 )

@@ -3,8 +3,9 @@
 # Idempotent: installs only missing packages. Used by `make run`, `make test` and .ci/run.
 set -euo pipefail
 
-# Debian packages the build and the tests need (C compiler for C plugins, make).
-packages=(gcc make)
+# Debian packages the build and the tests need (C compiler for C plugins, make; hiredis and
+# redis-server for the RedisState plugin and its tests).
+packages=(gcc make libhiredis-dev redis-server)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make bench: builds molt-bench in release (scratch path .build-release, ignored by git), builds the
+# plugins and fixtures (make build) and the direct-call baseline (make bench-direct), runs every
+# benchmark, writes build/bench/results.json (+ results.md) and prints the markdown table.
+#
+#   BENCH_QUICK=1 make bench   small counts, to check the pipeline (numbers not meaningful)
+#
+# Per-benchmark stdout (one JSON line) and stderr (progress) are kept in build/bench/<name>.json/.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SWIFT=${SWIFT:-swift}
+OUT="$ROOT/build/bench"
+SCRATCH="$ROOT/.build-release"
+mkdir -p "$OUT"
+
+echo "== release build of molt-bench and the Swift plugins ($SCRATCH)" >&2
+"$SWIFT" build -c release --scratch-path "$SCRATCH" >&2
+BIN=$("$SWIFT" build -c release --scratch-path "$SCRATCH" --show-bin-path)
+
+echo "== plugins and fixtures (make build), direct-call baseline (make bench-direct)" >&2
+make --no-print-directory build >&2
+make --no-print-directory bench-direct >&2
+
+# make build stages the *debug* Swift fixtures; the bench measures release builds of them instead,
+# staged here under the same file names (the C plugins are built by cc -O2 either way).
+SWIFT_PLUGINS="$OUT/swift-plugins"
+mkdir -p "$SWIFT_PLUGINS"
+swift_note="Swift plugins measured: release builds ($SWIFT_PLUGINS, from $SCRATCH)"
+for pair in SwiftTestLockV1:swift-testlock-1.0.0.so SwiftTestLockV2:swift-testlock-2.0.0.so MinimalSwiftLock:minimal-swift-lock.so; do
+    product=${pair%%:*}
+    name=${pair#*:}
+    if [ -f "$BIN/lib$product.so" ]; then
+        install -m 0755 "$BIN/lib$product.so" "$SWIFT_PLUGINS/$name"
+    else
+        rm -f "$SWIFT_PLUGINS/$name"
+        swift_note="Swift plugins measured: some are the DEBUG fixtures from make build (no release $product)"
+    fi
+done
+echo "== $swift_note" >&2
+
+quick=${BENCH_QUICK:-}
+declare -a benches=(
+    "load${quick:+ --iterations 20 --warmup 2}"
+    "abi-op${quick:+ --pairs 100000 --async-pairs 10000 --rounds 2}"
+    "load-rss${quick:+ --cycles 100 --warmup 10}"
+    "apply${quick:+ --reloads 20 --swaps 20 --stateful-applies 3 --warmup 2}"
+    "lease${quick:+ --pairs 10000 --leases 100000 --rounds 2}"
+    "throughput${quick:+ --seconds 1}"
+    "swap-rss --count 1000 --max-growth-kib 2048"
+)
+
+declare -a files=() failed=()
+for bench in "${benches[@]}"; do
+    name=${bench%% *}
+    echo "== molt-bench $bench" >&2
+    # shellcheck disable=SC2086  # the options are meant to split
+    if "$BIN/molt-bench" $bench --swift-plugins-dir "$SWIFT_PLUGINS" >"$OUT/$name.json" 2> >(tee "$OUT/$name.log" >&2); then
+        :
+    else
+        status=$?
+        failed+=("--failed=$name:$status")
+        echo "== molt-bench $name exited $status" >&2
+    fi
+    files+=("$OUT/$name.json")
+done
+wait  # the tee processes
+
+"$BIN/molt-bench" report --output "$OUT/results.json" \
+    --swift-version "$("$SWIFT" --version 2>&1 | head -n 1)" \
+    --note "$swift_note" \
+    --note "Source: $(git describe --always --dirty 2>/dev/null || echo 'not a git checkout')" \
+    --note "Command: make bench (scripts/bench.sh)${quick:+ with BENCH_QUICK=1: small counts, numbers not meaningful}" \
+    ${failed[@]+"${failed[@]}"} "${files[@]}" | tee "$OUT/results.md"
+echo >&2
+echo "results: $OUT/results.json, $OUT/results.md" >&2
+[ ${#failed[@]} -eq 0 ]
