@@ -45,7 +45,9 @@ public final class Engine: Sendable {
     func withLease<Value: Sendable>(_ key: ComponentKey,
                                     _ body: (PluginInstance) async throws(PluginError) -> Value) async throws(CallError) -> Served<Value> {
         let slot = try slot(key)
-        let lease = try await slot.acquire()
+        // The fast path is synchronous; only a paused slot (stateful handoff) suspends the call.
+        let lease: ComponentSlot.Lease
+        if let leased = try slot.tryAcquire() { lease = leased } else { lease = try await slot.acquireAfterPause() }
         defer { slot.release(lease) }
         do {
             return Served(value: try await body(lease.generation.instance), generation: lease.generation.number)

@@ -59,7 +59,9 @@ final class ComponentSlot: Sendable {
     static let removedBit: UInt64 = 0b100
 
     let key: ComponentKey
-    let cells = [Cell(), Cell()]
+    /// The two cells, as plain stored properties (reading an array element would retain it).
+    let cell0 = Cell()
+    let cell1 = Cell()
     /// Bit 0: active cell index; pausedBit: new calls wait; removedBit: new calls fail.
     let word = Atomic<UInt64>(0)
     private let waiters = Mutex<[UnsafeContinuation<Void, Never>]>([])
@@ -70,7 +72,7 @@ final class ComponentSlot: Sendable {
 
     init(key: ComponentKey, first: Generation) {
         self.key = key
-        cells[0].install(first)
+        cell0.install(first)
     }
 
     /// A lease on one generation. Holds no reference counts: the cell keeps the generation alive
@@ -97,7 +99,7 @@ final class ComponentSlot: Sendable {
             let observed = word.load(ordering: .sequentiallyConsistent)
             if observed & Self.removedBit != 0 { throw .unknownComponent(key) }
             if observed & Self.pausedBit != 0 { return nil }
-            let cell = observed & 1 == 0 ? cells[0] : cells[1]
+            let cell = observed & 1 == 0 ? cell0 : cell1
             cell.inFlight.wrappingAdd(1, ordering: .sequentiallyConsistent)
             if word.load(ordering: .sequentiallyConsistent) == observed, let reference = cell.generation.load(ordering: .acquiring) {
                 if reference.takeUnretainedValue().destroyed.load(ordering: .relaxed) { violations.add(1, ordering: .relaxed) }
@@ -107,7 +109,7 @@ final class ComponentSlot: Sendable {
         }
     }
 
-    private func acquireAfterPause() async throws(CallError) -> Lease {
+    func acquireAfterPause() async throws(CallError) -> Lease {
         while true {
             if let lease = try tryAcquire() { return lease }
             waitedForPause.add(1, ordering: .relaxed)
@@ -124,8 +126,8 @@ final class ComponentSlot: Sendable {
     // MARK: - Writer side (callers hold the component's apply lock)
 
     var activeIndex: Int { Int(word.load(ordering: .sequentiallyConsistent) & 1) }
-    var activeCell: Cell { cells[activeIndex] }
-    var idleCell: Cell { cells[1 - activeIndex] }
+    var activeCell: Cell { activeIndex == 0 ? cell0 : cell1 }
+    var idleCell: Cell { activeIndex == 0 ? cell1 : cell0 }
 
     /// Makes the idle cell active (clearing the pause) and wakes calls that waited.
     func switchToIdleCell() {
