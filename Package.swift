@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "MoltBench",
             dependencies: [
-                "Engine", "PluginHost", "PluginABI",
+                "Engine", "PluginHost", "PluginABI", "CHiredis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/MoltBench"

@@ -27,7 +27,7 @@ make --no-print-directory bench-direct >&2
 SWIFT_PLUGINS="$OUT/swift-plugins"
 mkdir -p "$SWIFT_PLUGINS"
 swift_note="Swift plugins measured: release builds ($SWIFT_PLUGINS, from $SCRATCH)"
-for pair in SwiftTestLockV1:swift-testlock-1.0.0.so SwiftTestLockV2:swift-testlock-2.0.0.so MinimalSwiftLock:minimal-swift-lock.so; do
+for pair in SwiftTestLockV1:swift-testlock-1.0.0.so SwiftTestLockV2:swift-testlock-2.0.0.so MinimalSwiftLock:minimal-swift-lock.so RedisState:redis-state-1.0.0.so; do
     product=${pair%%:*}
     name=${pair#*:}
     if [ -f "$BIN/lib$product.so" ]; then
@@ -48,6 +48,7 @@ declare -a benches=(
     "lease${quick:+ --pairs 10000 --leases 100000 --rounds 2}"
     "throughput${quick:+ --seconds 1}"
     "swap-rss --count 1000 --max-growth-kib 2048"
+    "redis${quick:+ --calls 200}"
 )
 
 declare -a files=() failed=()
