@@ -322,6 +322,22 @@ import Testing
         await engine.shutdown()
     }
 
+    @Test func aPlainNumberDurationIsSecondsAsInDapr() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let engine = try await engine(server, ["readTimeout": "1", "maxRetries": "0"])
+        _ = try await engine.setState(store: "statestore", StateSetRequest(key: "k", value: [1]))
+        try server.cli("CLIENT", "PAUSE", "3000", "ALL")
+        let started = ContinuousClock.now
+        await expectFailure(Status.timeout, containing: "did not answer in time") {
+            _ = try await engine.getState(store: "statestore", key: "k")
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(500), "readTimeout \"1\" is one second, not one millisecond (waited \(waited))")
+        #expect(waited < .milliseconds(2800), "bounded by readTimeout, not by the pause")
+        await engine.shutdown()
+    }
+
     @Test func configurationIsCheckedAndUnsupportedKeysAreRefused() async throws {
         let server = try RedisServer()
         defer { server.stop() }

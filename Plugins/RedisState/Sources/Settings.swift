@@ -152,19 +152,20 @@ struct Settings: Sendable {
         return (String(host), port)
     }
 
-    /// Dapr durations: Go syntax ("500ms", "3s", "1m30s"), or a plain number of milliseconds; a
-    /// negative number ("-1") disables (nil) where `allowDisable`.
+    /// Dapr durations: Go syntax ("500ms", "3s", "1m30s"), or a plain integer number of seconds (as
+    /// Dapr's metadata decoder falls back to); a negative number ("-1") disables (nil) where
+    /// `allowDisable`.
     static func duration(_ config: Config, _ key: String, default value: Duration, allowDisable: Bool) throws(PluginError) -> Duration? {
         guard let text = config[key]?.trimmingSpaces, !text.isEmpty else { return value }
         let invalid = PluginError.invalidArgument(
-            "configuration key '\(key)': '\(text)' is not a duration (e.g. 500ms, 3s, 1m30s, or milliseconds)"
+            "configuration key '\(key)': '\(text)' is not a duration (e.g. 500ms, 3s, 1m30s, or whole seconds)"
                 + (allowDisable ? "; -1 disables" : ""))
         if let number = Int64(text) {
             if number < 0 {
                 guard allowDisable else { throw invalid }
                 return nil
             }
-            return .milliseconds(number)
+            return .seconds(number)
         }
         var total = Duration.zero
         var rest = Substring(text)
