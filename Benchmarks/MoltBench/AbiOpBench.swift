@@ -120,26 +120,31 @@ struct AbiOpBench: AsyncParsableCommand {
     }
 
     static func runAsync(_ instance: PluginInstance, names: [String], pairs: Int) async throws -> Timings {
+        try await timeLockPairs(names: names, pairs: pairs, what: "async lock operations",
+                                tryLock: { try await instance.tryLock(resource: $0, owner: "o", expiryInSeconds: 60) },
+                                unlock: { try await instance.unlock(resource: $0, owner: "o") == .success })
+    }
+
+    /// Times `pairs` try_lock + unlock pairs, in batches over `names` (all try_locks of a batch, then
+    /// all unlocks): per-batch means for the distributions, overall means for the headline.
+    static func timeLockPairs(names: [String], pairs: Int, what: String,
+                              tryLock: (String) async throws -> Bool, unlock: (String) async throws -> Bool) async throws -> Timings {
         let clock = ContinuousClock()
         var timings = Timings()
         var lockTotal = Duration.zero, unlockTotal = Duration.zero
         var failures = 0
         for _ in 0..<(pairs / names.count) {
             let start = clock.now
-            for name in names {
-                if try await !instance.tryLock(resource: name, owner: "o", expiryInSeconds: 60) { failures += 1 }
-            }
+            for name in names where try await !tryLock(name) { failures += 1 }
             let locked = clock.now
-            for name in names {
-                if try await instance.unlock(resource: name, owner: "o") != .success { failures += 1 }
-            }
+            for name in names where try await !unlock(name) { failures += 1 }
             let unlocked = clock.now
             lockTotal += locked - start
             unlockTotal += unlocked - locked
             timings.lockBatches.append((locked - start).nanoseconds / Double(names.count))
             timings.unlockBatches.append((unlocked - locked).nanoseconds / Double(names.count))
         }
-        guard failures == 0 else { throw BenchError("\(failures) async lock operations did not succeed") }
+        guard failures == 0 else { throw BenchError("\(failures) \(what) did not succeed") }
         let operations = Double(pairs / names.count * names.count)
         timings.lockMean = lockTotal.nanoseconds / operations
         timings.unlockMean = unlockTotal.nanoseconds / operations

@@ -74,29 +74,9 @@ struct LeaseBench: AsyncParsableCommand {
     }
 
     static func runEngine(_ engine: Engine, names: [String], pairs: Int) async throws -> AbiOpBench.Timings {
-        let clock = ContinuousClock()
-        var timings = AbiOpBench.Timings()
-        var lockTotal = Duration.zero, unlockTotal = Duration.zero
-        var failures = 0
-        for _ in 0..<(pairs / names.count) {
-            let start = clock.now
-            for name in names {
-                if try await !engine.tryLock(store: "locks", resource: name, owner: "o", expiryInSeconds: 60).value { failures += 1 }
-            }
-            let locked = clock.now
-            for name in names {
-                if try await engine.unlock(store: "locks", resource: name, owner: "o").value != .success { failures += 1 }
-            }
-            let unlocked = clock.now
-            lockTotal += locked - start
-            unlockTotal += unlocked - locked
-            timings.lockBatches.append((locked - start).nanoseconds / Double(names.count))
-            timings.unlockBatches.append((unlocked - locked).nanoseconds / Double(names.count))
-        }
-        guard failures == 0 else { throw BenchError("\(failures) engine lock calls did not succeed") }
-        let operations = Double(pairs / names.count * names.count)
-        timings.lockMean = lockTotal.nanoseconds / operations
-        timings.unlockMean = unlockTotal.nanoseconds / operations
-        return timings
+        try await AbiOpBench.timeLockPairs(
+            names: names, pairs: pairs, what: "engine lock calls",
+            tryLock: { try await engine.tryLock(store: "locks", resource: $0, owner: "o", expiryInSeconds: 60).value },
+            unlock: { try await engine.unlock(store: "locks", resource: $0, owner: "o").value == .success })
     }
 }

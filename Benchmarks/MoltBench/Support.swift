@@ -165,20 +165,9 @@ private let loggingBootstrap: Void = {
 // MARK: - Process measurements
 
 enum ProcessStats {
-    /// A /proc file read to its end with read(2) (they report size 0; buffered readers stop short).
+    /// A /proc file read to its end (they report size 0; buffered readers stop short).
     static func readProcFile(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        String(decoding: readWholeFile(path) ?? [], as: UTF8.self)
     }
 
     /// A "Name:   123 kB" field of /proc/self/status, in KiB.

@@ -147,9 +147,9 @@ extension String {
 }
 
 func currentDirectory() -> String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    guard getcwd(&buffer, buffer.count) != nil else { return "." }
-    return String(cString: buffer)
+    guard let path = getcwd(nil, 0) else { return "." }  // malloc'd by getcwd
+    defer { free(path) }
+    return String(cString: path)
 }
 
 #if canImport(Glibc)

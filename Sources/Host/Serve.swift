@@ -60,7 +60,7 @@ enum ComponentsFile {
     }
 
     static func load(_ path: String) throws -> [ComponentDefinition] {
-        guard let data = FileBytes.read(path) else { throw ValidationError("cannot read components file \(path)") }
+        guard let data = readWholeFile(path) else { throw ValidationError("cannot read components file \(path)") }
         let file: File
         do {
             file = try JSONDecoder().decode(File.self, from: Data(data))
@@ -80,22 +80,6 @@ enum ComponentsFile {
             }
             return ComponentDefinition(kind: kind, name: component.name, plugin: component.plugin, version: version,
                                        config: component.metadata ?? [:], pin: component.pin)
-        }
-    }
-}
-
-enum FileBytes {
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 { return nil }
-            if count == 0 { return bytes }
-            bytes += chunk[0..<count]
         }
     }
 }

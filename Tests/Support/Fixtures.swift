@@ -62,17 +62,7 @@ public enum Fixtures {
 
     /// Reads a /proc file to its end (they report size 0, and Foundation's readers stop short).
     public static func readProcFile(_ path: String) -> String {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        String(decoding: readWholeFile(path) ?? [], as: UTF8.self)
     }
 
     /// Resident set size of this process in KiB.
