@@ -14,7 +14,7 @@ ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 PLUGIN_CFLAGS := -std=c11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread -I$(ABI_INCLUDE)
 SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
 
-.PHONY: all build run test deps plugins swift-build swift-plugins fixtures bench clean
+.PHONY: all build run test deps plugins swift-build swift-plugins fixtures bench protos clean
 
 all: build
 
@@ -24,6 +24,8 @@ C_FIXTURES :=
 SWIFT_PLUGIN_PRODUCTS :=
 include $(wildcard Plugins/*/plugin.mk)
 include $(wildcard Tests/Fixtures/*/fixture.mk)
+# The API tests (pytest, against a real `molt serve`): defines python-env and test-api.
+include Tests/API/api.mk
 
 deps:
 	@bash scripts/install-deps.sh
@@ -43,14 +45,19 @@ fixtures: $(C_FIXTURES)
 
 build: deps plugins fixtures
 
-test: build
+test: build python-env
 	MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) MOLT_BENCH_BIN=$(SWIFT_BIN)/molt-bench $(SWIFT) test -c $(CONFIG) $(SWIFT_FLAGS)
+	$(MAKE) test-api
 
 run: build
 	$(SWIFT_BIN)/molt serve --plugins-dir $(PLUGINS_DIR) --components examples/demo-components.json
 
 bench:
 	@bash scripts/bench.sh
+
+# Regenerates Sources/MoltProtos/Generated from the .proto files (committed; the build never runs it).
+protos:
+	@bash scripts/generate-protos.sh
 
 clean:
 	rm -rf $(OUT) .build $(PLUGINS_DIR)/*.so

@@ -28,6 +28,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The ABI: a header-only C target (plus compile-time layout checks).
@@ -48,12 +56,65 @@ let package = Package(
             dependencies: ["PluginHost", "PluginABI", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Engine"
         ),
+        // ---- Serving: the network APIs around the engine ----
+        // Generated code (scripts/generate-protos.sh, committed): Dapr's runtime API subset, Layotto's
+        // Lifecycle API and molt's control API.
+        .target(
+            name: "MoltProtos",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            path: "Sources/MoltProtos",
+            exclude: ["protos"]
+        ),
+        // What every API shares: call metrics, error classification, tokens, listen addresses.
+        .target(
+            name: "ServingCore",
+            dependencies: [
+                "Engine", "PluginHost", "PluginABI",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Serving/Core"
+        ),
+        // The app API over gRPC (dapr.proto.runtime.v1.Dapr) and the control plane (Lifecycle + molt control).
+        .target(
+            name: "GRPCServing",
+            dependencies: [
+                "ServingCore", "MoltProtos", "Engine", "PluginHost",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Serving/GRPC"
+        ),
+        // The app API over HTTP (Dapr's /v1.0 paths) and the admin endpoints (health, /metrics).
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                "ServingCore", "Engine", "PluginHost",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Serving/HTTP"
+        ),
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine",
+                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Sources/Host"
         ),

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import PluginHost
 import Synchronization
@@ -24,6 +25,8 @@ public final class Engine: Sendable {
     private let retiredViolations = Atomic<Int>(0)
     /// Set once every bootstrap component's first generation is ready.
     private let bootstrapped = Atomic<Bool>(false)
+    /// Subscribers to apply results (control-plane streams, metrics), by subscription id.
+    private let applySubscribers = Mutex<(next: Int, byID: [Int: AsyncStream<ApplyResult>.Continuation])>((0, [:]))
 
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), logger: Logger = Logger(label: "molt.engine")) {
         self.catalog = catalog
@@ -81,6 +84,7 @@ public final class Engine: Sendable {
             guard let slot = slots.withLock({ $0.removeValue(forKey: key) }) else {
                 result.action = .failed
                 result.error = "component \(key) is not configured"
+                result.failure = .unknownComponent
                 return result
             }
             slot.markRemoved()
@@ -125,6 +129,7 @@ public final class Engine: Sendable {
             binary = try resolveBinary(definition, current: current)
         } catch {
             result.error = "\(error)"
+            result.failure = .invalidDefinition
             return result
         }
         result.newPlugin = binary.info.id
@@ -133,6 +138,7 @@ public final class Engine: Sendable {
             (config, result.warnings) = try binary.normalize(config: definition.config)
         } catch {
             result.error = "\(error)"
+            result.failure = .invalidDefinition
             return result
         }
 
@@ -147,6 +153,7 @@ public final class Engine: Sendable {
                 result.switchDuration = clock.now - started
             } catch {
                 result.error = "\(error)"
+                result.failure = StartFailure.kind(of: error)
             }
             return result
         }
@@ -218,7 +225,7 @@ public final class Engine: Sendable {
             instance = try PluginInstance(binary: binary, componentName: key.name, config: config, logger: logger)
         } catch {
             result.initDuration = clock.now - initStart
-            throw ConfigProblem("\(binary.info.id) init failed: \(error.message)")
+            throw StartFailure(.rejected, "\(binary.info.id) init failed: \(error.message)")
         }
         result.initDuration = clock.now - initStart
         let readinessStart = clock.now
@@ -232,14 +239,14 @@ public final class Engine: Sendable {
             case .failed(let message):
                 result.readinessDuration = clock.now - readinessStart
                 instance.destroy()
-                throw ConfigProblem("\(binary.info.id) readiness FAILED: \(message)")
+                throw StartFailure(.rejected, "\(binary.info.id) readiness FAILED: \(message)")
             case .notReady(let message):
                 lastMessage = message
             }
             if clock.now >= deadline {
                 result.readinessDuration = clock.now - readinessStart
                 instance.destroy()
-                throw ConfigProblem("\(binary.info.id) not ready after \(settings.readinessTimeout)"
+                throw StartFailure(.timedOut, "\(binary.info.id) not ready after \(settings.readinessTimeout)"
                     + (lastMessage.isEmpty ? "" : ": \(lastMessage)"))
             }
             try? await Task.sleep(for: settings.readinessInterval)
@@ -257,10 +264,12 @@ public final class Engine: Sendable {
         if let oldFormats {
             guard let newFormats else {
                 result.error = "\(binary.info.id) cannot import state, so a reload would drop \(oldBinary.info.id)'s state; refusing"
+                result.failure = .invalidDefinition
                 return result
             }
             guard oldFormats.overlaps(newFormats) else {
                 result.error = "no common state format: \(oldBinary.info.id) has \(oldFormats), \(binary.info.id) has \(newFormats)"
+                result.failure = .invalidDefinition
                 return result
             }
             handoffFormat = min(oldFormats.upperBound, newFormats.upperBound)  // the newest both understand
@@ -272,6 +281,7 @@ public final class Engine: Sendable {
             let still = await slot.drain(idle, timeout: settings.drainTimeout)
             if still > 0 {
                 result.error = "generation \(idle.current?.number ?? 0) of \(slot.key) still has \(still) calls running; try again later"
+                result.failure = .busy
                 return result
             }
             // The background task that owned the cell is finishing; let it destroy and empty it.
@@ -283,6 +293,7 @@ public final class Engine: Sendable {
             generation = try await startGeneration(key: slot.key, binary: binary, config: config, pin: pin, clock: clock, result: &result)
         } catch {
             result.error = "\(error)"
+            result.failure = StartFailure.kind(of: error)
             return result
         }
         result.newGeneration = generation.number
@@ -294,8 +305,10 @@ public final class Engine: Sendable {
             slot.pause()
             let still = await slot.drain(oldCell, timeout: settings.drainTimeout)
             var failure: String?
+            var failureKind = ApplyFailure.rejected
             if still > 0 {
                 failure = "\(still) calls still running on generation \(old.number) after \(settings.drainTimeout); state not handed over"
+                failureKind = .busy
             } else {
                 do {
                     let state = try old.instance.exportState(format: format, limit: settings.stateTransferLimit)
@@ -310,6 +323,7 @@ public final class Engine: Sendable {
                 generation.destroyed.store(true, ordering: .releasing)
                 generation.instance.destroy()
                 result.error = failure
+                result.failure = failureKind
                 return result
             }
             slot.idleCell.install(generation)
@@ -365,7 +379,23 @@ public final class Engine: Sendable {
         for task in lateDrains.withLock({ Array($0.values) }) { await task.value }
     }
 
+    /// Every apply result from now on, in the order applies finish, until the stream's consumer stops
+    /// iterating (or is cancelled). A consumer that falls 1024 results behind loses the oldest ones.
+    public func applyResults() -> AsyncStream<ApplyResult> {
+        let (stream, continuation) = AsyncStream<ApplyResult>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        let id = applySubscribers.withLock { subscribers in
+            subscribers.next += 1
+            subscribers.byID[subscribers.next] = continuation
+            return subscribers.next
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.applySubscribers.withLock { $0.byID.removeValue(forKey: id) } }
+        return stream
+    }
+
     private func record(_ result: ApplyResult) {
+        var result = result
+        result.finishedAt = Date()
+        for continuation in applySubscribers.withLock({ Array($0.byID.values) }) { continuation.yield(result) }
         history.withLock { history in
             history.append(result)
             if history.count > settings.historyLimit { history.removeFirst(history.count - settings.historyLimit) }
@@ -446,4 +476,13 @@ public final class Engine: Sendable {
 
 extension Duration {
     var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}
+
+/// A failure to start a generation, with its kind for `ApplyResult.failure`.
+struct StartFailure: Error, CustomStringConvertible {
+    let kind: ApplyFailure
+    let description: String
+    init(_ kind: ApplyFailure, _ description: String) { self.kind = kind; self.description = description }
+
+    static func kind(of error: any Error) -> ApplyFailure { (error as? StartFailure)?.kind ?? .invalidDefinition }
 }

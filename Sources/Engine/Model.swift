@@ -1,3 +1,4 @@
+import FoundationEssentials
 import PluginHost
 
 /// A component is identified by kind and name, e.g. state "statestore".
@@ -58,6 +59,22 @@ public enum ApplyAction: String, Sendable, Codable {
     case failed
 }
 
+/// Why an apply failed. In every case the old generation (if any) keeps serving, untouched.
+public enum ApplyFailure: String, Sendable, Codable {
+    /// The definition cannot be used as given: no such plugin or version, bad or missing config keys,
+    /// no plugin named for a new component, incompatible state formats.
+    case invalidDefinition = "invalid-definition"
+    /// The plugin refused: init error, readiness FAILED, in-place refusal without a reload path,
+    /// state import refused.
+    case rejected
+    /// The new instance did not become ready within the readiness timeout.
+    case timedOut = "timed-out"
+    /// Calls did not finish within the drain timeout; try again later.
+    case busy
+    /// A removal named a component that does not exist.
+    case unknownComponent = "unknown-component"
+}
+
 /// What one apply did. Durations are nil for the steps that did not run.
 public struct ApplyResult: Sendable, CustomStringConvertible {
     public var key: ComponentKey
@@ -79,6 +96,10 @@ public struct ApplyResult: Sendable, CustomStringConvertible {
     public var warnings: [String] = []
     /// For `failed`: the reason, with the plugin's own message verbatim.
     public var error: String?
+    /// For `failed`: which kind of failure, so APIs can map it to their status codes.
+    public var failure: ApplyFailure?
+    /// When the apply finished (wall clock), for status APIs and event streams.
+    public var finishedAt = Date()
 
     public var succeeded: Bool { action != .failed }
 

@@ -1,12 +1,14 @@
 import ArgumentParser
 import Logging
+import ServingCore
 
 @main
 struct Molt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "molt",
         abstract: "A sidecar that hot-reloads its components' configuration and plugin binaries without a failed call.",
-        subcommands: [Serve.self, PluginCommand.self])
+        version: MoltVersion.current,
+        subcommands: [Serve.self, Apply.self, Status.self, PluginCommand.self])
 
     static func bootstrapLogging(level: Logger.Level) {
         LoggingSystem.bootstrap { label in

@@ -1,0 +1,186 @@
+import ArgumentParser
+import FoundationEssentials
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import MoltProtos
+import PluginHost
+import ServingCore
+import SwiftProtobuf
+
+/// Exit codes of the control commands, for scripts.
+enum ControlExit {
+    /// An apply or removal failed (the old generation keeps serving); the reason is printed.
+    static let failed = ExitCode(1)
+    /// The control plane could not be reached or refused the call (token, malformed request).
+    static let unreachable = ExitCode(2)
+}
+
+/// Options of every command that talks to a running molt's control plane.
+struct ControlOptions: ParsableArguments {
+    @Option(help: "Control plane address of the running molt, host:port (env MOLT_CONTROL_ADDRESS).")
+    var controlAddress: String = Environment.value("MOLT_CONTROL_ADDRESS") ?? "127.0.0.1:34904"
+    @Option(help: "Control token (env MOLT_CONTROL_TOKEN).")
+    var controlToken: String = Environment.value("MOLT_CONTROL_TOKEN") ?? ""
+    @Option(help: "Seconds to wait for the control plane's answer.")
+    var timeout: Double = 120
+
+    /// Runs `body` with a Control client; connection and status errors exit with `ControlExit.unreachable`.
+    func withControl<Result: Sendable>(
+        _ body: (Molt_Control_V1_Control.Client<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Result
+    ) async throws -> Result {
+        let address: ListenAddress
+        do {
+            address = try ListenAddress(parsing: controlAddress, option: "--control-address")
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let host = address.host == "localhost" || address.host == "0.0.0.0" ? "127.0.0.1" : address.host
+        let target: any ResolvableTarget = host.contains(":") ? ResolvableTargets.IPv6.ipv6(address: host, port: address.port)
+                                                               : ResolvableTargets.IPv4.ipv4(address: host, port: address.port)
+        var metadata: Metadata = [:]
+        if !controlToken.isEmpty { metadata.addString(controlToken, forKey: TokenHeader.control) }
+        var options = CallOptions.defaults
+        options.timeout = .milliseconds(Int64(timeout * 1000))
+        do {
+            return try await withGRPCClient(transport: try .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
+                try await body(Molt_Control_V1_Control.Client(wrapping: client), metadata, options)
+            }
+        } catch let error as RPCError {
+            printError("molt: control plane at \(address): \(error.code): \(error.message)")
+            throw ControlExit.unreachable
+        }
+    }
+}
+
+/// Writes one line to standard error (unbuffered, so it is never lost on exit).
+func printError(_ message: String) {
+    let line = Array((message + "\n").utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply a component's full configuration to a running molt.",
+        discussion: """
+            Either --kind and --name (with --metadata, --plugin, --version, --pin), or -f with a components file \
+            ({"components": [{"kind", "name", "plugin", "version"?, "metadata"?, "pin"?}]}), applied in order.
+            Prints one line per apply. Exit 0 when every apply succeeded (unchanged included), 1 when one failed \
+            (the old generation keeps serving; the plugin's message is printed), 2 when the control plane cannot \
+            be reached or refuses the call.
+            """)
+
+    @OptionGroup var control: ControlOptions
+    @Option(help: "Component kind: lock or state.") var kind: String?
+    @Option(help: "Component name.") var name: String?
+    @Option(name: .customLong("metadata"), parsing: .singleValue, help: "A configuration entry key=value (repeatable; the full configuration).")
+    var entries: [String] = []
+    @Option(help: "Plugin name (required for a new component; default: the current one).") var plugin: String?
+    @Option(help: "Plugin version (default: the current one; the newest for a new component).") var version: String?
+    @Option(help: "sha256 the plugin binary must have.") var pin: String?
+    @Option(name: .shortAndLong, help: "Components file to apply instead of --kind/--name.") var file: String?
+    @Flag(help: "Print the results as JSON (one object per line).") var json = false
+
+    func run() async throws {
+        let requests = try makeRequests()
+        let results = try await control.withControl { client, metadata, options in
+            var results: [Molt_Control_V1_ApplyResult] = []
+            for request in requests {
+                results.append(try await client.apply(request, metadata: metadata, options: options).result)
+            }
+            return results
+        }
+        for result in results {
+            print(json ? try result.jsonString() : result.summary)
+        }
+        if results.contains(where: { $0.action == "failed" }) { throw ControlExit.failed }
+    }
+
+    private func makeRequests() throws -> [Molt_Control_V1_ApplyRequest] {
+        if let file {
+            guard kind == nil, name == nil, entries.isEmpty, plugin == nil, version == nil, pin == nil else {
+                throw ValidationError("-f/--file cannot be combined with --kind, --name, --metadata, --plugin, --version or --pin")
+            }
+            return try ComponentsFile.load(file).map { definition in
+                var request = Molt_Control_V1_ApplyRequest()
+                request.kind = definition.key.kind.rawValue
+                request.name = definition.key.name
+                request.metadata = definition.config
+                request.plugin = definition.plugin ?? ""
+                request.version = definition.version?.description ?? ""
+                request.pin = definition.pin ?? ""
+                return request
+            }
+        }
+        guard let kind, let name else { throw ValidationError("give --kind and --name, or -f FILE") }
+        var request = Molt_Control_V1_ApplyRequest()
+        request.kind = kind
+        request.name = name
+        for entry in entries {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ValidationError("--metadata '\(entry)' is not key=value")
+            }
+            request.metadata[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        request.plugin = plugin ?? ""
+        request.version = version ?? ""
+        request.pin = pin ?? ""
+        return [request]
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the components of a running molt: plugin, generation, state, calls in flight, last apply.",
+        discussion: "Exit 0, or 2 when the control plane cannot be reached or refuses the call.")
+
+    @OptionGroup var control: ControlOptions
+    @Flag(help: "Print JSON: {\"components\": [...]}.") var json = false
+
+    func run() async throws {
+        let response = try await control.withControl { client, metadata, options in
+            try await client.listComponents(Molt_Control_V1_ListComponentsRequest(), metadata: metadata, options: options)
+        }
+        if json {
+            var options = JSONEncodingOptions()
+            options.alwaysPrintInt64sAsNumbers = true
+            print(try response.jsonString(options: options))
+            return
+        }
+        let header = ["KIND", "NAME", "PLUGIN", "GEN", "STATE", "IN-FLIGHT", "LAST APPLY"]
+        let rows = response.components.map { component in
+            [component.kind, component.name, component.plugin, String(component.generation), component.state,
+             String(component.inFlight), component.hasLastResult ? component.lastResult.summary : "-"]
+        }
+        printTable([header] + rows)
+    }
+
+    private func printTable(_ rows: [[String]]) {
+        guard let columns = rows.first?.count else { return }
+        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            let cells = row.enumerated().map { column, cell in
+                column == columns - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            print(cells.joined(separator: "  "))
+        }
+    }
+}
+
+extension Molt_Control_V1_ApplyResult {
+    /// One line: "state/statestore: reloaded g1 -> g2 redis-state@1.0.0 (4.20 ms)", warnings and error after.
+    var summary: String {
+        var line = "\(kind)/\(name): \(action)"
+        if oldGeneration != 0 || newGeneration != 0 {
+            line += " g\(oldGeneration == 0 ? "-" : String(oldGeneration)) -> g\(newGeneration == 0 ? "-" : String(newGeneration))"
+        }
+        if !newPlugin.isEmpty { line += " \(newPlugin)" }
+        line += " (\((totalMs * 100).rounded() / 100) ms)"
+        for warning in warnings { line += "\n  warning: \(warning)" }
+        if !error.isEmpty { line += "\n  error (\(failure)): \(error)" }
+        return line
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

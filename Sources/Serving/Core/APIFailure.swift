@@ -1,0 +1,95 @@
+import Engine
+import PluginABI
+import PluginHost
+
+/// A failed app call, classified once so that gRPC and HTTP report it the way Dapr does.
+public struct APIFailure: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The request is malformed or the store refused its arguments (gRPC INVALID_ARGUMENT, HTTP 400).
+        case invalidArgument
+        /// No component of that kind and name (gRPC INVALID_ARGUMENT as Dapr, HTTP 400 ERR_*_STORE_NOT_FOUND).
+        case storeNotFound
+        /// The etag does not match (gRPC ABORTED, HTTP 409).
+        case etagMismatch
+        /// The etag is malformed (gRPC INVALID_ARGUMENT, HTTP 400).
+        case etagInvalid
+        /// The backend cannot be reached (gRPC UNAVAILABLE, HTTP 500).
+        case unavailable
+        /// The backend did not answer in time (gRPC DEADLINE_EXCEEDED, HTTP 500).
+        case timeout
+        /// The store does not support this operation or option (gRPC UNIMPLEMENTED, HTTP 500).
+        case unsupported
+        /// Anything else the store reported (gRPC INTERNAL, HTTP 500).
+        case `internal`
+    }
+
+    public let kind: Kind
+    public let message: String
+    /// Dapr's HTTP error code for this failure (ERR_STATE_GET, ERR_STATE_STORE_NOT_FOUND, ...).
+    public let daprErrorCode: String
+
+    public init(kind: Kind, message: String, daprErrorCode: String) {
+        self.kind = kind
+        self.message = message
+        self.daprErrorCode = daprErrorCode
+    }
+
+    public var description: String { message }
+
+    /// A request the API layer rejects before calling a store.
+    public static func badRequest(_ message: String) -> APIFailure {
+        APIFailure(kind: .invalidArgument, message: message, daprErrorCode: "ERR_MALFORMED_REQUEST")
+    }
+
+    /// Classifies an engine call failure. `operation` is Dapr's error-code stem (STATE_GET, STATE_SAVE,
+    /// STATE_DELETE, STATE_BULK_GET, STATE_TRANSACTION, TRY_LOCK, UNLOCK).
+    public init(_ error: CallError, operation: String) {
+        switch error {
+        case .unknownComponent(let key):
+            let what = key.kind == .state ? "state store" : "lock store"
+            self.init(kind: .storeNotFound, message: "\(what) \(key.name) is not found",
+                      daprErrorCode: key.kind == .state ? "ERR_STATE_STORE_NOT_FOUND" : "ERR_LOCK_STORE_NOT_FOUND")
+        case .plugin(let pluginError):
+            let code = "ERR_\(operation)"
+            switch pluginError.status {
+            case MOLT_ERR_ETAG_MISMATCH:
+                self.init(kind: .etagMismatch, message: "possible etag mismatch. error from state store: \(pluginError)", daprErrorCode: code)
+            case MOLT_ERR_ETAG_INVALID:
+                self.init(kind: .etagInvalid, message: "invalid etag value: \(pluginError)", daprErrorCode: code)
+            case MOLT_ERR_INVALID_ARGUMENT:
+                self.init(kind: .invalidArgument, message: "\(pluginError)", daprErrorCode: code)
+            case MOLT_ERR_UNAVAILABLE:
+                self.init(kind: .unavailable, message: "\(pluginError)", daprErrorCode: code)
+            case MOLT_ERR_TIMEOUT:
+                self.init(kind: .timeout, message: "\(pluginError)", daprErrorCode: code)
+            case MOLT_ERR_UNSUPPORTED:
+                self.init(kind: .unsupported, message: "\(pluginError)", daprErrorCode: code)
+            default:
+                self.init(kind: .internal, message: "\(pluginError)", daprErrorCode: code)
+            }
+        }
+    }
+
+    /// Dapr's HTTP status for this failure.
+    public var httpStatus: Int {
+        switch kind {
+        case .invalidArgument, .storeNotFound, .etagInvalid: return 400
+        case .etagMismatch: return 409
+        case .unavailable, .timeout, .unsupported, .internal: return 500
+        }
+    }
+
+    /// The metrics outcome label.
+    public var outcome: String {
+        switch kind {
+        case .invalidArgument: return "invalid_argument"
+        case .storeNotFound: return "store_not_found"
+        case .etagMismatch: return "etag_mismatch"
+        case .etagInvalid: return "etag_invalid"
+        case .unavailable: return "unavailable"
+        case .timeout: return "timeout"
+        case .unsupported: return "unsupported"
+        case .internal: return "internal"
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Engine
+import FoundationEssentials
+import GRPCCore
+import MoltProtos
+import PluginHost
+
+/// molt's own control plane (`molt.control.v1.Control`): applies that name the plugin and version,
+/// the full result of each apply, component status, removal and a stream of apply events.
+public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
+    private let engine: Engine
+
+    public init(engine: Engine) {
+        self.engine = engine
+    }
+
+    public func apply(request: Molt_Control_V1_ApplyRequest, context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
+        let key = try ControlRequests.componentKey(kind: request.kind, name: request.name)
+        var version: SemanticVersion?
+        if !request.version.isEmpty {
+            guard let parsed = SemanticVersion(request.version) else {
+                throw RPCError(code: .invalidArgument, message: "version '\(request.version)' is not a semantic version (like 1.2.0)")
+            }
+            version = parsed
+        }
+        let definition = ComponentDefinition(kind: key.kind, name: key.name, plugin: request.plugin.isEmpty ? nil : request.plugin,
+                                             version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
+        var response = Molt_Control_V1_ApplyResponse()
+        response.result = Molt_Control_V1_ApplyResult(await engine.apply(definition))
+        return response
+    }
+
+    public func listComponents(request: Molt_Control_V1_ListComponentsRequest,
+                               context: ServerContext) async throws -> Molt_Control_V1_ListComponentsResponse {
+        var response = Molt_Control_V1_ListComponentsResponse()
+        response.components = engine.components.map(Molt_Control_V1_ComponentStatus.init)
+        return response
+    }
+
+    public func removeComponent(request: Molt_Control_V1_RemoveComponentRequest,
+                                context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
+        let key = try ControlRequests.componentKey(kind: request.kind, name: request.name)
+        let result = await engine.remove(key)
+        if result.failure == .unknownComponent { throw RPCError(code: .notFound, message: result.error ?? "component \(key) is not configured") }
+        var response = Molt_Control_V1_ApplyResponse()
+        response.result = Molt_Control_V1_ApplyResult(result)
+        return response
+    }
+
+    public func watchApplies(request: Molt_Control_V1_WatchAppliesRequest, response: RPCWriter<Molt_Control_V1_ApplyResult>,
+                             context: ServerContext) async throws {
+        // Subscribe before reading the history, so no apply falls between the two (one that
+        // finishes in between is sent twice rather than never).
+        let results = engine.applyResults()
+        if request.includeRecent {
+            for result in engine.recentApplies { try await response.write(Molt_Control_V1_ApplyResult(result)) }
+        }
+        for await result in results {
+            try await response.write(Molt_Control_V1_ApplyResult(result))
+        }
+    }
+}
+
+extension Molt_Control_V1_ApplyResult {
+    init(_ result: ApplyResult) {
+        self.init()
+        kind = result.key.kind.rawValue
+        name = result.key.name
+        action = result.action.rawValue
+        oldGeneration = result.oldGeneration ?? 0
+        newGeneration = result.newGeneration ?? 0
+        oldPlugin = result.oldPlugin ?? ""
+        newPlugin = result.newPlugin ?? ""
+        initMs = result.initDuration.milliseconds
+        readinessMs = result.readinessDuration.milliseconds
+        pauseMs = result.pauseDuration.milliseconds
+        drainMs = result.drainDuration.milliseconds
+        switchMs = result.switchDuration.milliseconds
+        totalMs = Optional(result.totalDuration).milliseconds
+        callsStillDraining = UInt32(clamping: result.callsStillDraining)
+        warnings = result.warnings
+        error = result.error ?? ""
+        failure = result.failure?.rawValue ?? ""
+        finishedUnixMs = Int64(result.finishedAt.timeIntervalSince1970 * 1000)
+    }
+}
+
+extension Molt_Control_V1_ComponentStatus {
+    init(_ status: Engine.ComponentStatus) {
+        self.init()
+        kind = status.key.kind.rawValue
+        name = status.key.name
+        plugin = status.plugin
+        generation = status.generation
+        state = status.paused ? "paused" : (status.drainingGeneration != nil ? "draining" : "serving")
+        inFlight = UInt32(clamping: status.inFlight)
+        drainingGeneration = status.drainingGeneration ?? 0
+        drainingInFlight = UInt32(clamping: status.drainingInFlight)
+        if let last = status.lastApply { lastResult = Molt_Control_V1_ApplyResult(last) }
+    }
+}
+
+extension Optional where Wrapped == Duration {
+    /// Milliseconds as a Double; 0 for a step that did not run.
+    var milliseconds: Double {
+        guard let duration = self else { return 0 }
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}

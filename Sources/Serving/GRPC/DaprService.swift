@@ -1,0 +1,255 @@
+import Engine
+import FoundationEssentials
+import GRPCCore
+import MoltProtos
+import PluginHost
+import ServingCore
+import SwiftProtobuf
+
+/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock and metadata. Methods of
+/// Dapr's service that molt does not have are not registered, so they answer UNIMPLEMENTED.
+/// Status codes follow Dapr: unknown store and bad requests INVALID_ARGUMENT, etag mismatch ABORTED.
+public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
+    private let engine: Engine
+    private let telemetry: Telemetry
+    private let appID: String
+
+    public init(engine: Engine, telemetry: Telemetry, appID: String) {
+        self.engine = engine
+        self.telemetry = telemetry
+        self.appID = appID
+    }
+
+    // MARK: - State
+
+    public func getState(request: Dapr_Proto_Runtime_V1_GetStateRequest,
+                         context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetStateResponse {
+        try rejectIfBad(.state, request.storeName, "get") { () throws(APIFailure) in try StateRequests.requireKey(request.key) }
+        let response = try await serve(.state, request.storeName, "get", daprOperation: "STATE_GET") { () async throws(CallError) in
+            try await engine.getState(store: request.storeName, key: request.key, consistency: StateConsistency(request.consistency),
+                                      metadata: request.metadata)
+        }
+        var reply = Dapr_Proto_Runtime_V1_GetStateResponse()
+        guard response.found else { return reply }  // a missing key is an empty response, as in Dapr
+        reply.data = Data(response.value)
+        reply.etag = response.etag ?? ""
+        reply.metadata = response.metadata
+        return reply
+    }
+
+    public func getBulkState(request: Dapr_Proto_Runtime_V1_GetBulkStateRequest,
+                             context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetBulkStateResponse {
+        let items = try await serve(.state, request.storeName, "bulk_get", daprOperation: "STATE_BULK_GET") { () async throws(CallError) in
+            try await engine.bulkGetState(store: request.storeName, keys: request.keys,
+                                          parallelism: UInt32(clamping: max(request.parallelism, 0)), metadata: request.metadata)
+        }
+        var reply = Dapr_Proto_Runtime_V1_GetBulkStateResponse()
+        reply.items = items.map { item in
+            var bulkItem = Dapr_Proto_Runtime_V1_BulkStateItem()
+            bulkItem.key = item.key
+            if item.found {
+                bulkItem.data = Data(item.value)
+                bulkItem.etag = item.etag ?? ""
+            }
+            bulkItem.error = item.error ?? ""
+            return bulkItem
+        }
+        return reply
+    }
+
+    public func saveState(request: Dapr_Proto_Runtime_V1_SaveStateRequest,
+                          context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let requests = try rejectIfBad(.state, request.storeName, "save") { () throws(APIFailure) in
+            try request.states.map { item throws(APIFailure) in try Self.setRequest(item) }
+        }
+        // Dapr saves the items as one bulk request; the store sees them in order and the first
+        // failure is the answer.
+        for setRequest in requests {
+            _ = try await serve(.state, request.storeName, "save", daprOperation: "STATE_SAVE") { () async throws(CallError) in
+                try await engine.setState(store: request.storeName, setRequest)
+            }
+        }
+        return SwiftProtobuf.Google_Protobuf_Empty()
+    }
+
+    public func deleteState(request: Dapr_Proto_Runtime_V1_DeleteStateRequest,
+                            context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let deleteRequest = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
+            try StateRequests.delete(key: request.key, etag: request.hasEtag ? request.etag.value : nil,
+                                     concurrency: StateConcurrency(request.options.concurrency),
+                                     consistency: StateConsistency(request.options.consistency), metadata: request.metadata)
+        }
+        _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
+            try await engine.deleteState(store: request.storeName, deleteRequest)
+        }
+        return SwiftProtobuf.Google_Protobuf_Empty()
+    }
+
+    public func deleteBulkState(request: Dapr_Proto_Runtime_V1_DeleteBulkStateRequest,
+                                context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let requests = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
+            try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item) }
+        }
+        for deleteRequest in requests {
+            _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
+                try await engine.deleteState(store: request.storeName, deleteRequest)
+            }
+        }
+        return SwiftProtobuf.Google_Protobuf_Empty()
+    }
+
+    public func executeStateTransaction(request: Dapr_Proto_Runtime_V1_ExecuteStateTransactionRequest,
+                                        context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let operations = try rejectIfBad(.state, request.storeName, "transaction") { () throws(APIFailure) in
+            try request.operations.map { operation throws(APIFailure) -> StateOperation in
+                switch operation.operationType {
+                case "upsert": return .set(try Self.setRequest(operation.request))
+                case "delete": return .delete(try Self.deleteRequest(operation.request))
+                default:
+                    throw .badRequest("operation type '\(operation.operationType)' is not supported: use 'upsert' or 'delete'")
+                }
+            }
+        }
+        _ = try await serve(.state, request.storeName, "transaction", daprOperation: "STATE_TRANSACTION") { () async throws(CallError) in
+            try await engine.transactState(store: request.storeName, operations, metadata: request.metadata)
+        }
+        return SwiftProtobuf.Google_Protobuf_Empty()
+    }
+
+    // MARK: - Lock
+
+    public func tryLockAlpha1(request: Dapr_Proto_Runtime_V1_TryLockRequest,
+                              context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_TryLockResponse {
+        try rejectIfBad(.lock, request.storeName, "try_lock") { () throws(APIFailure) in
+            try Self.requireLockArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
+            if request.expiryInSeconds <= 0 {
+                throw .badRequest("ExpiryInSeconds is not positive in lock store \(request.storeName)")
+            }
+        }
+        var reply = Dapr_Proto_Runtime_V1_TryLockResponse()
+        reply.success = try await serve(.lock, request.storeName, "try_lock", daprOperation: "TRY_LOCK") { () async throws(CallError) in
+            try await engine.tryLock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner,
+                                     expiryInSeconds: request.expiryInSeconds)
+        }
+        return reply
+    }
+
+    public func unlockAlpha1(request: Dapr_Proto_Runtime_V1_UnlockRequest,
+                             context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_UnlockResponse {
+        try rejectIfBad(.lock, request.storeName, "unlock") { () throws(APIFailure) in
+            try Self.requireLockArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
+        }
+        let status = try await serve(.lock, request.storeName, "unlock", daprOperation: "UNLOCK") { () async throws(CallError) in
+            try await engine.unlock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
+        }
+        var reply = Dapr_Proto_Runtime_V1_UnlockResponse()
+        reply.status = Dapr_Proto_Runtime_V1_UnlockResponse.Status(rawValue: Int(status.rawValue)) ?? .internalError
+        return reply
+    }
+
+    // MARK: - Metadata
+
+    public func getMetadata(request: Dapr_Proto_Runtime_V1_GetMetadataRequest,
+                            context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetMetadataResponse {
+        var reply = Dapr_Proto_Runtime_V1_GetMetadataResponse()
+        reply.id = appID
+        reply.runtimeVersion = MoltVersion.current
+        for status in engine.components {
+            let (plugin, version) = Self.splitPluginID(status.plugin)
+            var component = Dapr_Proto_Runtime_V1_RegisteredComponents()
+            component.name = status.key.name
+            component.type = "\(status.key.kind.rawValue).\(plugin)"
+            component.version = version
+            reply.registeredComponents.append(component)
+            // molt's own view of each component, for operators reading Dapr's metadata API.
+            let prefix = "molt.\(status.key.kind.rawValue).\(status.key.name)"
+            reply.extendedMetadata["\(prefix).plugin"] = status.plugin
+            reply.extendedMetadata["\(prefix).generation"] = String(status.generation)
+        }
+        reply.extendedMetadata["molt.version"] = MoltVersion.current
+        return reply
+    }
+
+    // MARK: - Helpers
+
+    /// Runs a store call through telemetry; failures become Dapr's gRPC status.
+    private func serve<Value>(_ kind: ComponentKind, _ store: String, _ operation: String, daprOperation: String,
+                              _ body: () async throws(CallError) -> Served<Value>) async throws(RPCError) -> Value {
+        do {
+            return try await telemetry.call(kind, store, operation, daprOperation: daprOperation, body).value
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    /// Validates a request before any store call; a refusal is counted and answered as Dapr does.
+    @discardableResult
+    private func rejectIfBad<Value>(_ kind: ComponentKind, _ store: String, _ operation: String,
+                                    _ body: () throws(APIFailure) -> Value) throws(RPCError) -> Value {
+        do {
+            return try body()
+        } catch {
+            telemetry.rejected(kind, store, operation, error)
+            throw RPCError(error)
+        }
+    }
+
+    static func setRequest(_ item: Dapr_Proto_Common_V1_StateItem) throws(APIFailure) -> StateSetRequest {
+        try StateRequests.set(key: item.key, value: Array(item.value), etag: item.hasEtag ? item.etag.value : nil,
+                              concurrency: StateConcurrency(item.options.concurrency),
+                              consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
+    }
+
+    static func deleteRequest(_ item: Dapr_Proto_Common_V1_StateItem) throws(APIFailure) -> StateDeleteRequest {
+        try StateRequests.delete(key: item.key, etag: item.hasEtag ? item.etag.value : nil,
+                                 concurrency: StateConcurrency(item.options.concurrency),
+                                 consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
+    }
+
+    static func requireLockArguments(store: String, resource: String, owner: String) throws(APIFailure) {
+        if resource.isEmpty { throw .badRequest("ResourceId is empty in lock store \(store)") }
+        if owner.isEmpty { throw .badRequest("LockOwner is empty in lock store \(store)") }
+    }
+
+    /// "redis-state@1.0.0" → ("redis-state", "1.0.0").
+    static func splitPluginID(_ id: String) -> (name: String, version: String) {
+        guard let at = id.lastIndex(of: "@") else { return (id, "") }
+        return (String(id[..<at]), String(id[id.index(after: at)...]))
+    }
+}
+
+extension RPCError {
+    /// Dapr's gRPC status for a failed app call.
+    init(_ failure: APIFailure) {
+        let code: RPCError.Code
+        switch failure.kind {
+        case .invalidArgument, .storeNotFound, .etagInvalid: code = .invalidArgument
+        case .etagMismatch: code = .aborted
+        case .unavailable: code = .unavailable
+        case .timeout: code = .deadlineExceeded
+        case .unsupported: code = .unimplemented
+        case .internal: code = .internalError
+        }
+        self.init(code: code, message: failure.message)
+    }
+}
+
+extension StateConsistency {
+    init(_ consistency: Dapr_Proto_Common_V1_StateOptions.StateConsistency) {
+        switch consistency {
+        case .consistencyEventual: self = .eventual
+        case .consistencyStrong: self = .strong
+        default: self = .unspecified
+        }
+    }
+}
+
+extension StateConcurrency {
+    init(_ concurrency: Dapr_Proto_Common_V1_StateOptions.StateConcurrency) {
+        switch concurrency {
+        case .concurrencyFirstWrite: self = .firstWrite
+        case .concurrencyLastWrite: self = .lastWrite
+        default: self = .unspecified
+        }
+    }
+}

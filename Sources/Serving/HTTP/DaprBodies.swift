@@ -1,0 +1,160 @@
+import PluginHost
+import ServingCore
+
+// The JSON bodies of Dapr's HTTP API, one struct per body. Fields Go would zero-fill when absent are
+// optional here; the conversions below apply Dapr's defaults and validation.
+
+/// `options` of a state item.
+struct StateOptionsBody: Decodable {
+    var concurrency: String?
+    var consistency: String?
+}
+
+/// One item of `POST /v1.0/state/{store}`, and the `request` of a transaction operation.
+struct StateItemBody: Decodable {
+    var key: String
+    var value: JSONValue?
+    var etag: String?
+    var metadata: [String: String]?
+    var options: StateOptionsBody?
+
+    func setRequest() throws(APIFailure) -> StateSetRequest {
+        guard !key.isEmpty else { throw APIFailure.badRequest("state key must not be empty") }
+        let metadata = metadata ?? [:]
+        return StateSetRequest(
+            key: key, value: (value ?? .null).storedBytes, etag: etag,
+            concurrency: try StateConcurrency(daprName: options?.concurrency),
+            consistency: try StateConsistency(daprName: options?.consistency),
+            // The plugin also sees the metadata entry; a value that is not a number is left to it.
+            ttlInSeconds: metadata["ttlInSeconds"].flatMap { Int64($0) },
+            metadata: metadata)
+    }
+
+    func deleteRequest() throws(APIFailure) -> StateDeleteRequest {
+        guard !key.isEmpty else { throw APIFailure.badRequest("state key must not be empty") }
+        return StateDeleteRequest(
+            key: key, etag: etag,
+            concurrency: try StateConcurrency(daprName: options?.concurrency),
+            consistency: try StateConsistency(daprName: options?.consistency),
+            metadata: metadata ?? [:])
+    }
+}
+
+/// `POST /v1.0/state/{store}/bulk`.
+struct BulkGetBody: Decodable {
+    var keys: [String]
+    var parallelism: Int?
+}
+
+/// `POST /v1.0/state/{store}/transaction`.
+struct TransactionBody: Decodable {
+    struct Operation: Decodable {
+        var operation: String
+        var request: StateItemBody
+    }
+
+    var operations: [Operation]
+    var metadata: [String: String]?
+
+    func stateOperations() throws(APIFailure) -> [StateOperation] {
+        var result: [StateOperation] = []
+        result.reserveCapacity(operations.count)
+        for operation in operations {
+            switch operation.operation {
+            case "upsert": result.append(.set(try operation.request.setRequest()))
+            case "delete": result.append(.delete(try operation.request.deleteRequest()))
+            default:
+                throw APIFailure(kind: .invalidArgument, message: "operation type \(operation.operation) not supported",
+                                 daprErrorCode: "ERR_NOT_SUPPORTED_STATE_OPERATION")
+            }
+        }
+        return result
+    }
+}
+
+/// `POST /v1.0-alpha1/lock/{store}`.
+struct TryLockBody: Decodable {
+    var resourceId: String?
+    var lockOwner: String?
+    /// Wider than the Int32 the store takes, so that an out-of-range value gets Dapr's message.
+    var expiryInSeconds: Int64?
+
+    /// Dapr's checks and messages, made before the store is called.
+    func validated(store: String) throws(APIFailure) -> (resource: String, owner: String, expiryInSeconds: Int32) {
+        guard let resourceId, !resourceId.isEmpty else { throw APIFailure.badRequest("ResourceId is empty in lock store \(store)") }
+        guard let lockOwner, !lockOwner.isEmpty else { throw APIFailure.badRequest("LockOwner is empty in lock store \(store)") }
+        guard let expiryInSeconds, expiryInSeconds > 0 else {
+            throw APIFailure.badRequest("ExpiryInSeconds is not positive in lock store \(store)")
+        }
+        guard let expiry = Int32(exactly: expiryInSeconds) else {
+            throw APIFailure.badRequest("ExpiryInSeconds \(expiryInSeconds) is too large in lock store \(store)")
+        }
+        return (resourceId, lockOwner, expiry)
+    }
+}
+
+struct TryLockResponseBody: Encodable {
+    var success: Bool
+}
+
+/// `POST /v1.0-alpha1/unlock/{store}`.
+struct UnlockBody: Decodable {
+    var resourceId: String?
+    var lockOwner: String?
+
+    func validated(store: String) throws(APIFailure) -> (resource: String, owner: String) {
+        guard let resourceId, !resourceId.isEmpty else { throw APIFailure.badRequest("ResourceId is empty in lock store \(store)") }
+        guard let lockOwner, !lockOwner.isEmpty else { throw APIFailure.badRequest("LockOwner is empty in lock store \(store)") }
+        return (resourceId, lockOwner)
+    }
+}
+
+/// `status` is UnlockStatus's raw value: 0 success, 1 lock does not exist, 2 lock belongs to others, 3 internal error.
+struct UnlockResponseBody: Encodable {
+    var status: Int32
+}
+
+/// `GET /v1.0/metadata` (the components part of Dapr's answer).
+struct MetadataResponseBody: Encodable {
+    struct Component: Encodable {
+        /// The component's name.
+        var name: String
+        /// `<kind>.<plugin name>`, e.g. `state.redis-state`.
+        var type: String
+        /// The plugin's version.
+        var version: String
+    }
+
+    var id: String?
+    var components: [Component]
+}
+
+/// Dapr's error body.
+struct ErrorResponseBody: Encodable {
+    var errorCode: String
+    var message: String
+}
+
+extension StateConcurrency {
+    /// Dapr's option names; absent or empty is unspecified (the store's default).
+    init(daprName: String?) throws(APIFailure) {
+        switch daprName ?? "" {
+        case "": self = .unspecified
+        case "first-write": self = .firstWrite
+        case "last-write": self = .lastWrite
+        case let other: throw APIFailure.badRequest("unknown concurrency '\(other)' (first-write or last-write)")
+        }
+    }
+}
+
+extension StateConsistency {
+    /// Dapr's option names; absent or empty is unspecified (the store's default).
+    init(daprName: String?) throws(APIFailure) {
+        switch daprName ?? "" {
+        case "": self = .unspecified
+        case "eventual": self = .eventual
+        case "strong": self = .strong
+        case let other: throw APIFailure.badRequest("unknown consistency '\(other)' (eventual or strong)")
+        }
+    }
+}
