@@ -177,8 +177,10 @@ let package = Package(
         .executableTarget(
             name: "MoltBench",
             dependencies: [
-                "Engine", "PluginHost", "PluginABI", "CHiredis",
+                "Engine", "PluginHost", "PluginABI", "CHiredis", "MoltProtos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
             path: "Benchmarks/MoltBench"
         ),

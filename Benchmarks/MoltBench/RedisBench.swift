@@ -161,23 +161,12 @@ enum DirectLoad {
                     ? ["HMGET", "bench", "data", "version"]
                     : ["HSET", "direct-\(index)-\(call % 64)", "data", "abc", "version", "\(call)"]
                 let begin = clock.now
-                guard let reply = command(context, arguments) else { error = "command failed"; return }
+                guard let reply = hiredisCommand(context, arguments) else { error = "command failed"; return }
                 freeReplyObject(reply)
                 samples.append((clock.now - begin).microseconds)
             }
         }
 
-        private func command(_ context: UnsafeMutablePointer<redisContext>, _ arguments: [String]) -> UnsafeMutableRawPointer? {
-            let pointers = arguments.map { strdup($0) }
-            defer { pointers.forEach { free($0) } }
-            let lengths = arguments.map { $0.utf8.count }
-            var argv = pointers.map { UnsafePointer<CChar>($0) }
-            return argv.withUnsafeMutableBufferPointer { argvBuffer in
-                lengths.withUnsafeBufferPointer { lengthBuffer in
-                    redisCommandArgv(context, Int32(arguments.count), argvBuffer.baseAddress, lengthBuffer.baseAddress)
-                }
-            }
-        }
     }
 
     static func run(port: Int32, clients: Int, calls: Int, operation: String) throws -> RedisBench.Load {
@@ -200,6 +189,19 @@ enum DirectLoad {
         if let error = workers.compactMap(\.error).first { throw BenchError("direct hiredis: \(error)") }
         let samples = workers.flatMap(\.samples)
         return RedisBench.Load(latency: Stats(samples), callsPerSecond: Double(samples.count) / elapsed, failures: 0)
+    }
+}
+
+/// One blocking hiredis command; the reply is the caller's to free (nil on a connection error).
+func hiredisCommand(_ context: UnsafeMutablePointer<redisContext>, _ arguments: [String]) -> UnsafeMutableRawPointer? {
+    let pointers = arguments.map { strdup($0) }
+    defer { pointers.forEach { free($0) } }
+    let lengths = arguments.map { $0.utf8.count }
+    var argv = pointers.map { UnsafePointer<CChar>($0) }
+    return argv.withUnsafeMutableBufferPointer { argvBuffer in
+        lengths.withUnsafeBufferPointer { lengthBuffer in
+            redisCommandArgv(context, Int32(arguments.count), argvBuffer.baseAddress, lengthBuffer.baseAddress)
+        }
     }
 }
 

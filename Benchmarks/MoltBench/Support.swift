@@ -170,9 +170,9 @@ enum ProcessStats {
         String(decoding: readWholeFile(path) ?? [], as: UTF8.self)
     }
 
-    /// A "Name:   123 kB" field of /proc/self/status, in KiB.
-    static func statusKiB(_ field: String) -> Int {
-        for line in readProcFile("/proc/self/status").split(separator: "\n") where line.hasPrefix(field + ":") {
+    /// A "Name:   123 kB" field of /proc/<pid>/status (default: this process), in KiB.
+    static func statusKiB(_ field: String, process: String = "self") -> Int {
+        for line in readProcFile("/proc/\(process)/status").split(separator: "\n") where line.hasPrefix(field + ":") {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
         }
         return 0

@@ -459,6 +459,11 @@ public final class Engine: Sendable {
         }.sorted { $0.key < $1.key }
     }
 
+    /// The active generation's normalized configuration; nil when the component is not configured.
+    public func activeConfig(of key: ComponentKey) -> [String: String]? {
+        slots.withLock { $0[key] }?.activeCell.current?.config.withLock { $0 }
+    }
+
     /// Leases that reached a destroyed generation, across all components. Always 0 unless molt has a bug.
     public var leaseViolations: Int {
         slots.withLock { $0.values.reduce(0) { $0 + $1.violations.load(ordering: .relaxed) } } + retiredViolations.load(ordering: .relaxed)

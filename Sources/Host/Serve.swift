@@ -84,7 +84,7 @@ struct Serve: AsyncParsableCommand {
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
             interceptors: controlSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.control)] } ?? [])
         let appHTTP = makeAppHTTPServer(engine: engine, telemetry: telemetry, address: addresses.http, apiToken: apiSecret,
-                                        readiness: readiness, logger: logger)
+                                        readiness: readiness, logger: logger, appID: appID)
         let admin = makeAdminHTTPServer(engine: engine, telemetry: telemetry, registry: registry, address: addresses.admin,
                                         readiness: readiness, logger: logger)
         logger.info("listening", metadata: ["grpc": "\(addresses.grpc)", "http": "\(addresses.http)", "control": "\(addresses.control)",

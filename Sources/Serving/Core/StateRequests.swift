@@ -2,11 +2,12 @@ import PluginHost
 
 /// Builds store requests from what apps send, with Dapr's rules, for both the gRPC and HTTP APIs.
 public enum StateRequests {
-    /// A save. `metadata["ttlInSeconds"]` (Dapr's per-request TTL) becomes the request's TTL; the
-    /// metadata still reaches the store whole.
-    public static func set(key: String, value: [UInt8], etag: String?, concurrency: StateConcurrency,
+    /// A save of app key `key` (stored under `prefix`, see `StateKeys`). `metadata["ttlInSeconds"]`
+    /// (Dapr's per-request TTL) becomes the request's TTL; the metadata still reaches the store whole.
+    public static func set(key: String, prefix: String, value: [UInt8], etag: String?, concurrency: StateConcurrency,
                            consistency: StateConsistency, metadata: [String: String]) throws(APIFailure) -> StateSetRequest {
         try requireKey(key)
+        let storedKey = try StateKeys.stored(key, prefix: prefix)
         var ttl: Int64?
         if let text = metadata["ttlInSeconds"] {
             guard let seconds = Int64(text), seconds >= -1 else {
@@ -14,17 +15,23 @@ public enum StateRequests {
             }
             ttl = seconds
         }
-        return StateSetRequest(key: key, value: value, etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency,
+        return StateSetRequest(key: storedKey, value: value, etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency,
                                ttlInSeconds: ttl, metadata: metadata)
     }
 
-    public static func delete(key: String, etag: String?, concurrency: StateConcurrency, consistency: StateConsistency,
+    public static func delete(key: String, prefix: String, etag: String?, concurrency: StateConcurrency, consistency: StateConsistency,
                               metadata: [String: String]) throws(APIFailure) -> StateDeleteRequest {
         try requireKey(key)
-        return StateDeleteRequest(key: key, etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency, metadata: metadata)
+        return StateDeleteRequest(key: try StateKeys.stored(key, prefix: prefix), etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency, metadata: metadata)
     }
 
-    public static func requireKey(_ key: String) throws(APIFailure) {
+    /// The stored key for a get: the app key must not be empty.
+    public static func storedKey(_ key: String, prefix: String) throws(APIFailure) -> String {
+        try requireKey(key)
+        return try StateKeys.stored(key, prefix: prefix)
+    }
+
+    static func requireKey(_ key: String) throws(APIFailure) {
         if key.isEmpty { throw .badRequest("a state key must not be empty") }
     }
 
@@ -32,5 +39,14 @@ public enum StateRequests {
     static func nonEmpty(_ etag: String?) -> String? {
         guard let etag, !etag.isEmpty else { return nil }
         return etag
+    }
+}
+
+/// A plugin id as the engine reports it, "redis-state@1.0.0".
+public enum PluginID {
+    /// "redis-state@1.0.0" → ("redis-state", "1.0.0"); an id without "@" has an empty version.
+    public static func split(_ id: String) -> (name: String, version: String) {
+        guard let at = id.lastIndex(of: "@") else { return (id, "") }
+        return (String(id[..<at]), String(id[id.index(after: at)...]))
     }
 }

@@ -13,20 +13,24 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     private let engine: Engine
     private let telemetry: Telemetry
     private let appID: String
+    private let keys: StateKeys
 
     public init(engine: Engine, telemetry: Telemetry, appID: String) {
         self.engine = engine
         self.telemetry = telemetry
         self.appID = appID
+        keys = StateKeys(engine: engine, appID: appID)
     }
 
     // MARK: - State
 
     public func getState(request: Dapr_Proto_Runtime_V1_GetStateRequest,
                          context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetStateResponse {
-        try rejectIfBad(.state, request.storeName, "get") { () throws(APIFailure) in try StateRequests.requireKey(request.key) }
+        let key = try rejectIfBad(.state, request.storeName, "get") { () throws(APIFailure) in
+            try StateRequests.storedKey(request.key, prefix: keys.prefix(store: request.storeName))
+        }
         let response = try await serve(.state, request.storeName, "get", daprOperation: "STATE_GET") { () async throws(CallError) in
-            try await engine.getState(store: request.storeName, key: request.key, consistency: StateConsistency(request.consistency),
+            try await engine.getState(store: request.storeName, key: key, consistency: StateConsistency(request.consistency),
                                       metadata: request.metadata)
         }
         var reply = Dapr_Proto_Runtime_V1_GetStateResponse()
@@ -39,14 +43,18 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     public func getBulkState(request: Dapr_Proto_Runtime_V1_GetBulkStateRequest,
                              context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetBulkStateResponse {
+        let prefix = keys.prefix(store: request.storeName)
+        let storedKeys = try rejectIfBad(.state, request.storeName, "bulk_get") { () throws(APIFailure) in
+            try request.keys.map { key throws(APIFailure) in try StateRequests.storedKey(key, prefix: prefix) }
+        }
         let items = try await serve(.state, request.storeName, "bulk_get", daprOperation: "STATE_BULK_GET") { () async throws(CallError) in
-            try await engine.bulkGetState(store: request.storeName, keys: request.keys,
+            try await engine.bulkGetState(store: request.storeName, keys: storedKeys,
                                           parallelism: UInt32(clamping: max(request.parallelism, 0)), metadata: request.metadata)
         }
         var reply = Dapr_Proto_Runtime_V1_GetBulkStateResponse()
         reply.items = items.map { item in
             var bulkItem = Dapr_Proto_Runtime_V1_BulkStateItem()
-            bulkItem.key = item.key
+            bulkItem.key = StateKeys.appKey(item.key, prefix: prefix)
             if item.found {
                 bulkItem.data = Data(item.value)
                 bulkItem.etag = item.etag ?? ""
@@ -59,8 +67,9 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     public func saveState(request: Dapr_Proto_Runtime_V1_SaveStateRequest,
                           context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let prefix = keys.prefix(store: request.storeName)
         let requests = try rejectIfBad(.state, request.storeName, "save") { () throws(APIFailure) in
-            try request.states.map { item throws(APIFailure) in try Self.setRequest(item) }
+            try request.states.map { item throws(APIFailure) in try Self.setRequest(item, prefix: prefix) }
         }
         // Dapr saves the items as one bulk request; the store sees them in order and the first
         // failure is the answer.
@@ -75,7 +84,7 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     public func deleteState(request: Dapr_Proto_Runtime_V1_DeleteStateRequest,
                             context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let deleteRequest = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
-            try StateRequests.delete(key: request.key, etag: request.hasEtag ? request.etag.value : nil,
+            try StateRequests.delete(key: request.key, prefix: keys.prefix(store: request.storeName), etag: request.hasEtag ? request.etag.value : nil,
                                      concurrency: StateConcurrency(request.options.concurrency),
                                      consistency: StateConsistency(request.options.consistency), metadata: request.metadata)
         }
@@ -87,8 +96,9 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     public func deleteBulkState(request: Dapr_Proto_Runtime_V1_DeleteBulkStateRequest,
                                 context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let prefix = keys.prefix(store: request.storeName)
         let requests = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
-            try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item) }
+            try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item, prefix: prefix) }
         }
         for deleteRequest in requests {
             _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
@@ -100,11 +110,12 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     public func executeStateTransaction(request: Dapr_Proto_Runtime_V1_ExecuteStateTransactionRequest,
                                         context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        let prefix = keys.prefix(store: request.storeName)
         let operations = try rejectIfBad(.state, request.storeName, "transaction") { () throws(APIFailure) in
             try request.operations.map { operation throws(APIFailure) -> StateOperation in
                 switch operation.operationType {
-                case "upsert": return .set(try Self.setRequest(operation.request))
-                case "delete": return .delete(try Self.deleteRequest(operation.request))
+                case "upsert": return .set(try Self.setRequest(operation.request, prefix: prefix))
+                case "delete": return .delete(try Self.deleteRequest(operation.request, prefix: prefix))
                 default:
                     throw .badRequest("operation type '\(operation.operationType)' is not supported: use 'upsert' or 'delete'")
                 }
@@ -155,7 +166,7 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         reply.id = appID
         reply.runtimeVersion = MoltVersion.current
         for status in engine.components {
-            let (plugin, version) = Self.splitPluginID(status.plugin)
+            let (plugin, version) = PluginID.split(status.plugin)
             var component = Dapr_Proto_Runtime_V1_RegisteredComponents()
             component.name = status.key.name
             component.type = "\(status.key.kind.rawValue).\(plugin)"
@@ -194,14 +205,14 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         }
     }
 
-    static func setRequest(_ item: Dapr_Proto_Common_V1_StateItem) throws(APIFailure) -> StateSetRequest {
-        try StateRequests.set(key: item.key, value: Array(item.value), etag: item.hasEtag ? item.etag.value : nil,
+    static func setRequest(_ item: Dapr_Proto_Common_V1_StateItem, prefix: String) throws(APIFailure) -> StateSetRequest {
+        try StateRequests.set(key: item.key, prefix: prefix, value: Array(item.value), etag: item.hasEtag ? item.etag.value : nil,
                               concurrency: StateConcurrency(item.options.concurrency),
                               consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
     }
 
-    static func deleteRequest(_ item: Dapr_Proto_Common_V1_StateItem) throws(APIFailure) -> StateDeleteRequest {
-        try StateRequests.delete(key: item.key, etag: item.hasEtag ? item.etag.value : nil,
+    static func deleteRequest(_ item: Dapr_Proto_Common_V1_StateItem, prefix: String) throws(APIFailure) -> StateDeleteRequest {
+        try StateRequests.delete(key: item.key, prefix: prefix, etag: item.hasEtag ? item.etag.value : nil,
                                  concurrency: StateConcurrency(item.options.concurrency),
                                  consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
     }
@@ -209,12 +220,6 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     static func requireLockArguments(store: String, resource: String, owner: String) throws(APIFailure) {
         if resource.isEmpty { throw .badRequest("ResourceId is empty in lock store \(store)") }
         if owner.isEmpty { throw .badRequest("LockOwner is empty in lock store \(store)") }
-    }
-
-    /// "redis-state@1.0.0" → ("redis-state", "1.0.0").
-    static func splitPluginID(_ id: String) -> (name: String, version: String) {
-        guard let at = id.lastIndex(of: "@") else { return (id, "") }
-        return (String(id[..<at]), String(id[id.index(after: at)...]))
     }
 }
 

@@ -18,25 +18,15 @@ struct StateItemBody: Decodable {
     var metadata: [String: String]?
     var options: StateOptionsBody?
 
-    func setRequest() throws(APIFailure) -> StateSetRequest {
-        guard !key.isEmpty else { throw APIFailure.badRequest("state key must not be empty") }
-        let metadata = metadata ?? [:]
-        return StateSetRequest(
-            key: key, value: (value ?? .null).storedBytes, etag: etag,
-            concurrency: try StateConcurrency(daprName: options?.concurrency),
-            consistency: try StateConsistency(daprName: options?.consistency),
-            // The plugin also sees the metadata entry; a value that is not a number is left to it.
-            ttlInSeconds: metadata["ttlInSeconds"].flatMap { Int64($0) },
-            metadata: metadata)
+    func setRequest(prefix: String) throws(APIFailure) -> StateSetRequest {
+        try StateRequests.set(key: key, prefix: prefix, value: (value ?? .null).storedBytes, etag: etag,
+                              concurrency: try StateConcurrency(daprName: options?.concurrency),
+                              consistency: try StateConsistency(daprName: options?.consistency), metadata: metadata ?? [:])
     }
 
-    func deleteRequest() throws(APIFailure) -> StateDeleteRequest {
-        guard !key.isEmpty else { throw APIFailure.badRequest("state key must not be empty") }
-        return StateDeleteRequest(
-            key: key, etag: etag,
-            concurrency: try StateConcurrency(daprName: options?.concurrency),
-            consistency: try StateConsistency(daprName: options?.consistency),
-            metadata: metadata ?? [:])
+    func deleteRequest(prefix: String) throws(APIFailure) -> StateDeleteRequest {
+        try StateRequests.delete(key: key, prefix: prefix, etag: etag, concurrency: try StateConcurrency(daprName: options?.concurrency),
+                                 consistency: try StateConsistency(daprName: options?.consistency), metadata: metadata ?? [:])
     }
 }
 
@@ -56,13 +46,13 @@ struct TransactionBody: Decodable {
     var operations: [Operation]
     var metadata: [String: String]?
 
-    func stateOperations() throws(APIFailure) -> [StateOperation] {
+    func stateOperations(prefix: String) throws(APIFailure) -> [StateOperation] {
         var result: [StateOperation] = []
         result.reserveCapacity(operations.count)
         for operation in operations {
             switch operation.operation {
-            case "upsert": result.append(.set(try operation.request.setRequest()))
-            case "delete": result.append(.delete(try operation.request.deleteRequest()))
+            case "upsert": result.append(.set(try operation.request.setRequest(prefix: prefix)))
+            case "delete": result.append(.delete(try operation.request.deleteRequest(prefix: prefix)))
             default:
                 throw APIFailure(kind: .invalidArgument, message: "operation type \(operation.operation) not supported",
                                  daprErrorCode: "ERR_NOT_SUPPORTED_STATE_OPERATION")

@@ -57,15 +57,21 @@ extension Request {
     /// Reads the whole body (at most `maxRequestBodySize`) and decodes it as JSON. Every problem is a
     /// 400 ERR_MALFORMED_REQUEST whose message names it (field path and what was wrong).
     func decodeJSON<Body: Decodable>(_ type: Body.Type) async throws(APIFailure) -> Body {
-        var request = self
-        let buffer: ByteBuffer
+        var bytes: [UInt8] = []
         do {
-            buffer = try await request.collectBody(upTo: maxRequestBodySize)
+            for try await chunk in body {
+                guard bytes.count + chunk.readableBytes <= maxRequestBodySize else {
+                    throw APIFailure.badRequest("HTTP body is larger than \(maxRequestBodySize) bytes")
+                }
+                bytes += chunk.readableBytesView
+            }
+        } catch let failure as APIFailure {
+            throw failure
         } catch {
-            throw APIFailure.badRequest("failed reading HTTP body (at most \(maxRequestBodySize) bytes): \(error)")
+            throw APIFailure.badRequest("failed reading HTTP body: \(error)")
         }
         do {
-            return try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(type, from: Data(bytes))
         } catch let error as DecodingError {
             throw APIFailure.badRequest("failed deserializing HTTP body: \(error.problem)")
         } catch {
@@ -87,7 +93,7 @@ extension DecodingError {
     var problem: String {
         func path(_ codingPath: [any CodingKey]) -> String {
             let text = codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }.joined()
-            return text.isEmpty ? "body" : text
+            return text.isEmpty ? "body" : text.hasPrefix(".") ? String(text.dropFirst()) : text
         }
         switch self {
         case .keyNotFound(let key, let context):
