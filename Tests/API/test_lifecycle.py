@@ -67,6 +67,7 @@ def sidecar(module_molt, components, redis_a):
         components.lock("reload-lock"),
         components.lock("rejected-lock"),
         components.lock("auth-lock"),
+        components.lock("watch-lock"),
         components.state("switch-state", redis_a),
     ], control_token=CONTROL_TOKEN)
 
@@ -297,3 +298,27 @@ def test_control_apply_add_swap_and_remove(sidecar):
         control.RemoveComponent(pb.RemoveComponentRequest(kind="lock", name="control-lock"), metadata=meta,
                                 timeout=RPC_TIMEOUT_S)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_watch_applies_streams_every_apply(sidecar):
+    pb = sidecar.protos.control_pb2
+    stream = sidecar.control_stub().WatchApplies(pb.WatchAppliesRequest(include_recent=True),
+                                                 metadata=sidecar.control_metadata(), timeout=RPC_TIMEOUT_S)
+    try:
+        # The history first: the bootstrap added this module's components.
+        recent = next(stream)
+        assert recent.action == "added" and recent.new_generation == 1, recent
+
+        sidecar.apply_configuration("lock", "watch-lock", {"maxLocks": "42"})
+        apply_error(sidecar, "lock", "watch-lock", {"maxLocks": "many"})
+        seen = []
+        for event in stream:
+            if (event.kind, event.name) == ("lock", "watch-lock") and event.action != "added":
+                seen.append(event)
+            if len(seen) == 2:
+                break
+        assert seen[0].action == "applied-in-place" and seen[0].old_generation == seen[0].new_generation, seen[0]
+        assert seen[1].action == "failed" and seen[1].failure == "rejected" and '"many"' in seen[1].error, seen[1]
+        assert seen[1].finished_unix_ms >= seen[0].finished_unix_ms > 0
+    finally:
+        stream.cancel()
