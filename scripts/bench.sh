@@ -49,6 +49,7 @@ declare -a benches=(
     "throughput${quick:+ --seconds 1}"
     "swap-rss --count 1000 --max-growth-kib 2048"
     "redis${quick:+ --calls 200}"
+    "serve${quick:+ --seconds 1 --peak-seconds 1}"
 )
 
 declare -a files=() failed=()
@@ -73,6 +74,13 @@ wait  # the tee processes
     --note "Source: $(git describe --always --dirty 2>/dev/null || echo 'not a git checkout')" \
     --note "Command: make bench (scripts/bench.sh)${quick:+ with BENCH_QUICK=1: small counts, numbers not meaningful}" \
     ${failed[@]+"${failed[@]}"} "${files[@]}" | tee "$OUT/results.md"
+
+# The gRPC round trip on this machine: a do-nothing grpcio server vs molt, same grpcio client.
+echo "== gRPC reference (Benchmarks/grpc-reference)" >&2
+make --no-print-directory python-env >&2
+build/venv/bin/python Benchmarks/grpc-reference/grpc_reference.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
+    ${quick:+--calls 300} | tee "$OUT/grpc-reference.json" || failed+=("--failed=grpc-reference:$?")
+
 echo >&2
-echo "results: $OUT/results.json, $OUT/results.md" >&2
+echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json" >&2
 [ ${#failed[@]} -eq 0 ]
