@@ -71,12 +71,8 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         let requests = try rejectIfBad(.state, request.storeName, "save") { () throws(APIFailure) in
             try request.states.map { item throws(APIFailure) in try Self.setRequest(item, prefix: prefix) }
         }
-        // Dapr saves the items as one bulk request; the store sees them in order and the first
-        // failure is the answer.
-        for setRequest in requests {
-            _ = try await serve(.state, request.storeName, "save", daprOperation: "STATE_SAVE") { () async throws(CallError) in
-                try await engine.setState(store: request.storeName, setRequest)
-            }
+        try await serveEach(requests, request.storeName, "save", daprOperation: "STATE_SAVE") { setRequest throws(CallError) in
+            try await engine.setState(store: request.storeName, setRequest)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
@@ -84,8 +80,8 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     public func deleteState(request: Dapr_Proto_Runtime_V1_DeleteStateRequest,
                             context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let deleteRequest = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
-            try StateRequests.delete(key: request.key, prefix: keys.prefix(store: request.storeName), etag: request.hasEtag ? request.etag.value : nil,
-                                     concurrency: StateConcurrency(request.options.concurrency),
+            try StateRequests.delete(key: request.key, prefix: keys.prefix(store: request.storeName),
+                                     etag: request.hasEtag ? request.etag.value : nil, concurrency: StateConcurrency(request.options.concurrency),
                                      consistency: StateConsistency(request.options.consistency), metadata: request.metadata)
         }
         _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
@@ -100,10 +96,8 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         let requests = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
             try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item, prefix: prefix) }
         }
-        for deleteRequest in requests {
-            _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
-                try await engine.deleteState(store: request.storeName, deleteRequest)
-            }
+        try await serveEach(requests, request.storeName, "delete", daprOperation: "STATE_DELETE") { deleteRequest throws(CallError) in
+            try await engine.deleteState(store: request.storeName, deleteRequest)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
@@ -190,6 +184,15 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
             return try await telemetry.call(kind, store, operation, daprOperation: daprOperation, body).value
         } catch {
             throw RPCError(error)
+        }
+    }
+
+    /// Bulk save and delete: one store call per item, in order; the first failure is the answer (the
+    /// items before it stay written, as with Dapr's bulk fallback).
+    private func serveEach<Request>(_ requests: [Request], _ store: String, _ operation: String, daprOperation: String,
+                                    _ call: (Request) async throws(CallError) -> Served<Void>) async throws(RPCError) {
+        for request in requests {
+            try await serve(.state, store, operation, daprOperation: daprOperation) { () async throws(CallError) in try await call(request) }
         }
     }
 
