@@ -23,8 +23,9 @@ public final class Engine: Sendable {
     private let lateDrains = Mutex<[ObjectIdentifier: Task<Void, Never>]>([:])
     /// Leases that reached a destroyed generation in components removed since (kept for the tests).
     private let retiredViolations = Atomic<Int>(0)
-    /// Set once every bootstrap component's first generation is ready.
-    private let bootstrapped = Atomic<Bool>(false)
+    /// Bootstrap components that have not served yet; nil until `bootstrap` has run. The host is
+    /// ready when it is empty: a bootstrap component that failed counts once a later apply adds it.
+    private let unservedBootstrap = Mutex<Set<ComponentKey>?>(nil)
     /// Subscribers to apply results (control-plane streams, metrics), by subscription id.
     private let applySubscribers = Mutex<(next: Int, byID: [Int: AsyncStream<ApplyResult>.Continuation])>((0, [:]))
 
@@ -393,6 +394,7 @@ public final class Engine: Sendable {
     }
 
     private func record(_ result: ApplyResult) {
+        if result.action == .added { _ = unservedBootstrap.withLock { $0?.remove(result.key) } }
         var result = result
         result.finishedAt = Date()
         for continuation in applySubscribers.withLock({ Array($0.byID.values) }) { continuation.yield(result) }
@@ -421,12 +423,17 @@ public final class Engine: Sendable {
             for definition in definitions { group.addTask { await self.apply(definition) } }
             return await group.reduce(into: []) { $0.append($1) }
         }
-        if results.allSatisfy(\.succeeded) { bootstrapped.store(true, ordering: .releasing) }
+        let failed = results.filter { !$0.succeeded }.map(\.key)
+        // Under the slots lock, so an apply that adds one of them meanwhile is not missed.
+        slots.withLock { slots in
+            unservedBootstrap.withLock { $0 = Set(failed.filter { slots[$0] == nil }) }
+        }
         return results.sorted { $0.key < $1.key }
     }
 
-    /// Ready once every bootstrap component's first generation is ready (readiness probes).
-    public var isReady: Bool { bootstrapped.load(ordering: .acquiring) }
+    /// Ready once every bootstrap component has served: its first generation was ready, at
+    /// bootstrap or in a later apply (readiness probes).
+    public var isReady: Bool { unservedBootstrap.withLock { $0?.isEmpty ?? false } }
 
     // MARK: - Status
 

@@ -535,9 +535,10 @@ class MoltFactory:
 
     def __call__(self, components: list[dict], *, plugins_dir: Path | None = None, api_token: str | None = None,
                  control_token: str | None = None, app_id: str | None = None, extra_args: list[str] = (),
-                 env: dict[str, str] | None = None) -> Molt:
+                 env: dict[str, str] | None = None, wait_ready: bool = True) -> Molt:
         """Writes `components` to a components JSON file, starts `molt serve` on free ports and waits until
-        GET /v1.0/healthz answers 204 (fails the test with molt's stderr when molt exits first)."""
+        GET /v1.0/healthz answers 204, or with `wait_ready=False` until every port accepts (fails the
+        test with molt's stderr when molt exits first)."""
         self.count += 1
         workdir = self.directory / f"molt-{self.count}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -571,7 +572,7 @@ class MoltFactory:
                         api_token=api_token, control_token=control_token, app_id=app_id or "molt")
             self.started.append(molt)
             _RUNNING_MOLTS.append(molt)
-            if self._wait_healthy(molt):
+            if self._wait_healthy(molt, wait_ready):
                 return molt
             molt.stop(signal.SIGKILL)
             last_error = molt.stderr()
@@ -582,7 +583,7 @@ class MoltFactory:
                     f"--- stderr\n{last_error[-6000:]}", pytrace=False)
 
     @staticmethod
-    def _wait_healthy(molt: Molt) -> bool:
+    def _wait_healthy(molt: Molt, wait_ready: bool = True) -> bool:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if not molt.alive():
@@ -592,8 +593,8 @@ class MoltFactory:
                 connection.request("GET", "/v1.0/healthz")
                 status = connection.getresponse().status
                 connection.close()
-                if status == 204 and all(_tcp_accepts(p) for p in (molt.grpc_port, molt.control_port,
-                                                                    molt.admin_port)):
+                if (status == 204 or not wait_ready) and all(_tcp_accepts(p) for p in (molt.grpc_port, molt.control_port,
+                                                                                        molt.admin_port)):
                     return True
             except OSError:
                 pass

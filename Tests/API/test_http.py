@@ -138,3 +138,24 @@ def test_api_token_over_http(module_molt, redis, components):
     assert wrong.status == 401, str(wrong)
     allowed = guarded.http("POST", "/v1.0/state/statestore", [{"key": "t", "value": "v"}])
     assert allowed.status == 204, str(allowed)
+
+
+def test_not_ready_until_every_bootstrap_component_serves(molt, components, fixtures_dir):
+    # The bootstrap component's first instance reports readiness FAILED: molt serves, but is not ready.
+    sidecar = molt([components.lock("flaky", plugin="probe", readiness="failed")], plugins_dir=fixtures_dir,
+                   wait_ready=False)
+    healthz = sidecar.http("GET", "/v1.0/healthz")
+    assert healthz.status == 500 and healthz.json()["errorCode"] == "ERR_HEALTH_NOT_READY", healthz
+    assert sidecar.http("GET", "/v1.0/healthz/outbound").status == 500
+    readiness = sidecar.admin("/actuator/health/readiness")
+    assert readiness.status == 503 and readiness.json()["status"] == "DOWN", readiness
+    assert sidecar.admin("/actuator/health/liveness").status == 200
+
+    # The operator applies a working configuration: the component is added and molt becomes ready.
+    pb = sidecar.protos.control_pb2
+    added = sidecar.control_stub().Apply(pb.ApplyRequest(kind="lock", name="flaky", plugin="probe"),
+                                         metadata=sidecar.control_metadata(), timeout=15).result
+    assert added.action == "added", added
+    assert sidecar.http("GET", "/v1.0/healthz").status == 204
+    readiness = sidecar.admin("/actuator/health/readiness")
+    assert readiness.status == 200 and readiness.json()["status"] == "UP", readiness

@@ -110,6 +110,9 @@ import Testing
         let failing = await engine.bootstrap([lockDefinition("a", plugin: "probe"), lockDefinition("b", plugin: "probe", ["readiness": "failed"])])
         #expect(failing.map(\.action) == [.added, .failed])
         #expect(!engine.isReady)
+        // The operator fixes the failed component's configuration: the host becomes ready.
+        #expect(await engine.apply(lockDefinition("b", plugin: "probe")).action == .added)
+        #expect(engine.isReady)
         let other = try makeEngine(["probe-1.0.0.so"])
         _ = await other.bootstrap([lockDefinition("a", plugin: "probe"), lockDefinition("b", plugin: "probe", ["readyAfterPolls": "3"])])
         #expect(other.isReady)
