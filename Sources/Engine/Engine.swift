@@ -12,15 +12,15 @@ import Synchronization
 public final class Engine: Sendable {
     public let catalog: PluginCatalog
     public let settings: EngineSettings
-    private let logger: Logger
+    let logger: Logger
     /// Serving components. Read on every call (short critical section); written on add/remove.
-    private let slots = Mutex<[ComponentKey: ComponentSlot]>([:])
+    let slots = Mutex<[ComponentKey: ComponentSlot]>([:])
     private let applyLocks = Mutex<[ComponentKey: AsyncLock]>([:])
     private let history = Mutex<[ApplyResult]>([])
     private let generationCounters = Mutex<[ComponentKey: UInt64]>([:])
     /// Background drains that outlived their apply's drain timeout, by the cell they drain. The task
     /// owns that cell until it ends: it destroys the generation and empties the cell.
-    private let lateDrains = Mutex<[ObjectIdentifier: Task<Void, Never>]>([:])
+    let lateDrains = Mutex<[ObjectIdentifier: Task<Void, Never>]>([:])
     /// Leases that reached a destroyed generation in components removed since (kept for the tests).
     private let retiredViolations = Atomic<Int>(0)
     /// Bootstrap components that have not served yet; nil until `bootstrap` has run. The host is
@@ -107,7 +107,7 @@ public final class Engine: Sendable {
         return result
     }
 
-    private func applyLock(_ key: ComponentKey) -> AsyncLock {
+    func applyLock(_ key: ComponentKey) -> AsyncLock {
         applyLocks.withLock { locks in
             if let lock = locks[key] { return lock }
             let lock = AsyncLock()
@@ -186,7 +186,7 @@ public final class Engine: Sendable {
                             clock: clock, started: started, result: result)
     }
 
-    private func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> PluginBinary {
+    func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> PluginBinary {
         let key = definition.key
         guard let pluginName = definition.plugin ?? current?.binary.info.name else {
             throw ConfigProblem("component \(key) is new: name its plugin")
@@ -218,7 +218,7 @@ public final class Engine: Sendable {
     }
 
     /// init + readiness polling. On any failure the new instance is destroyed before returning.
-    private func startGeneration(key: ComponentKey, binary: PluginBinary, config: [String: String], pin: String?,
+    func startGeneration(key: ComponentKey, binary: PluginBinary, config: [String: String], pin: String?,
                                  clock: ContinuousClock, result: inout ApplyResult) async throws -> Generation {
         let initStart = clock.now
         let instance: PluginInstance
@@ -259,34 +259,14 @@ public final class Engine: Sendable {
         var result = initial
         let oldBinary = old.binary
         // State handoff needs both sides; refusing beats silently dropping held state.
-        let oldFormats = oldBinary.info.stateFormats
-        let newFormats = binary.info.stateFormats
-        var handoffFormat: UInt32?
-        if let oldFormats {
-            guard let newFormats else {
-                result.error = "\(binary.info.id) cannot import state, so a reload would drop \(oldBinary.info.id)'s state; refusing"
-                result.failure = .invalidDefinition
-                return result
-            }
-            guard oldFormats.overlaps(newFormats) else {
-                result.error = "no common state format: \(oldBinary.info.id) has \(oldFormats), \(binary.info.id) has \(newFormats)"
-                result.failure = .invalidDefinition
-                return result
-            }
-            handoffFormat = min(oldFormats.upperBound, newFormats.upperBound)  // the newest both understand
-        }
-
-        // A generation still draining from an earlier apply occupies the idle cell.
-        let idle = slot.idleCell
-        if idle.current != nil {
-            let still = await slot.drain(idle, timeout: settings.drainTimeout)
-            if still > 0 {
-                result.error = "generation \(idle.current?.number ?? 0) of \(slot.key) still has \(still) calls running; try again later"
-                result.failure = .busy
-                return result
-            }
-            // The background task that owned the cell is finishing; let it destroy and empty it.
-            if let task = lateDrains.withLock({ $0[ObjectIdentifier(idle)] }) { await task.value }
+        let handoffFormat: UInt32?
+        do {
+            handoffFormat = try Self.handoffFormat(from: oldBinary, to: binary)
+            try await freeIdleCell(of: slot)
+        } catch {
+            result.error = error.description
+            result.failure = error.kind
+            return result
         }
 
         let generation: Generation
@@ -321,8 +301,7 @@ public final class Engine: Sendable {
             if let failure {
                 slot.resume()
                 result.pauseDuration = clock.now - pauseStart
-                generation.destroyed.store(true, ordering: .releasing)
-                generation.instance.destroy()
+                abandon(generation)
                 result.error = failure
                 result.failure = failureKind
                 return result
@@ -348,10 +327,42 @@ public final class Engine: Sendable {
         return result
     }
 
+    /// The state format a reload from `old` to `new` hands over in: nil when `old` holds no state,
+    /// else the newest format both understand. Refuses a reload that would drop state.
+    static func handoffFormat(from old: PluginBinary, to new: PluginBinary) throws(StartFailure) -> UInt32? {
+        guard let oldFormats = old.info.stateFormats else { return nil }
+        guard let newFormats = new.info.stateFormats else {
+            throw StartFailure(.invalidDefinition, "\(new.info.id) cannot import state, so a reload would drop \(old.info.id)'s state; refusing")
+        }
+        guard oldFormats.overlaps(newFormats) else {
+            throw StartFailure(.invalidDefinition, "no common state format: \(old.info.id) has \(oldFormats), \(new.info.id) has \(newFormats)")
+        }
+        return min(oldFormats.upperBound, newFormats.upperBound)
+    }
+
+    /// A generation still draining from an earlier apply occupies the idle cell: waits for it
+    /// (bounded by the drain timeout) and for its destruction.
+    func freeIdleCell(of slot: ComponentSlot) async throws(StartFailure) {
+        let idle = slot.idleCell
+        guard idle.current != nil else { return }
+        let still = await slot.drain(idle, timeout: settings.drainTimeout)
+        if still > 0 {
+            throw StartFailure(.busy, "generation \(idle.current?.number ?? 0) of \(slot.key) still has \(still) calls running; try again later")
+        }
+        // The background task that owned the cell is finishing; let it destroy and empty it.
+        if let task = lateDrains.withLock({ $0[ObjectIdentifier(idle)] }) { await task.value }
+    }
+
+    /// Destroys a generation that was never installed (an apply that failed after it was ready).
+    func abandon(_ generation: Generation) {
+        generation.destroyed.store(true, ordering: .releasing)
+        generation.instance.destroy()
+    }
+
     /// Drains `cell` (bounded by the drain timeout), then destroys its generation and empties it.
     /// Past the timeout the destroy happens in the background once the calls end. Returns the calls
     /// still running at the timeout.
-    private func retire(_ cell: ComponentSlot.Cell, of slot: ComponentSlot) async -> Int {
+    func retire(_ cell: ComponentSlot.Cell, of slot: ComponentSlot) async -> Int {
         let still = await slot.drain(cell, timeout: settings.drainTimeout)
         if still == 0 {
             destroyGeneration(in: cell, of: slot)
@@ -393,7 +404,7 @@ public final class Engine: Sendable {
         return stream
     }
 
-    private func record(_ result: ApplyResult) {
+    func record(_ result: ApplyResult) {
         if result.action == .added { _ = unservedBootstrap.withLock { $0?.remove(result.key) } }
         var result = result
         result.finishedAt = Date()

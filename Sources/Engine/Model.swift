@@ -73,6 +73,8 @@ public enum ApplyFailure: String, Sendable, Codable {
     case busy
     /// A removal named a component that does not exist.
     case unknownComponent = "unknown-component"
+    /// Another component of the same batch failed, so this one was not changed either.
+    case aborted
 }
 
 /// What one apply did. Durations are nil for the steps that did not run.

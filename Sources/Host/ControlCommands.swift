@@ -63,7 +63,8 @@ struct Apply: AsyncParsableCommand {
         abstract: "Apply a component's full configuration to a running molt.",
         discussion: """
             Either --kind and --name (with --metadata, --plugin, --version, --pin), or -f with a components file \
-            ({"components": [{"kind", "name", "plugin", "version"?, "metadata"?, "pin"?}]}), applied in order.
+            ({"components": [{"kind", "name", "plugin", "version"?, "metadata"?, "pin"?}]}), applied in order, \
+            or all-or-nothing with --batch.
             Prints one line per apply. Exit 0 when every apply succeeded (unchanged included), 1 when one failed \
             (the old generation keeps serving; the plugin's message is printed), 2 when the control plane cannot \
             be reached or refuses the call.
@@ -78,11 +79,18 @@ struct Apply: AsyncParsableCommand {
     @Option(help: "Plugin version (default: the current one; the newest for a new component).") var version: String?
     @Option(help: "sha256 the plugin binary must have.") var pin: String?
     @Option(name: .shortAndLong, help: "Components file to apply instead of --kind/--name.") var file: String?
+    @Flag(help: "Apply the file's components all-or-nothing: all switch together, or none changes.") var batch = false
     @Flag(help: "Print the results as JSON (one object per line).") var json = false
 
     func run() async throws {
         let requests = try makeRequests()
+        if batch && file == nil { throw ValidationError("--batch applies the components of a file: give -f FILE") }
         let results = try await control.withControl { client, metadata, options in
+            if batch {
+                var request = Molt_Control_V1_ApplyBatchRequest()
+                request.applies = requests
+                return try await client.applyBatch(request, metadata: metadata, options: options).results
+            }
             var results: [Molt_Control_V1_ApplyResult] = []
             for request in requests {
                 results.append(try await client.apply(request, metadata: metadata, options: options).result)

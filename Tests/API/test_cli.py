@@ -74,3 +74,33 @@ def test_control_plane_off_loopback_needs_a_token(molt_bin, plugins_dir, free_po
     refused = run_cli(molt_bin, "serve", "--plugins-dir", str(plugins_dir), "--control-address", f"0.0.0.0:{free_port()}")
     assert refused.returncode != 0
     assert "--control-token" in refused.stderr and "loopback" in refused.stderr
+
+
+def test_batch_apply_is_all_or_nothing(molt, molt_bin, components, fixtures_dir, tmp_path):
+    sidecar = molt([components.lock("a", plugin="probe"), components.lock("b", plugin="probe")], plugins_dir=fixtures_dir)
+    batch = tmp_path / "batch.json"
+
+    batch.write_text(json.dumps({"components": [
+        {"kind": "lock", "name": "a", "plugin": "probe", "metadata": {"v": "2"}},
+        {"kind": "lock", "name": "b", "plugin": "probe", "metadata": {"v": "2", "readiness": "failed"}},
+        {"kind": "lock", "name": "c", "plugin": "probe", "metadata": {}},
+    ]}))
+    failed = run_cli(molt_bin, "apply", *control_args(sidecar), "-f", str(batch), "--batch", "--json")
+    assert failed.returncode == 1, failed
+    results = [json.loads(line) for line in failed.stdout.splitlines()]
+    assert [r["action"] for r in results] == ["failed"] * 3
+    assert "readiness FAILED" in results[1]["error"] and results[0]["failure"] == "aborted"
+    listed = sidecar.list_components()
+    assert sorted(listed) == [("lock", "a"), ("lock", "b")], "the batch added a component"
+    assert [listed[k].generation for k in sorted(listed)] == [1, 1], "the batch changed a component"
+
+    batch.write_text(json.dumps({"components": [
+        {"kind": "lock", "name": "a", "plugin": "probe", "metadata": {"v": "2"}},
+        {"kind": "lock", "name": "c", "plugin": "probe", "metadata": {}},
+    ]}))
+    applied = run_cli(molt_bin, "apply", *control_args(sidecar), "-f", str(batch), "--batch")
+    assert applied.returncode == 0, applied
+    assert "lock/a: reloaded" in applied.stdout and "lock/c: added" in applied.stdout
+    # A generation number is never reused: the aborted batch's ready-then-destroyed instances took some.
+    assert sidecar.generation("lock", "a") > 1 and sidecar.generation("lock", "b") == 1
+    assert ("lock", "c") in sidecar.list_components()

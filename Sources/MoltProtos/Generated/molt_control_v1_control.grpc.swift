@@ -38,6 +38,19 @@ public enum Molt_Control_V1_Control: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ApplyBatch" metadata.
+        public enum ApplyBatch: Sendable {
+            /// Request type for "ApplyBatch".
+            public typealias Input = Molt_Control_V1_ApplyBatchRequest
+            /// Response type for "ApplyBatch".
+            public typealias Output = Molt_Control_V1_ApplyBatchResponse
+            /// Descriptor for "ApplyBatch".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "molt.control.v1.Control"),
+                method: "ApplyBatch",
+                type: .unary
+            )
+        }
         /// Namespace for "ListComponents" metadata.
         public enum ListComponents: Sendable {
             /// Request type for "ListComponents".
@@ -80,6 +93,7 @@ public enum Molt_Control_V1_Control: Sendable {
         /// Descriptors for all methods in the "molt.control.v1.Control" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Apply.descriptor,
+            ApplyBatch.descriptor,
             ListComponents.descriptor,
             RemoveComponent.descriptor,
             WatchApplies.descriptor
@@ -128,6 +142,26 @@ extension Molt_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ApplyRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplyResponse>
+
+        /// Handle the "ApplyBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+        /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+        /// > an old generation of one batch component after a new generation of another.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Molt_Control_V1_ApplyBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Molt_Control_V1_ApplyBatchResponse` messages.
+        func applyBatch(
+            request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ApplyBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplyBatchResponse>
 
         /// Handle the "ListComponents" method.
         ///
@@ -208,6 +242,26 @@ extension Molt_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ApplyResponse>
 
+        /// Handle the "ApplyBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+        /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+        /// > an old generation of one batch component after a new generation of another.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ApplyBatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Molt_Control_V1_ApplyBatchResponse` message.
+        func applyBatch(
+            request: GRPCCore.ServerRequest<Molt_Control_V1_ApplyBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ApplyBatchResponse>
+
         /// Handle the "ListComponents" method.
         ///
         /// - Parameters:
@@ -285,6 +339,26 @@ extension Molt_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> Molt_Control_V1_ApplyResponse
 
+        /// Handle the "ApplyBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+        /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+        /// > an old generation of one batch component after a new generation of another.
+        ///
+        /// - Parameters:
+        ///   - request: A `Molt_Control_V1_ApplyBatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Molt_Control_V1_ApplyBatchResponse` to respond with.
+        func applyBatch(
+            request: Molt_Control_V1_ApplyBatchRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Molt_Control_V1_ApplyBatchResponse
+
         /// Handle the "ListComponents" method.
         ///
         /// - Parameters:
@@ -354,6 +428,17 @@ extension Molt_Control_V1_Control.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Molt_Control_V1_Control.Method.ApplyBatch.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ApplyBatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ApplyBatchResponse>(),
+            handler: { request, context in
+                try await self.applyBatch(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Molt_Control_V1_Control.Method.ListComponents.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ListComponentsRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ListComponentsResponse>(),
@@ -403,6 +488,17 @@ extension Molt_Control_V1_Control.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
+    public func applyBatch(
+        request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ApplyBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplyBatchResponse> {
+        let response = try await self.applyBatch(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
     public func listComponents(
         request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ListComponentsRequest>,
         context: GRPCCore.ServerContext
@@ -446,6 +542,19 @@ extension Molt_Control_V1_Control.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ApplyResponse> {
         return GRPCCore.ServerResponse<Molt_Control_V1_ApplyResponse>(
             message: try await self.apply(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func applyBatch(
+        request: GRPCCore.ServerRequest<Molt_Control_V1_ApplyBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ApplyBatchResponse> {
+        return GRPCCore.ServerResponse<Molt_Control_V1_ApplyBatchResponse>(
+            message: try await self.applyBatch(
                 request: request.message,
                 context: context
             ),
@@ -529,6 +638,31 @@ extension Molt_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ApplyResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplyResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ApplyBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+        /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+        /// > an old generation of one batch component after a new generation of another.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ApplyBatchRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_ApplyBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_ApplyBatchResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func applyBatch<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_ApplyBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_ApplyBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ApplyBatchResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplyBatchResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ListComponents" method.
@@ -642,6 +776,42 @@ extension Molt_Control_V1_Control {
             try await self.client.unary(
                 request: request,
                 descriptor: Molt_Control_V1_Control.Method.Apply.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ApplyBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+        /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+        /// > an old generation of one batch component after a new generation of another.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ApplyBatchRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_ApplyBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_ApplyBatchResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func applyBatch<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_ApplyBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_ApplyBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ApplyBatchResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplyBatchResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Molt_Control_V1_Control.Method.ApplyBatch.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -781,6 +951,37 @@ extension Molt_Control_V1_Control.ClientProtocol {
         )
     }
 
+    /// Call the "ApplyBatch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+    /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+    /// > an old generation of one batch component after a new generation of another.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Molt_Control_V1_ApplyBatchRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applyBatch<Result>(
+        request: GRPCCore.ClientRequest<Molt_Control_V1_ApplyBatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplyBatchResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.applyBatch(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ApplyBatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ApplyBatchResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ListComponents" method.
     ///
     /// - Parameters:
@@ -895,6 +1096,41 @@ extension Molt_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.apply(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApplyBatch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Applies several components all-or-nothing: every new generation is ready before any switches;
+    /// > any failure changes nothing (every result "failed", the culprit with its reason); calls never see
+    /// > an old generation of one batch component after a new generation of another.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applyBatch<Result>(
+        _ message: Molt_Control_V1_ApplyBatchRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplyBatchResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Molt_Control_V1_ApplyBatchRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.applyBatch(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -72,6 +72,36 @@ public nonisolated struct Molt_Control_V1_ApplyResponse: Sendable {
   fileprivate var _result: Molt_Control_V1_ApplyResult? = nil
 }
 
+public nonisolated struct Molt_Control_V1_ApplyBatchRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var applies: [Molt_Control_V1_ApplyRequest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Molt_Control_V1_ApplyBatchResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// One per request, in order.
+  public var results: [Molt_Control_V1_ApplyResult] = []
+
+  public var succeeded: Bool = false
+
+  /// How long calls to the batch's components waited for the switch, in milliseconds.
+  public var pauseMs: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -160,7 +190,8 @@ public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
     set {_uniqueStorage()._error = newValue}
   }
 
-  /// For "failed": invalid-definition, rejected, timed-out, busy.
+  /// For "failed": invalid-definition, rejected, timed-out, busy, unknown-component, aborted (another
+  /// component of the same batch failed).
   public var failure: String {
     get {_storage._failure}
     set {_uniqueStorage()._failure = newValue}
@@ -355,6 +386,76 @@ nonisolated extension Molt_Control_V1_ApplyResponse: SwiftProtobuf.Message, Swif
 
   public static func ==(lhs: Molt_Control_V1_ApplyResponse, rhs: Molt_Control_V1_ApplyResponse) -> Bool {
     if lhs._result != rhs._result {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Molt_Control_V1_ApplyBatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyBatchRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applies\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.applies) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.applies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.applies, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Molt_Control_V1_ApplyBatchRequest, rhs: Molt_Control_V1_ApplyBatchRequest) -> Bool {
+    if lhs.applies != rhs.applies {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Molt_Control_V1_ApplyBatchResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyBatchResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}results\0\u{1}succeeded\0\u{3}pause_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.results) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.succeeded) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.pauseMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.results.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.results, fieldNumber: 1)
+    }
+    if self.succeeded != false {
+      try visitor.visitSingularBoolField(value: self.succeeded, fieldNumber: 2)
+    }
+    if self.pauseMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.pauseMs, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Molt_Control_V1_ApplyBatchResponse, rhs: Molt_Control_V1_ApplyBatchResponse) -> Bool {
+    if lhs.results != rhs.results {return false}
+    if lhs.succeeded != rhs.succeeded {return false}
+    if lhs.pauseMs != rhs.pauseMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

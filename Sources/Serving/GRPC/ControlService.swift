@@ -14,19 +14,34 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     }
 
     public func apply(request: Molt_Control_V1_ApplyRequest, context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
+        var response = Molt_Control_V1_ApplyResponse()
+        response.result = Molt_Control_V1_ApplyResult(await engine.apply(try Self.definition(request)))
+        return response
+    }
+
+    public func applyBatch(request: Molt_Control_V1_ApplyBatchRequest,
+                           context: ServerContext) async throws -> Molt_Control_V1_ApplyBatchResponse {
+        guard !request.applies.isEmpty else { throw RPCError(code: .invalidArgument, message: "the batch is empty") }
+        let batch = await engine.applyBatch(try request.applies.map(Self.definition))
+        var response = Molt_Control_V1_ApplyBatchResponse()
+        response.results = batch.results.map(Molt_Control_V1_ApplyResult.init)
+        response.succeeded = batch.succeeded
+        response.pauseMs = batch.pauseDuration.milliseconds
+        return response
+    }
+
+    /// A control request as the engine's definition; malformed fields are INVALID_ARGUMENT.
+    static func definition(_ request: Molt_Control_V1_ApplyRequest) throws(RPCError) -> ComponentDefinition {
         let key = try ControlRequests.componentKey(kind: request.kind, name: request.name)
         var version: SemanticVersion?
         if !request.version.isEmpty {
             guard let parsed = SemanticVersion(request.version) else {
-                throw RPCError(code: .invalidArgument, message: "version '\(request.version)' is not a semantic version (like 1.2.0)")
+                throw RPCError(code: .invalidArgument, message: "version '\(request.version)' of \(key) is not a semantic version (like 1.2.0)")
             }
             version = parsed
         }
-        let definition = ComponentDefinition(kind: key.kind, name: key.name, plugin: request.plugin.isEmpty ? nil : request.plugin,
-                                             version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
-        var response = Molt_Control_V1_ApplyResponse()
-        response.result = Molt_Control_V1_ApplyResult(await engine.apply(definition))
-        return response
+        return ComponentDefinition(kind: key.kind, name: key.name, plugin: request.plugin.isEmpty ? nil : request.plugin,
+                                   version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
     }
 
     public func listComponents(request: Molt_Control_V1_ListComponentsRequest,

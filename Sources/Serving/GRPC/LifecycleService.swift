@@ -58,6 +58,7 @@ extension RPCError {
         case .timedOut: code = .deadlineExceeded
         case .busy: code = .unavailable
         case .unknownComponent: code = .notFound
+        case .aborted: code = .aborted
         }
         self.init(code: code, message: result.error ?? "apply failed")
     }
