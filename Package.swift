@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML", "CommandLineArguments"]),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The ABI: a header-only C target (plus compile-time layout checks).
@@ -56,6 +58,26 @@ let package = Package(
             dependencies: ["PluginHost", "PluginABI", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Engine"
         ),
+        // The running configuration on disk (the state directory): written before an apply is
+        // acknowledged, restored at start.
+        .target(
+            name: "Persistence",
+            dependencies: ["Engine", "PluginHost", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Persistence"
+        ),
+
+        // ---- Configuration: versioned outer formats converted to one inner model ----
+        .target(
+            name: "Config",
+            dependencies: [
+                "Engine", "PluginHost",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Config"
+        ),
+
         // ---- Serving: the network APIs around the engine ----
         // Generated code (scripts/generate-protos.sh, committed): Dapr's runtime API subset, Layotto's
         // Lifecycle API and molt's control API.
@@ -106,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos",
+                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -196,6 +218,17 @@ let package = Package(
             name: "EngineTests",
             dependencies: ["Engine", "PluginHost", "PluginABI", "MoltTestSupport"],
             path: "Tests/EngineTests"
+        ),
+        .testTarget(
+            name: "PersistenceTests",
+            dependencies: ["Persistence", "Engine", "PluginHost", "MoltTestSupport"],
+            path: "Tests/PersistenceTests"
+        ),
+        .testTarget(
+            name: "ConfigTests",
+            dependencies: ["Config", "Engine", "PluginHost", "MoltTestSupport"],
+            path: "Tests/ConfigTests",
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "RedisStateTests",

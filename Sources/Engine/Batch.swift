@@ -194,6 +194,8 @@ extension Engine {
             _ = await retire(slot.idleCell, of: slot)
             members[index].result.drainDuration = clock.now - drainStart
         }
+        // One journal write for the whole batch (the first changed result carries any warning).
+        if let first = members.firstIndex(where: { $0.new != nil }) { commit(&members[first].result) }
         return BatchApplyResult(results: members.map(\.result), pauseDuration: switching.isEmpty ? nil : pause)
     }
 

@@ -29,9 +29,16 @@ public final class Engine: Sendable {
     /// Subscribers to apply results (control-plane streams, metrics), by subscription id.
     private let applySubscribers = Mutex<(next: Int, byID: [Int: AsyncStream<ApplyResult>.Continuation])>((0, [:]))
 
-    public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), logger: Logger = Logger(label: "molt.engine")) {
+    /// Records the running configuration after every change; nil: nothing is persisted.
+    let journal: (any ConfigJournal)?
+    /// Serializes journal commits, so a snapshot is never older than the one written before it.
+    private let commitLock = Mutex<Void>(())
+
+    public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
+                logger: Logger = Logger(label: "molt.engine")) {
         self.catalog = catalog
         self.settings = settings
+        self.journal = journal
         self.logger = logger
     }
 
@@ -69,15 +76,49 @@ public final class Engine: Sendable {
         let key = definition.key
         let clock = ContinuousClock()
         let started = clock.now
-        var result = await applyLock(key).withLock { await self.applySerialized(definition, clock: clock, started: started) }
+        var result = await applyLock(key).withLock {
+            var result = await self.applySerialized(definition, clock: clock, started: started)
+            self.commit(&result)
+            return result
+        }
         result.totalDuration = clock.now - started
         record(result)
         return result
     }
 
+    /// The definitions of every running component, as a restart must reproduce them: plugin name
+    /// and exact version, the (normalized) configuration and pin of the active generation.
+    public var runningDefinitions: [ComponentDefinition] {
+        slots.withLock { Array($0.values) }.compactMap { slot in
+            guard let generation = slot.activeCell.current else { return nil }
+            let info = generation.binary.info
+            return ComponentDefinition(kind: slot.key.kind, name: slot.key.name, plugin: info.name, version: info.version,
+                                       config: generation.config.withLock { $0 }, pin: generation.pin)
+        }.sorted { $0.key < $1.key }
+    }
+
+    /// Writes the running configuration to the journal after a change, before the change is
+    /// acknowledged (callers hold the apply locks of the changed components). A write that fails
+    /// cannot undo the switch: the result carries a warning and the error is logged.
+    func commit(_ result: inout ApplyResult) {
+        guard let journal, result.succeeded, result.action != .unchanged else { return }
+        do {
+            try commitLock.withLock { _ in try journal.committed(runningDefinitions) }
+        } catch {
+            result.warnings.append("the running configuration was NOT persisted: \(error)")
+            logger.error("persisting the running configuration failed", metadata: ["component": "\(result.key)", "error": "\(error)"])
+        }
+    }
+
     /// Removes a component: stop routing, drain, destroy.
     @discardableResult
     public func remove(_ key: ComponentKey) async -> ApplyResult {
+        await remove(key, persist: true)
+    }
+
+    /// `persist: false` for shutdown: the components stop with the process, but a restart must
+    /// bring them back, so the journal keeps them.
+    private func remove(_ key: ComponentKey, persist: Bool) async -> ApplyResult {
         let clock = ContinuousClock()
         let started = clock.now
         var result = await applyLock(key).withLock { () async -> ApplyResult in
@@ -89,6 +130,7 @@ public final class Engine: Sendable {
                 return result
             }
             slot.markRemoved()
+            if persist { commit(&result) }
             let cell = slot.activeCell
             let generation = cell.current
             result.oldGeneration = generation?.number
@@ -492,7 +534,7 @@ public final class Engine: Sendable {
 
     /// Removes every component (shutdown): each drains and is destroyed.
     public func shutdown() async {
-        for key in slots.withLock({ Array($0.keys) }) { await remove(key) }
+        for key in slots.withLock({ Array($0.keys) }) { await remove(key, persist: false) }
         await waitForLateDrains()
     }
 }
@@ -508,4 +550,11 @@ struct StartFailure: Error, CustomStringConvertible {
     init(_ kind: ApplyFailure, _ description: String) { self.kind = kind; self.description = description }
 
     static func kind(of error: any Error) -> ApplyFailure { (error as? StartFailure)?.kind ?? .invalidDefinition }
+}
+
+/// Where the engine records the configuration it runs. `committed` is called after every change
+/// (apply, removal, batch) with every running component, before the change is acknowledged, and
+/// never concurrently with itself.
+public protocol ConfigJournal: Sendable {
+    func committed(_ running: [ComponentDefinition]) throws
 }

@@ -7,6 +7,7 @@ import GRPCServing
 import HTTPServing
 import Logging
 import Metrics
+import Persistence
 import PluginHost
 import Prometheus
 import ServiceLifecycle
@@ -41,6 +42,12 @@ struct Serve: AsyncParsableCommand {
     var apiToken: String = Environment.value("DAPR_API_TOKEN") ?? ""
     @Option(help: "Token every control call must carry as molt-control-token (env MOLT_CONTROL_TOKEN); required off loopback.")
     var controlToken: String = Environment.value("MOLT_CONTROL_TOKEN") ?? ""
+    @Option(help: """
+        Directory where molt keeps the running configuration (env MOLT_STATE_DIR). Every change is written \
+        there before it is acknowledged, and a restart restores it: the components that ran last, as they \
+        ran, plus bootstrap components it has never seen. Without it nothing is persisted.
+        """)
+    var stateDir: String? = Environment.value("MOLT_STATE_DIR")
     @Option(help: "Milliseconds a new instance may take to become ready.") var readinessTimeoutMs = 10_000
     @Option(help: "Milliseconds a switched-out generation may take to finish its calls.") var drainTimeoutMs = 30_000
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env MOLT_LOG_LEVEL).")
@@ -56,7 +63,17 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--control-address \(addresses.control) is not a loopback address: set --control-token "
                 + "(or MOLT_CONTROL_TOKEN) so that only holders of the token can reconfigure molt")
         }
-        let definitions = try components.map(ComponentsFile.load) ?? []
+        let bootstrapDefinitions = try components.map(ComponentsFile.load) ?? []
+        var definitions = bootstrapDefinitions
+        var store: RunningConfigStore?
+        if let stateDir {
+            let opened = try RunningConfigStore(directory: stateDir)
+            let snapshot = opened.load()
+            definitions = RunningConfigStore.restore(bootstrap: bootstrapDefinitions, snapshot: snapshot)
+            logger.info("state directory", metadata: ["directory": "\(stateDir)", "restored_snapshot": "\(snapshot?.sequence ?? 0)",
+                                                      "restored_components": "\(snapshot?.components.count ?? 0)"])
+            store = opened
+        }
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -68,7 +85,7 @@ struct Serve: AsyncParsableCommand {
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
                                           "skipped": "\(problems.count)"])
-        let engine = Engine(catalog: catalog, settings: settings)
+        let engine = Engine(catalog: catalog, settings: settings, journal: store)
         let telemetry = Telemetry(engine: engine)
         let lifecycle = SidecarLifecycle(engine: engine, telemetry: telemetry, applyResults: engine.applyResults(),
                                          definitions: definitions, logger: logger)

@@ -1,0 +1,92 @@
+import Engine
+import FoundationEssentials
+
+/// Components read from files, with the warnings reading them produced.
+public struct LoadedComponents: Sendable, Equatable {
+    /// In source order: files in the order given, a directory's files sorted by name, each file's
+    /// components in file order.
+    public var components: [ComponentSpec]
+    public var warnings: [ConfigWarning]
+
+    public init(components: [ComponentSpec] = [], warnings: [ConfigWarning] = []) {
+        self.components = components
+        self.warnings = warnings
+    }
+}
+
+/// Loads component definitions from files and directories of any supported format, detected by
+/// content: Dapr Component YAML (documents with `apiVersion` and `kind`), Layotto config.json (a
+/// top-level `servers`), otherwise molt's components format (JSON or YAML).
+public enum ComponentSources {
+    /// Reads every path (a file, or a directory whose `*.json`, `*.yaml`, `*.yml` files are read in
+    /// name order, hidden files skipped). A kind/name defined twice is an error naming both places.
+    /// Under `strict`, an unknown key is an error instead of a warning.
+    public static func load(paths: [String], strict: Bool = false) throws -> LoadedComponents {
+        var loaded = LoadedComponents()
+        for path in paths {
+            for file in try files(at: path) {
+                let fromFile = try load(file: file)
+                loaded.components += fromFile.components
+                loaded.warnings += fromFile.warnings
+            }
+        }
+        var firstOrigin: [ComponentKey: ConfigOrigin] = [:]
+        for component in loaded.components {
+            let origin = component.origin ?? ConfigOrigin(file: "?")
+            if let first = firstOrigin[component.key] {
+                throw ConfigError(origin: origin, keyPath: "",
+                                  message: "component \(component.key) is defined twice: at \(first) and at \(origin)")
+            }
+            firstOrigin[component.key] = origin
+        }
+        loaded.warnings = try loaded.warnings.enforcingStrict(strict)
+        return loaded
+    }
+
+    /// Reads one file.
+    public static func load(file: String) throws -> LoadedComponents {
+        try parse(try SourceNode.readText(of: file), file: file)
+    }
+
+    /// Reads the text of one file; `file` names it in messages.
+    public static func parse(_ text: String, file: String) throws -> LoadedComponents {
+        let documents = try SourceNode.documents(of: text, file: file)
+        guard let first = documents.first else {
+            return LoadedComponents(warnings: [ConfigWarning(origin: ConfigOrigin(file: file), keyPath: "", kind: .ignored,
+                                                             message: "the file is empty")])
+        }
+        let read: (components: [ComponentSpec], warnings: [ConfigWarning])
+        if documents.contains(where: DaprComponentFormat.recognizes) {
+            read = try DaprComponentFormat.read(documents)
+        } else if documents.count > 1 {
+            throw ConfigError(origin: documents[1].origin, keyPath: "",
+                              message: "several YAML documents, but not Dapr resources (apiVersion/kind): a molt components file is one document")
+        } else if LayottoConfigFormat.recognizes(first) {
+            read = try LayottoConfigFormat.read(first)
+        } else {
+            read = try MoltComponentsFormat.read(first)
+        }
+        return LoadedComponents(components: read.components, warnings: read.warnings)
+    }
+
+    static let fileExtensions: Set<String> = ["json", "yaml", "yml"]
+
+    /// The files a path stands for: itself, or a directory's component files in name order.
+    static func files(at path: String) throws -> [String] {
+        var isDirectory = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ConfigError(origin: ConfigOrigin(file: path), keyPath: "", message: "no such file or directory")
+        }
+        guard isDirectory else { return [path] }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw ConfigError(origin: ConfigOrigin(file: path), keyPath: "", message: "cannot list the directory: \(error)")
+        }
+        let directory = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return names.filter { name in
+            !name.hasPrefix(".") && fileExtensions.contains(name.split(separator: ".").last.map { $0.lowercased() } ?? "")
+        }.sorted().map { "\(directory)/\($0)" }
+    }
+}

@@ -1,0 +1,133 @@
+import PluginHost
+
+/// Which molt plugin serves a Dapr component type: the one table shared by the Dapr and Layotto readers.
+public enum ComponentTypeTable {
+    /// Dapr `spec.type` → molt plugin, where the names differ. Any other `state.X` or `lock.X` is served
+    /// by a plugin named `X`.
+    public static let pluginsByDaprType: [String: String] = [
+        "state.redis": "redis-state",
+        "lock.in-memory": "memorylock",
+    ]
+
+    /// The kind and plugin for a Dapr type such as `state.redis`; nil when the building block is not
+    /// one molt serves (pubsub, bindings, …) or the type has no name after the dot.
+    public static func plugin(forDaprType type: String) -> (kind: ComponentKind, plugin: String)? {
+        guard let dot = type.firstIndex(of: "."), let kind = ComponentKind(rawValue: String(type[..<dot])) else { return nil }
+        let name = String(type[type.index(after: dot)...])
+        guard !name.isEmpty else { return nil }
+        return (kind, pluginsByDaprType[type] ?? name)
+    }
+}
+
+/// Dapr Component YAML, unchanged from a Dapr deployment: one or more documents per file.
+///
+///     apiVersion: dapr.io/v1alpha1
+///     kind: Component
+///     metadata: { name: statestore }
+///     spec:
+///       type: state.redis
+///       version: v1
+///       metadata:
+///         - { name: redisHost, value: "localhost:6379" }
+///
+/// Documents of other kinds (Configuration, Resiliency, …) and other building blocks (pubsub.*, …) are
+/// skipped with a warning. `secretKeyRef` values are refused: molt has no secret stores.
+enum DaprComponentFormat {
+    static let apiVersion = "dapr.io/v1alpha1"
+
+    /// Whether a document looks like a Kubernetes-style Dapr resource.
+    static func recognizes(_ document: SourceNode) -> Bool {
+        guard let entries = try? document.entries() else { return false }
+        return entries.contains { $0.key == "apiVersion" } && entries.contains { $0.key == "kind" }
+    }
+
+    static func read(_ documents: [SourceNode]) throws -> (components: [ComponentSpec], warnings: [ConfigWarning]) {
+        var components: [ComponentSpec] = []
+        var warnings: [ConfigWarning] = []
+        for document in documents {
+            if let component = try readDocument(document, warnings: &warnings) { components.append(component) }
+        }
+        return (components, warnings)
+    }
+
+    private static let topLevelKeys: Set<String> = ["apiVersion", "kind", "metadata", "spec", "scopes", "auth"]
+    private static let objectMetadataKeys: Set<String> = ["name", "namespace", "labels", "annotations"]
+    private static let specKeys: Set<String> = ["type", "version", "metadata", "ignoreErrors", "initTimeout"]
+
+    private static func readDocument(_ document: SourceNode, warnings: inout [ConfigWarning]) throws -> ComponentSpec? {
+        let kind = try document.required("kind", expected: "a string").string()
+        guard kind == "Component" else {
+            warnings.append(ConfigWarning(origin: document.origin, keyPath: "kind", kind: .ignored,
+                                          message: "Dapr \(kind) documents are not read by molt; skipped"))
+            return nil
+        }
+        let apiVersionNode = try document.required("apiVersion", expected: "a string")
+        let apiVersion = try apiVersionNode.string()
+        guard apiVersion == Self.apiVersion else {
+            throw ConfigError(origin: apiVersionNode.origin, keyPath: "apiVersion", expected: "'\(Self.apiVersion)'", found: "'\(apiVersion)'",
+                              message: "unsupported apiVersion '\(apiVersion)' (molt reads \(Self.apiVersion))")
+        }
+        for (key, value) in try document.entries() where !topLevelKeys.contains(key) {
+            warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
+        }
+        let objectMetadata = try document.required("metadata", expected: "a mapping")
+        for (key, value) in try objectMetadata.entries() where !objectMetadataKeys.contains(key) {
+            warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
+        }
+        let name = try objectMetadata.required("name", expected: "a string").string()
+        if let scopes = try document.child("scopes") {
+            warnings.append(ConfigWarning(origin: scopes.origin, keyPath: scopes.path, kind: .ignored,
+                                          message: "scopes are ignored: a molt sidecar serves one app, and every component is visible to it"))
+        }
+        if let auth = try document.child("auth") {
+            warnings.append(ConfigWarning(origin: auth.origin, keyPath: auth.path, kind: .ignored,
+                                          message: "auth (secret store) is ignored: molt has no secret stores"))
+        }
+
+        let spec = try document.required("spec", expected: "a mapping")
+        for (key, value) in try spec.entries() where !specKeys.contains(key) {
+            warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
+        }
+        let typeNode = try spec.required("type", expected: "a string such as state.redis")
+        let type = try typeNode.string()
+        guard let (componentKind, plugin) = ComponentTypeTable.plugin(forDaprType: type) else {
+            warnings.append(ConfigWarning(origin: typeNode.origin, keyPath: typeNode.path, kind: .ignored,
+                                          message: "component '\(name)' of type '\(type)' skipped: molt serves \(ComponentKind.allCases.map { "\($0.rawValue).*" }.joined(separator: " and ")) components"))
+            return nil
+        }
+        var version = VersionRequirement.any
+        if let node = try spec.child("version") {
+            let text = try node.scalarText(expected: "a version such as v1")
+            guard text.hasPrefix("v"), let major = Int(text.dropFirst()), major >= 0 else {
+                throw ConfigError.type(node.origin, node.path, expected: "a version such as v1", found: "'\(text)'")
+            }
+            version = .major(major)
+        }
+        if let node = try spec.child("ignoreErrors"), try node.bool() {
+            warnings.append(ConfigWarning(origin: node.origin, keyPath: node.path, kind: .ignored,
+                                          message: "ignoreErrors is ignored: a component that fails to start keeps molt not ready"))
+        }
+        if let node = try spec.child("initTimeout") {
+            warnings.append(ConfigWarning(origin: node.origin, keyPath: node.path, kind: .ignored,
+                                          message: "initTimeout is ignored: molt's readinessTimeoutMs bounds every component's start"))
+        }
+
+        var metadata: [String: String] = [:]
+        for item in try spec.child("metadata")?.items() ?? [] {
+            for (key, value) in try item.entries() where !["name", "value", "secretKeyRef"].contains(key) {
+                warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
+            }
+            let itemName = try item.required("name", expected: "a string").string()
+            if let secret = try item.child("secretKeyRef") {
+                throw ConfigError(origin: secret.origin, keyPath: secret.path,
+                                  message: "secretKeyRef for '\(itemName)' is not supported: molt has no secret stores; give the value inline")
+            }
+            if metadata[itemName] != nil {
+                warnings.append(ConfigWarning(origin: item.origin, keyPath: item.path, kind: .ignored,
+                                              message: "metadata '\(itemName)' is given again; the last value wins"))
+            }
+            metadata[itemName] = try item.child("value")?.scalarText() ?? ""
+        }
+        return ComponentSpec(kind: componentKind, name: name, plugin: plugin, version: version, metadata: metadata, origin: document.origin)
+    }
+}

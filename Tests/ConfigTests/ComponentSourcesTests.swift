@@ -1,0 +1,143 @@
+import Config
+import Engine
+import PluginHost
+import Testing
+
+/// The components every fixture in Fixtures/components describes, whatever its format.
+private let expectedComponents = [
+    ComponentSpec(kind: .state, name: "statestore", plugin: "redis-state",
+                  metadata: ["redisHost": "localhost:6379", "redisPassword": "s3cret", "ttlInSeconds": "3600"]),
+    ComponentSpec(kind: .lock, name: "lockstore", plugin: "memorylock", metadata: ["maxLocks": "1000"]),
+]
+
+private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { components.sorted { $0.key < $1.key } }
+
+@Suite struct ComponentSourcesTests {
+    @Test(arguments: ["molt.json", "molt.yaml", "dapr", "dapr-multi.yaml", "layotto-config.json"])
+    func everyFormatLoadsTheSameComponents(fixture: String) throws {
+        let loaded = try ComponentSources.load(paths: [TestFiles.fixture("components/\(fixture)")])
+        #expect(sortedByKey(loaded.components) == sortedByKey(expectedComponents))
+        #expect(loaded.components.allSatisfy { $0.origin?.file.hasSuffix(".json") == true || $0.origin?.file.hasSuffix(".yaml") == true })
+    }
+
+    @Test func moltFormatWarnsOfUnknownKeysAndFailsUnderStrict() throws {
+        let path = TestFiles.fixture("components/molt.yaml")
+        let loaded = try ComponentSources.load(paths: [path])
+        let warning = try #require(loaded.warnings.first)
+        #expect(loaded.warnings.count == 1)
+        #expect(warning.kind == .unknownKey)
+        #expect(warning.keyPath == "components[1].description")
+        #expect(warning.origin.file == path && warning.origin.line == 14)
+        let error = #expect(throws: ConfigError.self) { try ComponentSources.load(paths: [path], strict: true) }
+        #expect(error?.keyPath == "components[1].description")
+    }
+
+    @Test func daprMultiDocumentWarnsOfWhatItSkipsOrIgnores() throws {
+        let loaded = try ComponentSources.load(paths: [TestFiles.fixture("components/dapr-multi.yaml")])
+        let byPath = Dictionary(grouping: loaded.warnings, by: \.keyPath)
+        #expect(byPath["kind"]?.first?.message.contains("Configuration") == true)     // Configuration document skipped
+        #expect(byPath["spec.initTimeout"]?.first?.kind == .ignored)
+        #expect(byPath["scopes"]?.first?.kind == .ignored)
+        #expect(byPath["spec.type"]?.first?.message.contains("pubsub.redis") == true) // other building block skipped
+        #expect(byPath["spec.colour"]?.first?.kind == .unknownKey)
+        #expect(loaded.warnings.count == 5)
+    }
+
+    @Test func layottoComponentsAreDeprecatedAndOtherSectionsIgnored() throws {
+        let loaded = try ComponentSources.load(paths: [TestFiles.fixture("components/layotto-config.json")])
+        let deprecations = loaded.warnings.filter(\.isDeprecation)
+        #expect(deprecations.count == 2)
+        #expect(deprecations.allSatisfy { $0.description.contains("DEPRECATED") && $0.message.contains("legacy") })
+        let ignoredSections = Set(loaded.warnings.filter { $0.kind == .ignored }.map { $0.keyPath.split(separator: ".").last.map(String.init) ?? "" })
+        #expect(ignoredSections == ["hellos", "pub_subs", "app"])
+    }
+
+    @Test func oldLayottoSectionsWithoutTypeUseTheKeyAsNameAndType() throws {
+        let text = #"{"servers": [{"listeners": [{"filter_chains": [{"filters": [{"config": {"grpc_config": {"state": {"redis": {"metadata": {"redisHost": "r:6379"}}}}}}]}]}]}]}"#
+        let loaded = try ComponentSources.parse(text, file: "config.json")
+        #expect(loaded.components == [ComponentSpec(kind: .state, name: "redis", plugin: "redis-state", metadata: ["redisHost": "r:6379"])])
+        #expect(loaded.warnings.contains { $0.isDeprecation && $0.message.contains("no 'type'") })
+    }
+
+    @Test func daprVersionIsAMajorRequirementResolvedByTheCatalog() throws {
+        let text = """
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata: {name: lockstore}
+            spec: {type: lock.in-memory, version: v1, metadata: [{name: maxLocks, value: 10}, {name: enabled, value: true}]}
+            """
+        let component = try #require(try ComponentSources.parse(text, file: "lock.yaml").components.first)
+        #expect(component.version == .major(1))
+        #expect(component.metadata == ["maxLocks": "10", "enabled": "true"])
+        #expect(throws: ConfigError.self) { try component.definition() }
+        let definition = try component.definition { plugin, major in
+            plugin == "memorylock" && major == 1 ? SemanticVersion("1.4.2") : nil
+        }
+        #expect(definition == ComponentDefinition(kind: .lock, name: "lockstore", plugin: "memorylock", version: SemanticVersion("1.4.2"),
+                                                  config: ["maxLocks": "10", "enabled": "true"]))
+    }
+
+    @Test func moltFormatWithoutVersionIsVersion1AndGivesEngineDefinitions() throws {
+        let loaded = try ComponentSources.load(paths: [TestFiles.fixture("components/molt.json")])
+        let definitions = try loaded.components.map { try $0.definition() }
+        #expect(definitions.first == ComponentDefinition(kind: .state, name: "statestore", plugin: "redis-state",
+                                                         config: ["redisHost": "localhost:6379", "redisPassword": "s3cret", "ttlInSeconds": "3600"]))
+        let exact = try ComponentSources.parse(#"{"components": [{"kind": "lock", "name": "l", "plugin": "memorylock", "version": "1.0.0"}]}"#, file: "c.json")
+        #expect(exact.components.first?.version == .exact(SemanticVersion("1.0.0")!))
+    }
+
+    @Test func typeErrorsNameFileKeyPathAndExpectedType() throws {
+        let listMetadata = try TestFiles.scratch("bad.json", #"{"components": [{"kind": "lock", "name": "l", "plugin": "memorylock", "metadata": ["maxLocks"]}]}"#)
+        let metadataError = #expect(throws: ConfigError.self) { try ComponentSources.load(paths: [listMetadata]) }
+        #expect(metadataError?.origin.file == listMetadata)
+        #expect(metadataError?.keyPath == "components[0].metadata")
+        #expect(metadataError?.expected == "a mapping" && metadataError?.found == "a list")
+        #expect(metadataError?.description.contains("\(listMetadata):1:") == true)
+
+        let missingName = try TestFiles.scratch("statestore.yaml", """
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata: {name: statestore}
+            spec:
+              type: state.redis
+              metadata:
+                - name: redisHost
+                  value: localhost:6379
+                - value: s3cret
+            """)
+        let nameError = #expect(throws: ConfigError.self) { try ComponentSources.load(paths: [missingName]) }
+        #expect(nameError?.origin.file == missingName)
+        #expect(nameError?.keyPath == "spec.metadata[1].name")
+        #expect(nameError?.expected == "a string" && nameError?.found == "nothing")
+    }
+
+    @Test func secretKeyRefIsRefused() throws {
+        let text = """
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata: {name: statestore}
+            spec:
+              type: state.redis
+              metadata:
+                - name: redisPassword
+                  secretKeyRef: {name: redis, key: password}
+            """
+        let error = #expect(throws: ConfigError.self) { try ComponentSources.parse(text, file: "s.yaml") }
+        #expect(error?.keyPath == "spec.metadata[0].secretKeyRef")
+        #expect(error?.message.contains("secret stores") == true)
+    }
+
+    @Test func aComponentDefinedTwiceNamesBothFiles() throws {
+        let first = TestFiles.fixture("components/molt.json"), second = TestFiles.fixture("components/dapr/lockstore.yaml")
+        let error = #expect(throws: ConfigError.self) { try ComponentSources.load(paths: [first, second]) }
+        #expect(error?.message.contains(first) == true && error?.message.contains(second) == true)
+        #expect(error?.message.contains("lock/lockstore") == true)
+    }
+
+    @Test func daprTypesMapThroughOneTable() {
+        #expect(ComponentTypeTable.plugin(forDaprType: "state.redis")! == (.state, "redis-state"))
+        #expect(ComponentTypeTable.plugin(forDaprType: "lock.in-memory")! == (.lock, "memorylock"))
+        #expect(ComponentTypeTable.plugin(forDaprType: "state.mongodb")! == (.state, "mongodb"))
+        #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis") == nil)
+    }
+}
