@@ -50,7 +50,7 @@ test: build python-env
 	$(MAKE) test-api
 
 run: build
-	$(SWIFT_BIN)/molt serve --plugins-dir $(PLUGINS_DIR) --components examples/demo-components.json
+	$(SWIFT_BIN)/molt serve --plugins-directory $(PLUGINS_DIR) --components examples/demo-components.json
 
 bench:
 	@bash scripts/bench.sh

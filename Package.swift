@@ -128,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence",
+                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

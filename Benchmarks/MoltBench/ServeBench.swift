@@ -187,7 +187,7 @@ final class MoltProcess {
         fclose(file)
         grpcPort = Int(try RedisProcess.freePort())
         let ports = try (0..<3).map { _ in try RedisProcess.freePort() }
-        let arguments = [binary, "serve", "--plugins-dir", pluginsDirectory, "--components", componentsPath,
+        let arguments = [binary, "serve", "--plugins-directory", pluginsDirectory, "--components", componentsPath,
                          "--grpc-address", "127.0.0.1:\(grpcPort)", "--http-address", "127.0.0.1:\(ports[0])",
                          "--control-address", "127.0.0.1:\(ports[1])", "--admin-address", "127.0.0.1:\(ports[2])",
                          "--log-level", "warning"]

@@ -88,7 +88,7 @@ def main():
         with open(components, "w") as file:
             json.dump({"components": [{"kind": "lock", "name": "lockstore", "plugin": "memorylock"}]}, file)
         ports = [free_port() for _ in range(4)]
-        molt = subprocess.Popen([args.molt, "serve", "--plugins-dir", args.plugins_dir, "--components", components,
+        molt = subprocess.Popen([args.molt, "serve", "--plugins-directory", args.plugins_dir, "--components", components,
                                  "--grpc-address", f"127.0.0.1:{ports[0]}", "--http-address", f"127.0.0.1:{ports[1]}",
                                  "--control-address", f"127.0.0.1:{ports[2]}", "--admin-address", f"127.0.0.1:{ports[3]}",
                                  "--log-level", "warning"])

@@ -108,7 +108,7 @@ struct Apply: AsyncParsableCommand {
             guard kind == nil, name == nil, entries.isEmpty, plugin == nil, version == nil, pin == nil else {
                 throw ValidationError("-f/--file cannot be combined with --kind, --name, --metadata, --plugin, --version or --pin")
             }
-            return try ComponentsFile.load(file).map { definition in
+            return try ComponentFiles.definitions([file], strict: false, catalog: nil, logger: nil).map { definition in
                 var request = Molt_Control_V1_ApplyRequest()
                 request.kind = definition.key.kind.rawValue
                 request.name = definition.key.name

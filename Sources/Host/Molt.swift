@@ -8,7 +8,7 @@ struct Molt: AsyncParsableCommand {
         commandName: "molt",
         abstract: "A sidecar that hot-reloads its components' configuration and plugin binaries without a failed call.",
         version: MoltVersion.current,
-        subcommands: [Serve.self, Apply.self, Status.self, PluginCommand.self])
+        subcommands: [Serve.self, Apply.self, Status.self, ConfigCommand.self, PluginCommand.self])
 
     static func bootstrapLogging(level: Logger.Level) {
         LoggingSystem.bootstrap { label in
@@ -21,8 +21,9 @@ struct Molt: AsyncParsableCommand {
 
 /// Options shared by commands that read the plugins directory.
 struct PluginDirectoryOptions: ParsableArguments {
-    @Option(name: .customLong("plugins-dir"), help: "Directory plugins are loaded from (env MOLT_PLUGINS_DIR).")
-    var pluginsDirectory: String = Environment.value("MOLT_PLUGINS_DIR") ?? "plugins.d"
+    @Option(name: [.customLong("plugins-directory"), .customLong("plugins-dir")],
+            help: "Directory plugins are loaded from (env MOLT_PLUGINS_DIRECTORY; --plugins-dir and MOLT_PLUGINS_DIR are DEPRECATED).")
+    var pluginsDirectory: String = Environment.value("MOLT_PLUGINS_DIRECTORY") ?? Environment.value("MOLT_PLUGINS_DIR") ?? "plugins.d"
 }
 
 enum Environment {

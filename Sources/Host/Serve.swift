@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Engine
 import FoundationEssentials
 import GRPCCore
@@ -25,83 +26,98 @@ struct Serve: AsyncParsableCommand {
             component and exits 0.
             """)
 
-    @OptionGroup var directory: PluginDirectoryOptions
-    @Option(help: "JSON file with the bootstrap components (see examples/demo-components.json).")
-    var components: String?
-    @Option(help: "App ID reported by the metadata API (env APP_ID).")
-    var appID: String = Environment.value("APP_ID") ?? "molt"
-    @Option(help: "Dapr app API over gRPC, host:port (env MOLT_GRPC_ADDRESS; DAPR_GRPC_PORT sets the port).")
-    var grpcAddress: String = Environment.value("MOLT_GRPC_ADDRESS") ?? "127.0.0.1:\(Environment.value("DAPR_GRPC_PORT") ?? "50001")"
-    @Option(help: "Dapr app API over HTTP, host:port (env MOLT_HTTP_ADDRESS; DAPR_HTTP_PORT sets the port).")
-    var httpAddress: String = Environment.value("MOLT_HTTP_ADDRESS") ?? "127.0.0.1:\(Environment.value("DAPR_HTTP_PORT") ?? "3500")"
-    @Option(help: "Control plane (Lifecycle + molt Control, gRPC), host:port (env MOLT_CONTROL_ADDRESS).")
-    var controlAddress: String = Environment.value("MOLT_CONTROL_ADDRESS") ?? "127.0.0.1:34904"
-    @Option(help: "Admin HTTP (health, /metrics), host:port (env MOLT_ADMIN_ADDRESS).")
-    var adminAddress: String = Environment.value("MOLT_ADMIN_ADDRESS") ?? "127.0.0.1:34999"
-    @Option(help: "Token every app call must carry as dapr-api-token (env DAPR_API_TOKEN); health endpoints are exempt.")
-    var apiToken: String = Environment.value("DAPR_API_TOKEN") ?? ""
+    // Declared for --help and for ArgumentParser's validation; the values are read by
+    // `BootstrapConfig.load`, which applies defaults < config file < environment < arguments.
+    @Option(help: "Bootstrap config file, JSON or YAML (env MOLT_CONFIG); see `molt config check`.") var config: String?
+    @Option(help: "Format version of settings given without one (env MOLT_CONFIG_VERSION; default 1).") var configVersion: Int?
+    @Option(help: "Directory plugins are loaded from (env MOLT_PLUGINS_DIRECTORY; default plugins.d).") var pluginsDirectory: String?
+    @Option(name: .customLong("plugins-dir"), help: ArgumentHelp("DEPRECATED: --plugins-directory.", visibility: .hidden))
+    var pluginsDir: String?
+    @Option(help: "Component files or directories: molt's format, Dapr Component YAML, Layotto config.json (repeatable).")
+    var components: [String] = []
+    @Option(help: "App ID reported by the metadata API and used in state key prefixes (env MOLT_APP_ID or APP_ID).")
+    var appID: String?
+    @Option(help: "Dapr app API over gRPC, host:port (env MOLT_GRPC_ADDRESS; DAPR_GRPC_PORT sets the port; default 127.0.0.1:50001).")
+    var grpcAddress: String?
+    @Option(help: "Dapr app API over HTTP, host:port (env MOLT_HTTP_ADDRESS; DAPR_HTTP_PORT sets the port; default 127.0.0.1:3500).")
+    var httpAddress: String?
+    @Option(help: "Control plane (Lifecycle + molt Control, gRPC), host:port (env MOLT_CONTROL_ADDRESS; default 127.0.0.1:34904).")
+    var controlAddress: String?
+    @Option(help: "Admin HTTP (health, /metrics), host:port (env MOLT_ADMIN_ADDRESS; default 127.0.0.1:34999).")
+    var adminAddress: String?
+    @Option(help: "Token every app call must carry as dapr-api-token (env MOLT_API_TOKEN or DAPR_API_TOKEN); health is exempt.")
+    var apiToken: String?
     @Option(help: "Token every control call must carry as molt-control-token (env MOLT_CONTROL_TOKEN); required off loopback.")
-    var controlToken: String = Environment.value("MOLT_CONTROL_TOKEN") ?? ""
+    var controlToken: String?
     @Option(help: """
-        Directory where molt keeps the running configuration (env MOLT_STATE_DIR). Every change is written \
-        there before it is acknowledged, and a restart restores it: the components that ran last, as they \
-        ran, plus bootstrap components it has never seen. Without it nothing is persisted.
+        Directory where molt keeps the running configuration (env MOLT_STATE_DIRECTORY). Every change is \
+        written there before it is acknowledged, and a restart restores it: the components that ran last, as \
+        they ran, plus bootstrap components it has never seen. Without it nothing is persisted.
         """)
-    var stateDir: String? = Environment.value("MOLT_STATE_DIR")
-    @Option(help: "Milliseconds a new instance may take to become ready.") var readinessTimeoutMs = 10_000
-    @Option(help: "Milliseconds a switched-out generation may take to finish its calls.") var drainTimeoutMs = 30_000
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env MOLT_LOG_LEVEL).")
-    var logLevel: String = Environment.value("MOLT_LOG_LEVEL") ?? "info"
+    var stateDirectory: String?
+    @Option(help: "Milliseconds a new instance may take to become ready (default 10000).") var readinessTimeoutMs: Int?
+    @Option(help: "Milliseconds a switched-out generation may take to finish its calls (default 30000).") var drainTimeoutMs: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env MOLT_LOG_LEVEL).") var logLevel: String?
+    @Flag(help: "Unknown configuration keys are errors, not warnings (env MOLT_STRICT).") var strict = false
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
-        Molt.bootstrapLogging(level: level)
+        // The options as given, for the configuration loader (ArgumentParser has validated them).
+        let options = Array(CommandLine.arguments.drop(while: { $0 != "serve" }).dropFirst())
+        let loaded: LoadedBootstrapConfig
+        do {
+            loaded = try await BootstrapConfig.load(arguments: options, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let settings = loaded.config
+        Molt.bootstrapLogging(level: settings.logLevel)
         let logger = Logger(label: "molt")
-        let addresses = try parseAddresses()
-        let controlSecret = SharedSecret(controlToken)
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        let addresses = try parseAddresses(settings)
+        let controlSecret = SharedSecret(settings.controlToken)
         if controlSecret == nil && !addresses.control.isLoopback {
             throw ValidationError("--control-address \(addresses.control) is not a loopback address: set --control-token "
                 + "(or MOLT_CONTROL_TOKEN) so that only holders of the token can reconfigure molt")
-        }
-        let bootstrapDefinitions = try components.map(ComponentsFile.load) ?? []
-        var definitions = bootstrapDefinitions
-        var store: RunningConfigStore?
-        if let stateDir {
-            let opened = try RunningConfigStore(directory: stateDir)
-            let snapshot = opened.load()
-            definitions = RunningConfigStore.restore(bootstrap: bootstrapDefinitions, snapshot: snapshot)
-            logger.info("state directory", metadata: ["directory": "\(stateDir)", "restored_snapshot": "\(snapshot?.sequence ?? 0)",
-                                                      "restored_components": "\(snapshot?.components.count ?? 0)"])
-            store = opened
         }
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        var settings = EngineSettings()
-        settings.readinessTimeout = .milliseconds(readinessTimeoutMs)
-        settings.drainTimeout = .milliseconds(drainTimeoutMs)
-        let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: directory.pluginsDirectory))
+        var engineSettings = EngineSettings()
+        engineSettings.readinessTimeout = .milliseconds(settings.readinessTimeoutMs)
+        engineSettings.drainTimeout = .milliseconds(settings.drainTimeoutMs)
+        let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: settings.pluginsDirectory))
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
                                           "skipped": "\(problems.count)"])
-        let engine = Engine(catalog: catalog, settings: settings, journal: store)
+        let bootstrapDefinitions = try ComponentFiles.definitions(settings.components, strict: settings.strict, catalog: catalog, logger: logger)
+        var definitions = bootstrapDefinitions
+        var store: RunningConfigStore?
+        if let stateDirectory = settings.stateDirectory {
+            let opened = try RunningConfigStore(directory: stateDirectory)
+            let snapshot = opened.load()
+            definitions = RunningConfigStore.restore(bootstrap: bootstrapDefinitions, snapshot: snapshot)
+            logger.info("state directory", metadata: ["directory": "\(stateDirectory)", "restored_snapshot": "\(snapshot?.sequence ?? 0)",
+                                                      "restored_components": "\(snapshot?.components.count ?? 0)"])
+            store = opened
+        }
+        let engine = Engine(catalog: catalog, settings: engineSettings, journal: store)
         let telemetry = Telemetry(engine: engine)
         let lifecycle = SidecarLifecycle(engine: engine, telemetry: telemetry, applyResults: engine.applyResults(),
                                          definitions: definitions, logger: logger)
         let readiness: @Sendable () -> Bool = { lifecycle.isReady }
 
-        let apiSecret = SharedSecret(apiToken)
+        let apiSecret = SharedSecret(settings.apiToken)
         let appGRPC = GRPCServerService(
             name: "app gRPC", address: addresses.grpc, logger: logger,
-            services: [DaprService(engine: engine, telemetry: telemetry, appID: appID)],
+            services: [DaprService(engine: engine, telemetry: telemetry, appID: settings.appID)],
             interceptors: apiSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.app)] } ?? [])
         let control = GRPCServerService(
             name: "control gRPC", address: addresses.control, logger: logger,
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
             interceptors: controlSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.control)] } ?? [])
         let appHTTP = makeAppHTTPServer(engine: engine, telemetry: telemetry, address: addresses.http, apiToken: apiSecret,
-                                        readiness: readiness, logger: logger, appID: appID)
+                                        readiness: readiness, logger: logger, appID: settings.appID)
         let admin = makeAdminHTTPServer(engine: engine, telemetry: telemetry, registry: registry, address: addresses.admin,
                                         readiness: readiness, logger: logger)
         logger.info("listening", metadata: ["grpc": "\(addresses.grpc)", "http": "\(addresses.http)", "control": "\(addresses.control)",
@@ -121,12 +137,12 @@ struct Serve: AsyncParsableCommand {
         logger.info("stopped")
     }
 
-    private func parseAddresses() throws -> (grpc: ListenAddress, http: ListenAddress, control: ListenAddress, admin: ListenAddress) {
+    private func parseAddresses(_ settings: BootstrapConfig) throws -> (grpc: ListenAddress, http: ListenAddress, control: ListenAddress, admin: ListenAddress) {
         do {
-            return (try ListenAddress(parsing: grpcAddress, option: "--grpc-address"),
-                    try ListenAddress(parsing: httpAddress, option: "--http-address"),
-                    try ListenAddress(parsing: controlAddress, option: "--control-address"),
-                    try ListenAddress(parsing: adminAddress, option: "--admin-address"))
+            return (try ListenAddress(parsing: settings.grpcAddress, option: "--grpc-address"),
+                    try ListenAddress(parsing: settings.httpAddress, option: "--http-address"),
+                    try ListenAddress(parsing: settings.controlAddress, option: "--control-address"),
+                    try ListenAddress(parsing: settings.adminAddress, option: "--admin-address"))
         } catch {
             throw ValidationError(error.description)
         }
@@ -212,45 +228,20 @@ struct GRPCServerService: Service {
     }
 }
 
-/// The bootstrap components file: `{"components": [{"kind", "name", "plugin", "version"?, "metadata"?, "pin"?}]}`.
-enum ComponentsFile {
-    struct File: Decodable { let components: [Component] }
-    struct Component: Decodable {
-        let kind: String
-        let name: String
-        let plugin: String
-        let version: String?
-        let metadata: [String: String]?
-        let pin: String?
-    }
-
-    static func load(_ path: String) throws -> [ComponentDefinition] {
-        guard let data = readWholeFile(path) else { throw ValidationError("cannot read components file \(path)") }
-        let file: File
+/// Component definitions from files or directories in any format molt reads (see `ComponentSources`).
+enum ComponentFiles {
+    /// Loads and converts; warnings (deprecated keys, legacy sources) are logged, errors name file and key path.
+    static func definitions(_ paths: [String], strict: Bool, catalog: PluginCatalog?, logger: Logger?) throws -> [ComponentDefinition] {
+        guard !paths.isEmpty else { return [] }
         do {
-            file = try JSONDecoder().decode(File.self, from: Data(data))
-        } catch {
-            throw ValidationError("components file \(path): \(error)")
-        }
-        return try file.components.enumerated().map { index, component in
-            try component.definition(context: "components file \(path): components[\(index)]")
-        }
-    }
-}
-
-extension ComponentsFile.Component {
-    func definition(context: String) throws -> ComponentDefinition {
-        guard let componentKind = ComponentKind(rawValue: kind) else {
-            throw ValidationError("\(context).kind '\(kind)' is not one of \(ComponentKind.allCases.map(\.rawValue))")
-        }
-        var semanticVersion: SemanticVersion?
-        if let version {
-            guard let parsed = SemanticVersion(version) else {
-                throw ValidationError("\(context).version '\(version)' is not a semantic version")
+            let loaded = try ComponentSources.load(paths: paths, strict: strict)
+            for warning in loaded.warnings { logger?.warning("\(warning)") }
+            return try loaded.components.map { spec in
+                if let catalog { return try spec.definition(catalog: catalog) }
+                return try spec.definition()
             }
-            semanticVersion = parsed
+        } catch {
+            throw ValidationError("\(error)")
         }
-        return ComponentDefinition(kind: componentKind, name: name, plugin: plugin, version: semanticVersion,
-                                   config: metadata ?? [:], pin: pin)
     }
 }

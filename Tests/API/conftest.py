@@ -551,7 +551,7 @@ class MoltFactory:
         for attempt in range(3):
             ports = tuple(pick_free_port() for _ in range(4))
             grpc_port, http_port, control_port, admin_port = ports
-            args = [str(self.molt_bin), "serve", "--plugins-dir", str(plugins_dir or self.plugins_dir),
+            args = [str(self.molt_bin), "serve", "--plugins-directory", str(plugins_dir or self.plugins_dir),
                     "--components", str(components_path),
                     "--grpc-address", f"127.0.0.1:{grpc_port}", "--http-address", f"127.0.0.1:{http_port}",
                     "--control-address", f"127.0.0.1:{control_port}", "--admin-address", f"127.0.0.1:{admin_port}"]

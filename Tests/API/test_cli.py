@@ -71,7 +71,7 @@ def test_cli_exit_codes_for_an_unreachable_or_refusing_control_plane(molt, molt_
 
 
 def test_control_plane_off_loopback_needs_a_token(molt_bin, plugins_dir, free_port):
-    refused = run_cli(molt_bin, "serve", "--plugins-dir", str(plugins_dir), "--control-address", f"0.0.0.0:{free_port()}")
+    refused = run_cli(molt_bin, "serve", "--plugins-directory", str(plugins_dir), "--control-address", f"0.0.0.0:{free_port()}")
     assert refused.returncode != 0
     assert "--control-token" in refused.stderr and "loopback" in refused.stderr
 
