@@ -78,6 +78,18 @@ let package = Package(
             path: "Sources/Config"
         ),
 
+        // Agents: in-process services that push configuration through the same apply path as the APIs.
+        .target(
+            name: "Agents",
+            dependencies: [
+                "Config", "Engine", "PluginHost",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Agents"
+        ),
+
         // ---- Serving: the network APIs around the engine ----
         // Generated code (scripts/generate-protos.sh, committed): Dapr's runtime API subset, Layotto's
         // Lifecycle API and molt's control API.
@@ -128,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config",
+                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config", "Agents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

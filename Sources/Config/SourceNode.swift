@@ -16,7 +16,10 @@ struct SourceNode {
     static func documents(of text: String, file: String) throws -> [SourceNode] {
         do {
             var nodes: [SourceNode] = []
-            for node in try Yams.compose_all(yaml: text) where !(node.scalar.map { $0.string.isEmpty && node.tag.rawValue != Tag.Name.str.rawValue } ?? false) {
+            // Parser.nextRoot throws on malformed YAML (iterating compose_all would stop silently).
+            let parser = try Yams.Parser(yaml: text)
+            while let node = try parser.nextRoot() {
+                if node.scalar.map({ $0.string.isEmpty && node.tag.rawValue != Tag.Name.str.rawValue }) ?? false { continue }
                 nodes.append(SourceNode(node: node, file: file, path: ""))
             }
             return nodes

@@ -10,6 +10,11 @@ public struct BatchApplyResult: Sendable {
     public var pauseDuration: Duration?
     public var totalDuration: Duration = .zero
 
+    public init(results: [ApplyResult], pauseDuration: Duration? = nil) {
+        self.results = results
+        self.pauseDuration = pauseDuration
+    }
+
     public var succeeded: Bool { results.allSatisfy(\.succeeded) }
 }
 

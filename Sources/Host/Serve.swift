@@ -1,3 +1,4 @@
+import Agents
 import ArgumentParser
 import Config
 import Engine
@@ -59,6 +60,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Milliseconds a switched-out generation may take to finish its calls (default 30000).") var drainTimeoutMs: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env MOLT_LOG_LEVEL).") var logLevel: String?
     @Flag(help: "Unknown configuration keys are errors, not warnings (env MOLT_STRICT).") var strict = false
+    @Option(help: """
+        Directory of component files (any format --components reads) that molt watches and applies: a new or \
+        changed file is applied all-or-nothing, a deleted one removes its components (env MOLT_AGENTS_FILE_DIRECTORY).
+        """)
+    var agentsFileDirectory: String?
 
     func run() async throws {
         // The options as given, for the configuration loader (ArgumentParser has validated them).
@@ -124,11 +130,13 @@ struct Serve: AsyncParsableCommand {
                                             "admin": "\(addresses.admin)", "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
 
+        let agents: [any Service] = settings.agents.fileDirectory.map { [FileAgent(directory: $0, engine: engine)] } ?? []
+
         // Graceful shutdown runs from the last service to the first, each after the previous one
         // returned: readiness goes DOWN, the app servers stop accepting and finish their calls, the
         // control and admin servers stop, then the engine drains and destroys every component.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: ([lifecycle, admin, control, appHTTP, appGRPC, ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
+            services: ([lifecycle] + agents + [admin, control, appHTTP, appGRPC, ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
             },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -141,3 +141,11 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
         #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis") == nil)
     }
 }
+
+@Test func malformedYAMLIsAnErrorNotAnEmptyFile() throws {
+    // An empty file is a warning; a file that does not parse must be an error, or a watcher would
+    // read a half-written or broken file as "no components" and remove them.
+    #expect(throws: ConfigError.self) {
+        try ComponentSources.parse("apiVersion: dapr.io/v1alpha1\nkind: Component\nspec: [unclosed\n", file: "broken.yaml")
+    }
+}
