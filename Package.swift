@@ -62,7 +62,7 @@ let package = Package(
         // acknowledged, restored at start.
         .target(
             name: "Persistence",
-            dependencies: ["Engine", "PluginHost", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Engine", "PluginHost", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Persistence"
         ),
 
@@ -83,7 +83,6 @@ let package = Package(
             name: "Agents",
             dependencies: [
                 "Config", "Engine", "PluginHost",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

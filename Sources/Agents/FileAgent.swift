@@ -1,5 +1,4 @@
 import Config
-import Crypto
 import Engine
 import FoundationEssentials
 import Logging
@@ -119,16 +118,13 @@ public final class FileAgent: Service, Sendable {
 
     /// The component files in the directory and the sha256 of their content.
     private func componentFiles() -> [String: String] {
-        guard let handle = opendir(directory) else { return [:] }
-        defer { closedir(handle) }
         var files: [String: String] = [:]
-        while let entry = readdir(handle) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+        for name in directoryEntryNames(directory) ?? [] {
             guard !name.hasPrefix("."), !name.hasSuffix("~"),
                   name.hasSuffix(".json") || name.hasSuffix(".yaml") || name.hasSuffix(".yml") else { continue }
             let path = "\(directory)/\(name)"
             guard let bytes = readWholeFile(path) else { continue }  // vanished between readdir and open
-            files[path] = SHA256.hash(data: bytes).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+            files[path] = sha256Hex(bytes)
         }
         return files
     }

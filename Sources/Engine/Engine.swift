@@ -118,6 +118,7 @@ public final class Engine: Sendable {
 
     /// `persist: false` for shutdown: the components stop with the process, but a restart must
     /// bring them back, so the journal keeps them.
+    @discardableResult
     private func remove(_ key: ComponentKey, persist: Bool) async -> ApplyResult {
         let clock = ContinuousClock()
         let started = clock.now

@@ -1,4 +1,3 @@
-import Crypto
 import Engine
 import FoundationEssentials
 import Logging
@@ -125,7 +124,7 @@ public final class RunningConfigStore: ConfigJournal, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = try encoder.encode(Checksummed(components: components, removed: removed))
-        return SHA256.hash(data: bytes).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return sha256Hex(bytes)
     }
 
     static func encode(_ snapshot: Snapshot) throws -> [UInt8] {
@@ -183,16 +182,11 @@ public final class RunningConfigStore: ConfigJournal, Sendable {
 
     /// (sequence, path) of every snapshot file, oldest first.
     func snapshotFiles() -> [(UInt64, String)] {
-        guard let handle = opendir(directory) else { return [] }
-        defer { closedir(handle) }
-        var files: [(UInt64, String)] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+        (directoryEntryNames(directory) ?? []).compactMap { name -> (UInt64, String)? in
             guard name.hasPrefix("running-"), name.hasSuffix(".json"),
-                  let sequence = UInt64(name.dropFirst("running-".count).dropLast(".json".count)) else { continue }
-            files.append((sequence, "\(directory)/\(name)"))
-        }
-        return files.sorted { $0.0 < $1.0 }
+                  let sequence = UInt64(name.dropFirst("running-".count).dropLast(".json".count)) else { return nil }
+            return (sequence, "\(directory)/\(name)")
+        }.sorted { $0.0 < $1.0 }
     }
 
     private func pruneOldSnapshots() {

@@ -16,3 +16,15 @@ public func readWholeFile(_ path: String) -> [UInt8]? {
         bytes += chunk[0..<count]
     }
 }
+
+/// The names in `directory` (without "." and ".."), sorted; nil when it cannot be opened.
+public func directoryEntryNames(_ directory: String) -> [String]? {
+    guard let stream = opendir(directory) else { return nil }
+    defer { closedir(stream) }
+    var names: [String] = []
+    while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+}

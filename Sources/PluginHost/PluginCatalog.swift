@@ -75,15 +75,6 @@ public final class PluginCatalog: Sendable {
     }
 
     static func sharedObjectNames(in directory: String) -> [String] {
-        guard let stream = opendir(directory) else { return [] }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasSuffix(".so"), !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
+        (directoryEntryNames(directory) ?? []).filter { $0.hasSuffix(".so") && !$0.hasPrefix(".") }
     }
 }

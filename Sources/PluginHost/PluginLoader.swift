@@ -1,4 +1,3 @@
-import Crypto
 import Glibc
 import Logging
 import PluginABI
@@ -73,10 +72,7 @@ public final class PluginLoader: Sendable {
         let fullPath = path.hasPrefix("/") ? path : "\(pluginsDirectory)/\(path)"
         let resolved = try resolveInsidePluginsDirectory(fullPath)
         let bytes = try readTrusted(resolved, displayPath: fullPath)
-        let sha256 = SHA256.hash(data: bytes).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let sha256 = sha256Hex(bytes)
         if let pin {
             let expected = (pin.hasPrefix("sha256:") ? String(pin.dropFirst(7)) : pin).lowercased()
             guard expected == sha256 else { throw .pinMismatch(path: fullPath, expected: expected, actual: sha256) }

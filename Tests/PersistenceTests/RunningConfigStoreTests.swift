@@ -54,7 +54,7 @@ import Glibc
         let directory = try Fixtures.makeTemporaryDirectory()
         let store = try RunningConfigStore(directory: directory)
         for round in 1...6 { try store.committed([definition("a", ["round": "\(round)"])]) }
-        let names = try #require(try? listDirectory(directory))
+        let names = try #require(directoryEntryNames(directory)).filter { !$0.hasPrefix(".") }
         #expect(names == ["running-00000000000000000004.json", "running-00000000000000000005.json", "running-00000000000000000006.json"])
     }
 
@@ -88,15 +88,4 @@ import Glibc
         await engine.shutdown()
         #expect(try RunningConfigStore(directory: directory).load()?.sequence == afterRemove.sequence)
     }
-}
-
-func listDirectory(_ path: String) throws -> [String] {
-    guard let handle = opendir(path) else { throw PersistenceError("opendir \(path)") }
-    defer { closedir(handle) }
-    var names: [String] = []
-    while let entry = readdir(handle) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
-        if !name.hasPrefix(".") { names.append(name) }
-    }
-    return names.sorted()
 }
