@@ -62,7 +62,7 @@ let package = Package(
         // acknowledged, restored at start.
         .target(
             name: "Persistence",
-            dependencies: ["Engine", "PluginHost", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Engine", "PluginHost", "Config", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Persistence"
         ),
 
@@ -82,8 +82,11 @@ let package = Package(
         .target(
             name: "Agents",
             dependencies: [
-                "Config", "Engine", "PluginHost",
+                "Config", "Engine", "PluginHost", "MoltProtos", "Persistence",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Agents"
@@ -234,6 +237,11 @@ let package = Package(
             name: "PersistenceTests",
             dependencies: ["Persistence", "Engine", "PluginHost", "MoltTestSupport"],
             path: "Tests/PersistenceTests"
+        ),
+        .testTarget(
+            name: "AgentsTests",
+            dependencies: ["Agents", "Config", "Engine", "PluginHost", "Persistence", "MoltTestSupport"],
+            path: "Tests/AgentsTests"
         ),
         .testTarget(
             name: "ConfigTests",

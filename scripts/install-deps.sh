@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages the build and the tests need (C compiler for C plugins, make; hiredis and
-# redis-server for the RedisState plugin and its tests; python3-venv and curl for the API tests).
-packages=(gcc make libhiredis-dev redis-server python3-venv curl)
+# redis-server for the RedisState plugin and its tests; etcd-server for the etcd agent tests; python3-venv and
+# curl for the API tests).
+packages=(gcc make libhiredis-dev redis-server etcd-server python3-venv curl)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -10,40 +10,47 @@ import Glibc
 #endif
 
 /// Watches a directory of component files (molt's format, Dapr Component YAML, Layotto config.json)
-/// and applies them through the engine, as the Lifecycle API would:
+/// and feeds them to the local layer of `ComponentLayers` (each file one source), which applies
+/// what changed through the engine, as the Lifecycle API would:
 ///
 /// - a new or changed file is applied once its content has stayed the same for one scan (so an
-///   editor's partial writes are not applied): a single component by a plain apply (in place when
-///   the plugin can), several in one batch (all-or-nothing);
-/// - a component that disappears from its file, or whose file is deleted, is removed;
-/// - a file that does not parse, or whose batch fails, is reported; the running components stay as
+///   editor's partial writes are not applied): its components in one step (all-or-nothing when several);
+/// - a component that disappears from its file, or whose file is deleted, is removed, unless another
+///   source (another file, the bootstrap files, an etcd layer) still defines it;
+/// - a file that does not parse, or whose apply fails, is reported; the running components stay as
 ///   they are, and the file is tried again when it changes.
 ///
 /// Content is compared by sha256, so atomic-rename replacements and editors that rewrite a file in
 /// place are both seen. Hidden files (`.name`) and editor backups (`name~`) are ignored.
 public final class FileAgent: Service, Sendable {
     public let directory: String
-    private let engine: Engine
+    private let layers: ComponentLayers
     private let interval: Duration
     private let logger: Logger
 
-    public init(directory: String, engine: Engine, interval: Duration = .milliseconds(200), logger: Logger = Logger(label: "molt.agent.file")) {
+    public init(directory: String, layers: ComponentLayers, interval: Duration = .milliseconds(200),
+                logger: Logger = Logger(label: "molt.agent.file")) {
         self.directory = directory
-        self.engine = engine
+        self.layers = layers
         self.interval = interval
         self.logger = logger
     }
 
-    /// What the agent knows of one file: its last content seen, and the components it applied from it.
+    /// What the agent knows of one file: its last content seen, and whether it still has to be applied.
     struct Tracked {
         var digest: String
-        /// Content seen at the last scan, not applied yet (nil once applied or failed).
+        /// Content seen at the last scan, not applied yet (false once applied or failed).
         var pending: Bool
-        var components: Set<ComponentKey>
     }
 
     public func run() async throws {
         logger.info("watching component files", metadata: ["directory": "\(directory)"])
+        // Files that were applied before a restart and deleted since: their components go.
+        let known = layers.layers.sourceNames(.local).filter { $0.hasPrefix(directory + "/") && readWholeFile($0) == nil }
+        for path in known {
+            report(await layers.update([LayerChange(layer: .local, source: path, components: [])]), file: path,
+                   what: "component file deleted while molt was stopped")
+        }
         await cancelWhenGracefulShutdown {
             var tracked: [String: Tracked] = [:]
             while !Task.isCancelled {
@@ -56,13 +63,14 @@ public final class FileAgent: Service, Sendable {
     /// One pass: picks up new, changed and deleted files.
     func scan(_ tracked: inout [String: Tracked]) async {
         let present = componentFiles()
-        for path in tracked.keys where present[path] == nil {
-            let removed = tracked.removeValue(forKey: path)!
-            await remove(removed.components, because: "\(path) was deleted", stillDefined: tracked)
+        for path in tracked.keys.sorted() where present[path] == nil {
+            tracked.removeValue(forKey: path)
+            let result = await layers.update([LayerChange(layer: .local, source: path, components: [])])
+            report(result, file: path, what: "component file deleted")
         }
         for (path, digest) in present.sorted(by: { $0.key < $1.key }) {
             guard var entry = tracked[path] else {
-                tracked[path] = Tracked(digest: digest, pending: true, components: [])  // new: apply when stable
+                tracked[path] = Tracked(digest: digest, pending: true)  // new: apply when stable
                 continue
             }
             if entry.digest != digest {
@@ -73,47 +81,32 @@ public final class FileAgent: Service, Sendable {
             }
             guard entry.pending else { continue }
             entry.pending = false
-            entry.components = await apply(path, previously: entry.components, others: tracked.filter { $0.key != path })
             tracked[path] = entry
+            await apply(path)
         }
     }
 
-    /// Applies a file's components as one batch; removes those it no longer lists. Returns the
-    /// components the file now accounts for (unchanged when it could not be applied).
-    private func apply(_ path: String, previously: Set<ComponentKey>, others: [String: Tracked]) async -> Set<ComponentKey> {
-        let definitions: [ComponentDefinition]
+    private func apply(_ path: String) async {
+        let components: [ComponentSpec]
         do {
             let loaded = try ComponentSources.load(file: path)
             for warning in loaded.warnings { logger.warning("\(warning)") }
-            definitions = try loaded.components.map { try $0.definition(catalog: engine.catalog) }
+            components = loaded.components
         } catch {
             logger.error("component file not applied; the running components are unchanged", metadata: ["file": "\(path)", "error": "\(error)"])
-            return previously
+            return
         }
-        let keys = Set(definitions.map(\.key))
-        if !definitions.isEmpty {
-            // One component: a plain apply, which can apply in place. Several: all-or-nothing.
-            let batch = definitions.count == 1 ? BatchApplyResult(results: [await engine.apply(definitions[0])])
-                                               : await engine.applyBatch(definitions)
-            guard batch.succeeded else {
-                let reasons = batch.results.filter { $0.failure != .aborted }.map { "\($0.key): \($0.error ?? "failed")" }
-                logger.error("component file not applied; the running components are unchanged",
-                             metadata: ["file": "\(path)", "error": "\(reasons.joined(separator: "; "))"])
-                return previously
-            }
-            logger.info("component file applied", metadata: ["file": "\(path)",
-                                                             "actions": "\(batch.results.map { "\($0.key)=\($0.action.rawValue)" })"])
-        }
-        await remove(previously.subtracting(keys), because: "\(path) no longer defines it", stillDefined: others)
-        return keys
+        let result = await layers.update([LayerChange(layer: .local, source: path, components: components)])
+        report(result, file: path, what: "component file applied")
     }
 
-    private func remove(_ keys: Set<ComponentKey>, because reason: String, stillDefined others: [String: Tracked]) async {
-        let elsewhere = others.values.reduce(into: Set<ComponentKey>()) { $0.formUnion($1.components) }
-        for key in keys.subtracting(elsewhere).sorted() {
-            let result = await engine.remove(key)
-            logger.info("component removed", metadata: ["component": "\(key)", "reason": "\(reason)", "action": "\(result.action.rawValue)"])
+    private func report(_ result: LayerUpdateResult, file: String, what: String) {
+        guard result.succeeded else {
+            logger.error("component file not applied; the running components are unchanged",
+                         metadata: ["file": "\(file)", "error": "\(result.error ?? "")"])
+            return
         }
+        logger.info("\(what)", metadata: ["file": "\(file)", "actions": "\((result.applies + result.removals).map { "\($0.key)=\($0.action.rawValue)" })"])
     }
 
     /// The component files in the directory and the sha256 of their content.

@@ -2,14 +2,16 @@ import Synchronization
 
 /// A FIFO mutual-exclusion lock for async code: serializes the applies to one component without
 /// blocking a thread while an apply waits for readiness or a drain.
-final class AsyncLock: Sendable {
+public final class AsyncLock: Sendable {
+    public init() {}
+
     private struct State {
         var locked = false
         var waiters: [UnsafeContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
 
-    func lock() async {
+    public func lock() async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let acquired = state.withLock { state in
                 if state.locked { state.waiters.append(continuation); return false }
@@ -21,7 +23,7 @@ final class AsyncLock: Sendable {
     }
 
     /// Hands the lock to the longest waiter, or frees it.
-    func unlock() {
+    public func unlock() {
         let next = state.withLock { state -> UnsafeContinuation<Void, Never>? in
             if state.waiters.isEmpty { state.locked = false; return nil }
             return state.waiters.removeFirst()
@@ -29,7 +31,7 @@ final class AsyncLock: Sendable {
         next?.resume()
     }
 
-    func withLock<R: Sendable>(_ body: () async throws -> R) async rethrows -> R {
+    public func withLock<R: Sendable>(_ body: () async throws -> R) async rethrows -> R {
         await lock()
         defer { unlock() }
         return try await body()

@@ -73,12 +73,17 @@ public final class Engine: Sendable {
     /// carrying the reason (the plugin's own message when the plugin refused).
     @discardableResult
     public func apply(_ definition: ComponentDefinition) async -> ApplyResult {
+        await apply(definition, persist: true)
+    }
+
+    /// `persist: false` for the bootstrap, which writes one snapshot once every component started.
+    private func apply(_ definition: ComponentDefinition, persist: Bool) async -> ApplyResult {
         let key = definition.key
         let clock = ContinuousClock()
         let started = clock.now
         var result = await applyLock(key).withLock {
             var result = await self.applySerialized(definition, clock: clock, started: started)
-            self.commit(&result)
+            if persist { self.commit(&result) }
             return result
         }
         result.totalDuration = clock.now - started
@@ -472,10 +477,15 @@ public final class Engine: Sendable {
 
     /// Applies the components the host starts with, concurrently. The host is ready once every
     /// one of them serves; a failure is returned (and logged) and leaves the host not ready.
+    /// The bootstrap components were read from the bootstrap config or the journal's own snapshot, so
+    /// a crash before they are journalled loses nothing: they are journalled once, at the end, in one write.
     public func bootstrap(_ definitions: [ComponentDefinition]) async -> [ApplyResult] {
-        let results = await withTaskGroup(of: ApplyResult.self) { group in
-            for definition in definitions { group.addTask { await self.apply(definition) } }
+        var results = await withTaskGroup(of: ApplyResult.self) { group in
+            for definition in definitions { group.addTask { await self.apply(definition, persist: false) } }
             return await group.reduce(into: []) { $0.append($1) }
+        }
+        if let index = results.firstIndex(where: { $0.succeeded && $0.action != .unchanged }) {
+            commit(&results[index])  // one snapshot with every running component; a failure warns on one result
         }
         let failed = results.filter { !$0.succeeded }.map(\.key)
         // Under the slots lock, so an apply that adds one of them meanwhile is not missed.

@@ -65,6 +65,13 @@ struct Serve: AsyncParsableCommand {
         changed file is applied all-or-nothing, a deleted one removes its components (env MOLT_AGENTS_FILE_DIRECTORY).
         """)
     var agentsFileDirectory: String?
+    @Option(help: """
+        etcd v3 endpoint host:port molt watches for component definitions (repeatable; env \
+        MOLT_AGENTS_ETCD_ENDPOINTS). Keys <prefix>common/<id> are the fleet-wide layer, <prefix>apps/<app-id>/<id> \
+        this app's layer; each value is a component file in any format --components reads.
+        """)
+    var agentsEtcdEndpoints: [String] = []
+    @Option(help: "Key prefix the etcd agent watches (env MOLT_AGENTS_ETCD_PREFIX; default /molt/).") var agentsEtcdPrefix: String?
 
     func run() async throws {
         // The options as given, for the configuration loader (ArgumentParser has validated them).
@@ -96,7 +103,8 @@ struct Serve: AsyncParsableCommand {
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
                                           "skipped": "\(problems.count)"])
-        let bootstrapDefinitions = try ComponentFiles.definitions(settings.components, strict: settings.strict, catalog: catalog, logger: logger)
+        let bootstrapSpecs = try ComponentFiles.specs(settings.components, strict: settings.strict, logger: logger)
+        let bootstrapDefinitions = try ComponentFiles.definitions(bootstrapSpecs, catalog: catalog)
         var definitions = bootstrapDefinitions
         var store: RunningConfigStore?
         if let stateDirectory = settings.stateDirectory {
@@ -109,8 +117,20 @@ struct Serve: AsyncParsableCommand {
         }
         let engine = Engine(catalog: catalog, settings: engineSettings, journal: store)
         let telemetry = Telemetry(engine: engine)
+        // The agents feed the layers (common < app < local); the bootstrap files are the local layer's base.
+        let layers = ComponentLayers(engine: engine, bootstrap: bootstrapSpecs,
+                                     store: settings.stateDirectory.map { LayerStore(directory: $0) })
+        var agents: [any Service] = []
+        if let directory = settings.agents.fileDirectory { agents.append(FileAgent(directory: directory, layers: layers)) }
+        var readinessGates: [@Sendable () -> Bool] = []
+        if let etcd = settings.agents.etcd {
+            let agent = EtcdAgent(endpoints: etcd.endpoints, prefix: etcd.prefix, appID: settings.appID, layers: layers,
+                                  initialSyncTimeout: .milliseconds(settings.readinessTimeoutMs))
+            agents.append(agent)
+            readinessGates.append { agent.initialSyncDone }
+        }
         let lifecycle = SidecarLifecycle(engine: engine, telemetry: telemetry, applyResults: engine.applyResults(),
-                                         definitions: definitions, logger: logger)
+                                         definitions: definitions, readinessGates: readinessGates, logger: logger)
         let readiness: @Sendable () -> Bool = { lifecycle.isReady }
 
         let apiSecret = SharedSecret(settings.apiToken)
@@ -129,8 +149,6 @@ struct Serve: AsyncParsableCommand {
         logger.info("listening", metadata: ["grpc": "\(addresses.grpc)", "http": "\(addresses.http)", "control": "\(addresses.control)",
                                             "admin": "\(addresses.admin)", "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
-
-        let agents: [any Service] = settings.agents.fileDirectory.map { [FileAgent(directory: $0, engine: engine)] } ?? []
 
         // Graceful shutdown runs from the last service to the first, each after the previous one
         // returned: readiness goes DOWN, the app servers stop accepting and finish their calls, the
@@ -164,19 +182,23 @@ final class SidecarLifecycle: Service, Sendable {
     private let telemetry: Telemetry
     private let applyResults: AsyncStream<ApplyResult>
     private let definitions: [ComponentDefinition]
+    /// Further conditions for readiness (the etcd agent's first sync).
+    private let readinessGates: [@Sendable () -> Bool]
     private let logger: Logger
     /// Set when shutdown begins: readiness reports DOWN from then on.
     let stopping = Atomic<Bool>(false)
 
-    init(engine: Engine, telemetry: Telemetry, applyResults: AsyncStream<ApplyResult>, definitions: [ComponentDefinition], logger: Logger) {
+    init(engine: Engine, telemetry: Telemetry, applyResults: AsyncStream<ApplyResult>, definitions: [ComponentDefinition],
+         readinessGates: [@Sendable () -> Bool] = [], logger: Logger) {
         self.engine = engine
         self.telemetry = telemetry
         self.applyResults = applyResults
         self.definitions = definitions
+        self.readinessGates = readinessGates
         self.logger = logger
     }
 
-    var isReady: Bool { engine.isReady && !stopping.load(ordering: .relaxed) }
+    var isReady: Bool { engine.isReady && !stopping.load(ordering: .relaxed) && readinessGates.allSatisfy { $0() } }
 
     func run() async throws {
         let telemetry = self.telemetry, results = applyResults
@@ -238,18 +260,31 @@ struct GRPCServerService: Service {
 
 /// Component definitions from files or directories in any format molt reads (see `ComponentSources`).
 enum ComponentFiles {
-    /// Loads and converts; warnings (deprecated keys, legacy sources) are logged, errors name file and key path.
-    static func definitions(_ paths: [String], strict: Bool, catalog: PluginCatalog?, logger: Logger?) throws -> [ComponentDefinition] {
+    /// Loads the files; warnings (deprecated keys, legacy sources) are logged, errors name file and key path.
+    static func specs(_ paths: [String], strict: Bool, logger: Logger?) throws -> [ComponentSpec] {
         guard !paths.isEmpty else { return [] }
         do {
             let loaded = try ComponentSources.load(paths: paths, strict: strict)
             for warning in loaded.warnings { logger?.warning("\(warning)") }
-            return try loaded.components.map { spec in
+            return loaded.components
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// The engine's definitions; a `.major` version requirement needs the catalog.
+    static func definitions(_ specs: [ComponentSpec], catalog: PluginCatalog?) throws -> [ComponentDefinition] {
+        do {
+            return try specs.map { spec in
                 if let catalog { return try spec.definition(catalog: catalog) }
                 return try spec.definition()
             }
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    static func definitions(_ paths: [String], strict: Bool, catalog: PluginCatalog?, logger: Logger?) throws -> [ComponentDefinition] {
+        try definitions(try specs(paths, strict: strict, logger: logger), catalog: catalog)
     }
 }

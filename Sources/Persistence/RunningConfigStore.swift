@@ -193,8 +193,16 @@ public final class RunningConfigStore: ConfigJournal, Sendable {
         for (_, path) in snapshotFiles().dropLast(Self.kept) { unlink(path) }
     }
 
-    /// A new file (never an existing one), written, fsync'd, renamed into place, directory fsync'd.
     private func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        try AtomicFile.write(bytes, to: path, in: directory)
+    }
+}
+
+/// Durable replacement of a file.
+public enum AtomicFile {
+    /// A new file (never an existing one) in `directory`, written, fsync'd, renamed to `path` (in the
+    /// same directory), directory fsync'd: after a crash `path` holds the old or the new bytes, whole.
+    public static func write(_ bytes: [UInt8], to path: String, in directory: String) throws {
         let temporary = "\(directory)/.\(UInt64.random(in: 0...UInt64.max)).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw PersistenceError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
@@ -202,7 +210,7 @@ public final class RunningConfigStore: ConfigJournal, Sendable {
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     failure = "write \(temporary): \(String(cString: strerror(errno)))"

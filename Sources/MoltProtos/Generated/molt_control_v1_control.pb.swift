@@ -264,6 +264,9 @@ public nonisolated struct Molt_Control_V1_ComponentStatus: Sendable {
   /// Clears the value of `lastResult`. Subsequent reads from it will return its default value.
   public mutating func clearLastResult() {self._lastResult = nil}
 
+  /// The active generation's configuration (normalized by the plugin when it declares aliases).
+  public var metadata: Dictionary<String,String> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -697,7 +700,7 @@ nonisolated extension Molt_Control_V1_ListComponentsResponse: SwiftProtobuf.Mess
 
 nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ComponentStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}plugin\0\u{1}generation\0\u{1}state\0\u{3}in_flight\0\u{3}draining_generation\0\u{3}draining_in_flight\0\u{3}last_result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}plugin\0\u{1}generation\0\u{1}state\0\u{3}in_flight\0\u{3}draining_generation\0\u{3}draining_in_flight\0\u{3}last_result\0\u{1}metadata\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -714,6 +717,7 @@ nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, Sw
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.drainingGeneration) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.drainingInFlight) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._lastResult) }()
+      case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       default: break
       }
     }
@@ -751,6 +755,9 @@ nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, Sw
     try { if let v = self._lastResult {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     } }()
+    if !self.metadata.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.metadata, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -764,6 +771,7 @@ nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, Sw
     if lhs.drainingGeneration != rhs.drainingGeneration {return false}
     if lhs.drainingInFlight != rhs.drainingInFlight {return false}
     if lhs._lastResult != rhs._lastResult {return false}
+    if lhs.metadata != rhs.metadata {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -47,7 +47,11 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     public func listComponents(request: Molt_Control_V1_ListComponentsRequest,
                                context: ServerContext) async throws -> Molt_Control_V1_ListComponentsResponse {
         var response = Molt_Control_V1_ListComponentsResponse()
-        response.components = engine.components.map(Molt_Control_V1_ComponentStatus.init)
+        response.components = engine.components.map { status in
+            var component = Molt_Control_V1_ComponentStatus(status)
+            component.metadata = engine.activeConfig(of: status.key) ?? [:]
+            return component
+        }
         return response
     }
 
