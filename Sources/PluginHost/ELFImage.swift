@@ -23,9 +23,10 @@ struct ELFImage {
     }
 
     init(bytes: [UInt8]) throws(Problem) {
-        guard bytes.count >= 64, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
+        guard bytes.count >= 4, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
             throw .notELF
         }
+        guard bytes.count >= 64 else { throw .malformed("truncated: \(bytes.count) bytes, shorter than an ELF header") }
         guard bytes[4] == 2 else { throw .unsupported("not 64-bit (EI_CLASS \(bytes[4]))") }
         guard bytes[5] == 1 else { throw .unsupported("not little-endian (EI_DATA \(bytes[5]))") }
         let reader = Reader(bytes: bytes)
@@ -49,6 +50,14 @@ struct ELFImage {
             if kind == 2 { dynamic = (try reader.u64(header + 8), try reader.u64(header + 32)) }
         }
         guard let dynamic else { throw .malformed("no PT_DYNAMIC segment") }
+        // dlopen maps every PT_LOAD segment; one reaching past the end of the file would fault (SIGBUS)
+        // when touched, so a truncated file is refused here, before it is ever mapped.
+        for (index, load) in loads.enumerated() {
+            let (end, overflow) = load.offset.addingReportingOverflow(load.size)
+            guard !overflow, end <= UInt64(bytes.count) else {
+                throw .malformed("truncated: PT_LOAD segment \(index) ends at byte \(load.offset &+ load.size), the file has \(bytes.count)")
+            }
+        }
 
         var neededOffsets: [UInt64] = []
         var stringTableAddress: UInt64?

@@ -29,20 +29,20 @@ public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: Lis
     let api = AppHTTPAPI(engine: engine, telemetry: telemetry, keys: StateKeys(engine: engine, appID: appID ?? ""))
     router.post("/v1.0/state/:store") { request, context in try await api.saveState(request, context) }
     router.get("/v1.0/state/:store/:key") { request, context in
-        try await api.getState(request, store: context.pathParameter("store"), key: context.pathParameter("key"))
+        try await api.getState(request, store: try context.pathParameter("store"), key: try context.pathParameter("key"))
     }
     router.delete("/v1.0/state/:store/:key") { request, context in
-        try await api.deleteState(request, store: context.pathParameter("store"), key: context.pathParameter("key"))
+        try await api.deleteState(request, store: try context.pathParameter("store"), key: try context.pathParameter("key"))
     }
     router.post("/v1.0/state/:store/bulk") { request, context in try await api.bulkGetState(request, context) }
     router.post("/v1.0/state/:store/transaction") { request, context in try await api.transactState(request, context) }
     // The literal segments above shadow keys named "bulk" and "transaction" for every method: serve those too.
     for literalKey in ["bulk", "transaction"] {
         router.get("/v1.0/state/:store/\(literalKey)") { request, context in
-            try await api.getState(request, store: context.pathParameter("store"), key: literalKey)
+            try await api.getState(request, store: try context.pathParameter("store"), key: literalKey)
         }
         router.delete("/v1.0/state/:store/\(literalKey)") { request, context in
-            try await api.deleteState(request, store: context.pathParameter("store"), key: literalKey)
+            try await api.deleteState(request, store: try context.pathParameter("store"), key: literalKey)
         }
     }
     router.post("/v1.0-alpha1/lock/:store") { request, context in try await api.tryLock(request, context) }
@@ -93,7 +93,7 @@ struct AppHTTPAPI: Sendable {
 
     /// `POST /v1.0/state/{store}`: saves the items in order; the first failure answers.
     func saveState(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
-        let store = context.pathParameter("store")
+        let store = try context.pathParameter("store")
         let prefix = keys.prefix(store: store)
         let setRequests = try await validating(.state, store, "save") { () async throws(APIFailure) in
             try await request.decodeJSON([StateItemBody].self).map { item throws(APIFailure) in try item.setRequest(prefix: prefix) }
@@ -142,7 +142,7 @@ struct AppHTTPAPI: Sendable {
 
     /// `POST /v1.0/state/{store}/bulk`: one item per key, in order.
     func bulkGetState(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
-        let store = context.pathParameter("store")
+        let store = try context.pathParameter("store")
         let prefix = keys.prefix(store: store)
         let (body, storedKeys) = try await validating(.state, store, "bulk_get") { () async throws(APIFailure) in
             let body = try await request.decodeJSON(BulkGetBody.self)
@@ -158,7 +158,7 @@ struct AppHTTPAPI: Sendable {
 
     /// `POST /v1.0/state/{store}/transaction`: all operations or none.
     func transactState(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
-        let store = context.pathParameter("store")
+        let store = try context.pathParameter("store")
         let (operations, metadata) = try await validating(.state, store, "transaction") { () async throws(APIFailure) in
             let body = try await request.decodeJSON(TransactionBody.self)
             return (try body.stateOperations(prefix: keys.prefix(store: store)), body.metadata ?? [:])
@@ -197,7 +197,7 @@ struct AppHTTPAPI: Sendable {
 
     /// `POST /v1.0-alpha1/lock/{store}` → `{"success":..}`.
     func tryLock(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
-        let store = context.pathParameter("store")
+        let store = try context.pathParameter("store")
         let lock = try await validating(.lock, store, "try_lock") { () async throws(APIFailure) in
             try await request.decodeJSON(TryLockBody.self).validated(store: store)
         }
@@ -209,7 +209,7 @@ struct AppHTTPAPI: Sendable {
 
     /// `POST /v1.0-alpha1/unlock/{store}` → `{"status":..}`.
     func unlock(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
-        let store = context.pathParameter("store")
+        let store = try context.pathParameter("store")
         let lock = try await validating(.lock, store, "unlock") { () async throws(APIFailure) in
             try await request.decodeJSON(UnlockBody.self).validated(store: store)
         }

@@ -82,9 +82,13 @@ extension Request {
 
 extension RequestContext {
     /// A path parameter of the matched route, percent-decoded (keys may contain `/` as `%2F`).
-    func pathParameter(_ name: String) -> String {
+    /// Escapes that do not decode to UTF-8 (`%FF`) are a bad request, never taken literally.
+    func pathParameter(_ name: String) throws(APIFailure) -> String {
         let raw = parameters.get(name) ?? ""
-        return raw.percentDecoded ?? raw
+        guard let decoded = raw.percentDecoded else {
+            throw APIFailure.badRequest("the \(name) in the URL path is not valid percent-encoded UTF-8: \(raw.prefix(200))")
+        }
+        return decoded
     }
 }
 
