@@ -81,6 +81,13 @@ make --no-print-directory python-env >&2
 build/venv/bin/python Benchmarks/grpc-reference/grpc_reference.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
     ${quick:+--calls 300} | tee "$OUT/grpc-reference.json" || failed+=("--failed=grpc-reference:$?")
 
+# Configuration agents: etcd put -> applied on three sidecars, file change -> applied, restart with 100
+# persisted components -> ready (real etcd and molt processes; needs /usr/bin/etcd).
+echo "== config agents (Benchmarks/config-agents)" >&2
+build/venv/bin/python Benchmarks/config-agents/config_agents_bench.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
+    --output "$OUT/config-agents.json" ${quick:+--puts 20 --file-rewrites 10 --restarts 2} \
+    || failed+=("--failed=config-agents:$?")
+
 echo >&2
-echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json" >&2
+echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json, $OUT/config-agents.json" >&2
 [ ${#failed[@]} -eq 0 ]

@@ -125,15 +125,19 @@ public final class EtcdAgent: Service, Sendable {
                 changes.append((key, layer, value))
             }
         }
-        var applied = 0
-        for change in changes {
-            // Unchanged sources merge to unchanged definitions: the layers apply nothing for them.
-            if await apply([change], revision: response.header.revision) { applied += 1 }
+        // Keys that touch the same components (a common key and the app key overriding it) are applied
+        // together, so a component starts with its merged configuration, never a transient one; unrelated
+        // keys are applied apart, so one bad key does not hold back the others. Unchanged sources merge
+        // to unchanged definitions: the layers apply nothing for them.
+        let parsed = changes.compactMap { parse([$0], revision: response.header.revision)?.first }
+        var failed = changes.count - parsed.count
+        for group in Self.groupedByComponent(parsed, current: current) {
+            if await !apply(group, keys: group.map(\.source), revision: response.header.revision) { failed += group.count }
         }
         revision.store(response.header.revision, ordering: .relaxed)
         synced.store(true, ordering: .relaxed)
         logger.info("etcd agent synced", metadata: ["revision": "\(response.header.revision)", "keys": "\(response.kvs.count)",
-                                                   "sources_ok": "\(applied)/\(changes.count)"])
+                                                   "keys_not_applied": "\(failed)"])
     }
 
     /// Watches from the revision after the last one seen until the stream breaks (throws).
@@ -185,13 +189,16 @@ public final class EtcdAgent: Service, Sendable {
                 guard let key = String(data: event.kv.key, encoding: .utf8), let layer = layer(of: key) else { continue }
                 changes.append((key, layer, event.type == .delete ? nil : String(decoding: event.kv.value, as: UTF8.self)))
             }
-            if !changes.isEmpty { _ = await apply(changes, revision: revision) }
+            // One transaction: all of it or (a value that does not parse, an apply that fails) none of it.
+            if !changes.isEmpty, let parsed = parse(changes, revision: revision) {
+                _ = await apply(parsed, keys: changes.map(\.key), revision: revision)
+            }
             self.revision.store(revision, ordering: .relaxed)
         }
     }
 
-    /// Applies key changes together; false (and logged) when a value does not parse or the apply failed.
-    private func apply(_ changes: [(key: String, layer: ConfigLayer, value: String?)], revision: Int64) async -> Bool {
+    /// The layer changes for key changes; nil (and logged) when a value does not parse.
+    private func parse(_ changes: [(key: String, layer: ConfigLayer, value: String?)], revision: Int64) -> [LayerChange]? {
         var layerChanges: [LayerChange] = []
         for change in changes {
             guard let value = change.value else {
@@ -204,21 +211,43 @@ public final class EtcdAgent: Service, Sendable {
                 layerChanges.append(LayerChange(layer: change.layer, source: change.key, components: loaded.components))
             } catch {
                 logger.error("etcd agent: key not applied; the running components are unchanged",
-                             metadata: ["key": "\(change.key)", "revision": "\(revision)", "error": "\(error)"])
-                return false
+                             metadata: ["keys": "\(changes.map(\.key))", "revision": "\(revision)", "error": "\(error)"])
+                return nil
             }
         }
-        let result = await layers.update(layerChanges)
+        return layerChanges
+    }
+
+    /// Applies layer changes together; false (and logged) when the apply failed.
+    private func apply(_ changes: [LayerChange], keys: [String], revision: Int64) async -> Bool {
+        let result = await layers.update(changes)
         guard result.succeeded else {
             logger.error("etcd agent: change not applied; the running components are unchanged",
-                         metadata: ["keys": "\(changes.map(\.key))", "revision": "\(revision)", "error": "\(result.error ?? "")"])
+                         metadata: ["keys": "\(keys)", "revision": "\(revision)", "error": "\(result.error ?? "")"])
             return false
         }
         if !(result.applies.isEmpty && result.removals.isEmpty) {
-            logger.info("etcd agent applied", metadata: ["keys": "\(changes.map(\.key))", "revision": "\(revision)",
+            logger.info("etcd agent applied", metadata: ["keys": "\(keys)", "revision": "\(revision)",
                                                         "actions": "\((result.applies + result.removals).map { "\($0.key)=\($0.action.rawValue)" })"])
         }
         return true
+    }
+
+    /// Changes partitioned so that changes touching a common component (now or before) share a group.
+    static func groupedByComponent(_ changes: [LayerChange], current: LayeredComponents) -> [[LayerChange]] {
+        var groups: [(components: Set<ComponentKey>, changes: [LayerChange])] = []
+        for change in changes {
+            var components = Set(change.components.map(\.key)).union(current.components(change.layer, source: change.source).map(\.key))
+            var merged = [change]
+            groups.removeAll { group in
+                guard !group.components.isDisjoint(with: components) else { return false }
+                components.formUnion(group.components)
+                merged = group.changes + merged
+                return true
+            }
+            groups.append((components, merged))
+        }
+        return groups.map(\.changes)
     }
 
     /// The layer a key feeds, or nil for keys of other apps and unknown keys.

@@ -9,6 +9,9 @@ Environment (set by `make test-api`, see Tests/API/api.mk):
 
 Every process a fixture starts is killed at teardown, also when the test failed. When a test fails,
 the tail of the stderr log of every molt still running is added to the report.
+
+etcd (`/usr/bin/etcd`, Debian's etcd-server) is driven through grpcio with stubs generated at session start
+from Sources/MoltProtos/protos/etcd/etcd_v3_subset.proto (etcd's own wire format); no etcdctl.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,8 @@ RPC_TIMEOUT_S = 15.0  # any single gRPC call of the tests
 CURL_TIMEOUT_S = 10.0
 SDK_SCRIPT_TIMEOUT_S = 90.0  # one Dapr SDK scenario subprocess
 STOP_TIMEOUT_S = 20.0  # SIGTERM until exit, before SIGKILL
+ETCD_BIN = os.environ.get("MOLT_ETCD_BIN", "/usr/bin/etcd")
+ETCD_STARTUP_TIMEOUT_S = 30.0  # etcd until a Range answers
 
 CONTROL_TOKEN_HEADER = "molt-control-token"
 API_TOKEN_HEADER = "dapr-api-token"
@@ -211,18 +217,37 @@ def module_redis_server(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------
+# Polling
+
+
+def wait_for(condition, what: str, timeout: float = 15.0, interval: float = 0.05):
+    """Calls `condition()` until it returns something truthy (returned) or `timeout` seconds passed
+    (AssertionError naming `what`, with the last value seen)."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last seen: {value!r})")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
 # Generated gRPC stubs of the control plane
 
 
 @pytest.fixture(scope="session")
 def protos(tmp_path_factory):
     """Python modules generated with grpc_tools.protoc from Sources/MoltProtos/protos, at session start:
-    lifecycle_pb2/_grpc (Layotto's Lifecycle API) and control_pb2/_grpc (molt's Control API)."""
+    lifecycle_pb2/_grpc (Layotto's Lifecycle API), control_pb2/_grpc (molt's Control API) and
+    etcd_pb2/_grpc (the subset of etcd's v3 API: KV Range/Put/DeleteRange/Compact, Watch)."""
     from grpc_tools import protoc
 
     out = tmp_path_factory.mktemp("protos")
     well_known = Path(protoc.__file__).parent / "_proto"
-    sources = ["spec/proto/runtime/v1/lifecycle.proto", "molt/control/v1/control.proto"]
+    sources = ["spec/proto/runtime/v1/lifecycle.proto", "molt/control/v1/control.proto", "etcd/etcd_v3_subset.proto"]
     status = protoc.main(["grpc_tools.protoc", f"-I{PROTOS_DIR}", f"-I{well_known}", f"--python_out={out}",
                           f"--grpc_python_out={out}", *sources])
     assert status == 0, f"grpc_tools.protoc failed on {sources} (status {status}); see the captured stderr"
@@ -233,9 +258,236 @@ def protos(tmp_path_factory):
             lifecycle_pb2_grpc=importlib.import_module("spec.proto.runtime.v1.lifecycle_pb2_grpc"),
             control_pb2=importlib.import_module("molt.control.v1.control_pb2"),
             control_pb2_grpc=importlib.import_module("molt.control.v1.control_pb2_grpc"),
+            etcd_pb2=importlib.import_module("etcd.etcd_v3_subset_pb2"),
+            etcd_pb2_grpc=importlib.import_module("etcd.etcd_v3_subset_pb2_grpc"),
         )
     finally:
         sys.path.remove(str(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# etcd
+
+
+# etcd servers currently running, for the failure report.
+_RUNNING_ETCDS: list["EtcdServer"] = []
+
+
+def prefix_range_end(prefix: bytes | str) -> bytes:
+    """etcd's range_end that selects every key starting with `prefix`: the prefix with its last byte + 1
+    (trailing 0xff bytes are dropped first; an empty or all-0xff prefix gives b"\\0", every key)."""
+    end = bytearray(prefix.encode() if isinstance(prefix, str) else prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"
+
+
+def components_text(*components: dict) -> str:
+    """The text of a component file in molt's JSON format holding `components`."""
+    return json.dumps({"components": list(components)})
+
+
+def _as_bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, dict):  # one component definition
+        return components_text(value).encode()
+    if isinstance(value, (list, tuple)):  # several component definitions
+        return components_text(*value).encode()
+    raise TypeError(f"cannot store a {type(value).__name__} in etcd")
+
+
+class EtcdStartError(Exception):
+    pass
+
+
+class EtcdServer:
+    """One single-member etcd (`/usr/bin/etcd`) on fixed loopback ports with its own data directory.
+    `stop()`/`kill()` end the process; `start()` starts it again on the same ports and data directory.
+    put/delete/compact/revision talk to it with grpcio (etcd's own v3 API)."""
+
+    def __init__(self, protos, workdir: Path, name: str, client_port: int, peer_port: int):
+        self.protos = protos
+        self.workdir = workdir
+        self.name = name
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "etcd.log"
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def molt_args(self, prefix: str | None = None) -> list[str]:
+        """The `molt serve` arguments that make molt's etcd agent watch this server."""
+        args = ["--agents-etcd-endpoints", self.endpoint]
+        if prefix is not None:
+            args += ["--agents-etcd-prefix", prefix]
+        return args
+
+    def describe(self) -> str:
+        pid = self.process.pid if self.process else None
+        return f"etcd {self.name} pid {pid} (client {self.client_port}, peer {self.peer_port}), log {self.log_path}"
+
+    # -- process
+
+    def _command(self) -> list[str]:
+        client = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [ETCD_BIN, "--name", self.name, "--data-dir", str(self.data_dir),
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"{self.name}={peer}", "--initial-cluster-state", "new",
+                "--initial-cluster-token", f"molt-test-{self.client_port}",
+                # Quiet and fast: warnings only; a single member elects itself quickly.
+                "--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
+                "--heartbeat-interval", "50", "--election-timeout", "500",
+                "--snapshot-count", "10000", "--auto-compaction-retention", "0"]
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = ETCD_STARTUP_TIMEOUT_S) -> None:
+        """Starts etcd (again: same ports, same data) and waits until a Range answers."""
+        assert not self.running(), f"{self.describe()} is already running"
+        self.starts += 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"==== start {self.starts}: {' '.join(self._command())}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        if self not in _RUNNING_ETCDS:
+            _RUNNING_ETCDS.append(self)
+        self._close_channel()
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EtcdStartError(f"etcd exited with {self.process.returncode}; its log:\n{_tail(self.log_path)}")
+            try:
+                self.revision(timeout=1)
+                return
+            except grpc.RpcError as error:
+                last_error = f"{error.code()}: {error.details()}"
+            time.sleep(0.05)
+        raise EtcdStartError(f"etcd did not answer a Range in {timeout} s ({last_error}); its log:\n{_tail(self.log_path)}")
+
+    def _end(self, sig: int, timeout: float) -> int | None:
+        self._close_channel()
+        if self.process is None:
+            return None
+        code = _stop_process(self.process, sig, timeout)
+        if self in _RUNNING_ETCDS:
+            _RUNNING_ETCDS.remove(self)
+        return code
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM, and waits for the exit (SIGKILL after `timeout`)."""
+        return self._end(signal.SIGTERM, timeout)
+
+    def kill(self) -> int | None:
+        """SIGKILL, and waits for the exit."""
+        return self._end(signal.SIGKILL, 10)
+
+    # -- gRPC
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def _stubs(self):
+        if self._channel is None:
+            # A fresh channel per start: no reconnection backoff left over from the previous process.
+            self._channel = grpc.insecure_channel(self.endpoint)
+        return (self.protos.etcd_pb2_grpc.KVStub(self._channel), self.protos.etcd_pb2)
+
+    def put(self, key: str | bytes, value, timeout: float = RPC_TIMEOUT_S) -> int:
+        """Puts `value` (text, bytes, or component definitions as molt's JSON) at `key`; returns the revision."""
+        kv, pb = self._stubs()
+        response = kv.Put(pb.PutRequest(key=_as_bytes(key), value=_as_bytes(value)), timeout=timeout)
+        return response.header.revision
+
+    def delete(self, key: str | bytes, prefix: bool = False, timeout: float = RPC_TIMEOUT_S) -> int:
+        """Deletes `key` (every key under it with prefix=True); returns the revision."""
+        kv, pb = self._stubs()
+        key = _as_bytes(key)
+        request = pb.DeleteRangeRequest(key=key, range_end=prefix_range_end(key) if prefix else b"")
+        return kv.DeleteRange(request, timeout=timeout).header.revision
+
+    def get(self, key: str | bytes, timeout: float = RPC_TIMEOUT_S) -> bytes | None:
+        kv, pb = self._stubs()
+        response = kv.Range(pb.RangeRequest(key=_as_bytes(key)), timeout=timeout)
+        return response.kvs[0].value if response.kvs else None
+
+    def range_prefix(self, prefix: str | bytes, timeout: float = RPC_TIMEOUT_S) -> dict[bytes, bytes]:
+        kv, pb = self._stubs()
+        prefix = _as_bytes(prefix)
+        response = kv.Range(pb.RangeRequest(key=prefix, range_end=prefix_range_end(prefix)), timeout=timeout)
+        return {item.key: item.value for item in response.kvs}
+
+    def compact(self, revision: int, physical: bool = True, timeout: float = RPC_TIMEOUT_S) -> None:
+        """Compacts the history up to `revision` (physical: returns once the compaction is applied)."""
+        kv, pb = self._stubs()
+        kv.Compact(pb.CompactionRequest(revision=revision, physical=physical), timeout=timeout)
+
+    def revision(self, timeout: float = RPC_TIMEOUT_S) -> int:
+        """The current revision of the store (from a Range's response header)."""
+        kv, pb = self._stubs()
+        return kv.Range(pb.RangeRequest(key=b"\0", limit=1, count_only=True), timeout=timeout).header.revision
+
+
+class EtcdFactory:
+    """Starts etcd servers on free ports; `close()` kills them all."""
+
+    def __init__(self, directory: Path, protos):
+        self.directory = directory
+        self.protos = protos
+        self.servers: list[EtcdServer] = []
+
+    def __call__(self, name: str | None = None) -> EtcdServer:
+        if not Path(ETCD_BIN).exists():
+            pytest.fail(f"{ETCD_BIN} is missing (Debian package etcd-server; scripts/install-deps.sh installs it)",
+                        pytrace=False)
+        last_error = ""
+        for _attempt in range(3):
+            client_port, peer_port = pick_free_port(), pick_free_port()
+            member = name or f"etcd{len(self.servers) + 1}"
+            server = EtcdServer(self.protos, self.directory / f"etcd-{client_port}", member, client_port, peer_port)
+            self.servers.append(server)
+            try:
+                server.start()
+                return server
+            except EtcdStartError as error:
+                last_error = str(error)
+                server.kill()
+                if "in use" not in last_error:
+                    break  # not a port race: do not retry
+        pytest.fail(f"etcd did not start: {last_error}", pytrace=False)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+@pytest.fixture
+def etcd(tmp_path, protos):
+    """Factory: `server = etcd()` starts a single-member etcd on free loopback ports with its own data
+    directory (killed at teardown). `server.endpoint`, `.put(key, value)`, `.delete(key)`, `.compact(rev)`,
+    `.revision()`, `.stop()`, `.kill()`, `.start()` (same ports and data), `.molt_args(prefix=None)`."""
+    factory = EtcdFactory(tmp_path, protos)
+    yield factory
+    factory.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +639,7 @@ class Molt:
         self.control_token = control_token
         self.app_id = app_id
         self._channels: list[grpc.Channel] = []
+        self._app_stub = None  # try_lock's, on one channel
 
     # -- process
 
@@ -439,6 +692,7 @@ class Molt:
         for channel in self._channels:
             channel.close()
         self._channels.clear()
+        self._app_stub = None
 
     def dapr_stub(self):
         """The Dapr API stub of the dapr package (dapr.proto.runtime.v1), on molt's app gRPC port."""
@@ -482,6 +736,40 @@ class Molt:
     def generation(self, kind: str, name: str) -> int:
         return self.component(kind, name).generation
 
+    def metadata_of(self, kind: str, name: str) -> dict[str, str]:
+        """The active configuration of a component (ComponentStatus.metadata), as a dict."""
+        return dict(self.component(kind, name).metadata)
+
+    def control_apply(self, kind: str, name: str, metadata: dict[str, str] | None = None, plugin: str = "",
+                      version: str = "", pin: str = "", token: str | None = "default", timeout: float = RPC_TIMEOUT_S):
+        """molt's Control.Apply with a full definition; returns the ApplyResult (action "failed" on failure)."""
+        pb = self.protos.control_pb2
+        request = pb.ApplyRequest(kind=kind, name=name, metadata=metadata or {}, plugin=plugin, version=version, pin=pin)
+        return self.control_stub().Apply(request, metadata=self.control_metadata(token), timeout=timeout).result
+
+    def remove_component(self, kind: str, name: str, token: str | None = "default"):
+        pb = self.protos.control_pb2
+        return self.control_stub().RemoveComponent(pb.RemoveComponentRequest(kind=kind, name=name),
+                                                   metadata=self.control_metadata(token), timeout=RPC_TIMEOUT_S).result
+
+    def watch_applies(self, include_recent: bool = True) -> "ApplyWatcher":
+        """Control.WatchApplies read by a background thread (close it, or it is closed with the channels)."""
+        return ApplyWatcher(self, include_recent)
+
+    def try_lock(self, store: str, resource: str, owner: str, expiry: int = 30) -> bool:
+        """Dapr TryLockAlpha1 over gRPC; raises grpc.RpcError when molt refuses the call."""
+        from dapr.proto.runtime.v1 import lock_pb2
+
+        request = lock_pb2.TryLockRequest(store_name=store, resource_id=resource, lock_owner=owner,
+                                          expiry_in_seconds=expiry)
+        if self._app_stub is None:
+            self._app_stub = self.dapr_stub()
+        return self._app_stub.TryLockAlpha1(request, metadata=self.app_metadata(), timeout=RPC_TIMEOUT_S).success
+
+    def readiness(self) -> int:
+        """The HTTP status of /actuator/health/readiness (200 UP, 503 DOWN)."""
+        return self.admin("/actuator/health/readiness").status
+
     # -- Dapr Python SDK
 
     def sdk_env(self, token: str | None = "default") -> dict[str, str]:
@@ -520,6 +808,67 @@ class Molt:
             pytest.fail(f"the Dapr SDK script failed (exit {process.returncode})\n--- script\n{textwrap.dedent(code)}\n"
                         f"--- stdout\n{stdout}\n--- stderr\n{stderr}", pytrace=False)
         return json.loads(lines[-1])
+
+
+class ApplyWatcher:
+    """molt's Control.WatchApplies stream, read by a background thread: `events` holds every ApplyResult
+    received with time.monotonic() at its arrival. With include_recent (the default) the history comes
+    first, so nothing applied after the stream was opened is missed; `since(ms)` keeps the events that
+    finished at or after a wall-clock moment (`unix_ms()`, compared with ApplyResult.finished_unix_ms)."""
+
+    def __init__(self, molt: "Molt", include_recent: bool = True):
+        pb = molt.protos.control_pb2
+        self._stream = molt.control_stub().WatchApplies(pb.WatchAppliesRequest(include_recent=include_recent),
+                                                        metadata=molt.control_metadata())
+        self.events: list[tuple[float, object]] = []
+        self.error: grpc.RpcError | None = None
+        self.ended = False
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                arrived = time.monotonic()
+                with self._condition:
+                    self.events.append((arrived, event))
+                    self._condition.notify_all()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                self.error = error
+        finally:
+            with self._condition:
+                self.ended = True
+                self._condition.notify_all()
+
+    def since(self, unix_ms: int, kind: str | None = None, name: str | None = None) -> list:
+        with self._condition:
+            return [event for _, event in self.events if event.finished_unix_ms >= unix_ms
+                    and (kind is None or event.kind == kind) and (name is None or event.name == name)]
+
+    def wait_for(self, predicate, what: str, timeout: float = 15.0, start: int = 0):
+        """The first event from index `start` on for which `predicate(event)` holds; AssertionError on
+        timeout or when the stream ended."""
+        deadline = time.monotonic() + timeout
+        index = start
+        with self._condition:
+            while True:
+                while index < len(self.events):
+                    event = self.events[index][1]
+                    index += 1
+                    if predicate(event):
+                        return event
+                remaining = deadline - time.monotonic()
+                if self.ended or remaining <= 0:
+                    seen = [(e.kind, e.name, e.action) for _, e in self.events[start:]][-20:]
+                    raise AssertionError(f"no apply event for {what} (stream ended={self.ended}, error={self.error}, "
+                                         f"last events: {seen})")
+                self._condition.wait(remaining)
+
+    def close(self) -> None:
+        self._stream.cancel()
+        self._thread.join(10)
 
 
 class MoltFactory:
@@ -627,6 +976,75 @@ def module_molt(tmp_path_factory, molt_bin, plugins_dir, protos):
 
 
 # ---------------------------------------------------------------------------------------------
+# Helpers of the etcd agent, layers and app-fed tests
+
+
+ETCD_PREFIX = "/molt/"  # molt's default --agents-etcd-prefix
+# molt's etcd agent reconnects with a backoff capped at a few seconds, and a debug build applies slower.
+CONVERGE_TIMEOUT_S = 30.0
+
+
+def common_key(name: str, prefix: str = ETCD_PREFIX) -> str:
+    """The etcd key of a component file in the COMMON layer (every sidecar)."""
+    return f"{prefix}common/{name}"
+
+
+def app_key(app: str, name: str, prefix: str = ETCD_PREFIX) -> str:
+    """The etcd key of a component file in the APP layer of `app`."""
+    return f"{prefix}apps/{app}/{name}"
+
+
+def unix_ms() -> int:
+    """The wall clock in Unix milliseconds, comparable with ApplyResult.finished_unix_ms."""
+    return int(time.time() * 1000)
+
+
+def wait_config(sidecar: Molt, name: str, metadata: dict[str, str], kind: str = "lock", since: int | None = None,
+                timeout: float = CONVERGE_TIMEOUT_S):
+    """Waits until `kind`/`name` runs with exactly `metadata` (ComponentStatus.metadata) and, with `since`
+    (unix_ms() taken before the change), until its last result is one that finished after that moment
+    (a new configuration is visible a little before its apply result is recorded). Returns its status."""
+    def matches():
+        status = sidecar.list_components().get((kind, name))
+        if status is None or dict(status.metadata) != metadata:
+            return None
+        if since is not None and status.last_result.finished_unix_ms < since:
+            return None
+        return status
+    try:
+        what = f"{kind}/{name} to run with {metadata}" + (f" (an apply finished after {since})" if since else "")
+        return wait_for(matches, what, timeout)
+    except AssertionError as error:
+        status = sidecar.list_components().get((kind, name))
+        current = None if status is None else {"metadata": dict(status.metadata), "generation": status.generation,
+                                               "last_action": status.last_result.action,
+                                               "last_error": status.last_result.error,
+                                               "last_finished_unix_ms": status.last_result.finished_unix_ms}
+        raise AssertionError(f"{error}; on molt pid {sidecar.process.pid} it is {current}") from None
+
+
+def wait_removed(sidecar: Molt, name: str, kind: str = "lock", timeout: float = CONVERGE_TIMEOUT_S) -> None:
+    wait_for(lambda: (kind, name) not in sidecar.list_components(), f"{kind}/{name} to be removed", timeout)
+
+
+def result_of(status) -> tuple:
+    """What identifies a component's last apply (any new apply, even "unchanged", changes it)."""
+    result = status.last_result
+    return (status.generation, result.action, result.new_generation, result.finished_unix_ms)
+
+
+def assert_maxlocks_limit(sidecar: Molt, store: str, limit: int, owner: str = "limit-check", held: int = 0) -> None:
+    """With `held` locks already held, the running memorylock grants `limit - held` locks of fresh resources
+    and refuses one more with its own message: proof that the plugin instance runs with maxLocks=`limit`."""
+    for index in range(limit - held):
+        assert sidecar.try_lock(store, f"{owner}-{index}", owner), f"{store}: lock {index} of {limit} not granted"
+    with pytest.raises(grpc.RpcError) as caught:
+        sidecar.try_lock(store, f"{owner}-{limit - held}", owner)
+    assert f"maxLocks ({limit}) reached" in (caught.value.details() or ""), \
+        f"{store}: lock {limit + 1} refused with {caught.value.code()} {caught.value.details()}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Failure reports: show what molt said
 
 
@@ -637,3 +1055,5 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for molt in list(_RUNNING_MOLTS):
             report.sections.append((f"stderr of {molt.describe()} (last lines)", _tail(molt.stderr_path, 40)))
+        for server in list(_RUNNING_ETCDS):
+            report.sections.append((f"log of {server.describe()} (last lines)", _tail(server.log_path, 20)))

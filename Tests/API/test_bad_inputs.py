@@ -48,7 +48,6 @@ import http.client
 import json
 import os
 import shutil
-import stat
 import struct
 import subprocess
 import time

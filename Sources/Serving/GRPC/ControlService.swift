@@ -1,6 +1,7 @@
 import Engine
 import FoundationEssentials
 import GRPCCore
+import ServiceLifecycle
 import MoltProtos
 import PluginHost
 
@@ -73,8 +74,26 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
         if request.includeRecent {
             for result in engine.recentApplies { try await response.write(Molt_Control_V1_ApplyResult(result)) }
         }
-        for await result in results {
-            try await response.write(Molt_Control_V1_ApplyResult(result))
+        // The stream ends when the client goes away or the sidecar shuts down (the server's graceful
+        // shutdown waits for every RPC, so an endless one would hold SIGTERM up for ever).
+        let (stop, stopping) = AsyncStream<Void>.makeStream()
+        await withRPCCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await result in results {
+                            do { try await response.write(Molt_Control_V1_ApplyResult(result)) } catch { return }
+                        }
+                    }
+                    group.addTask { for await _ in stop {} }
+                    await group.next()
+                    group.cancelAll()
+                }
+            } onGracefulShutdown: {
+                stopping.finish()
+            }
+        } onCancelRPC: {
+            stopping.finish()
         }
     }
 }
