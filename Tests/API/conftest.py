@@ -1057,3 +1057,32 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"stderr of {molt.describe()} (last lines)", _tail(molt.stderr_path, 40)))
         for server in list(_RUNNING_ETCDS):
             report.sections.append((f"log of {server.describe()} (last lines)", _tail(server.log_path, 20)))
+
+
+@pytest.fixture(scope="module")
+def redis(module_redis_server):
+    """One redis-server per test module."""
+    return module_redis_server()
+
+
+@pytest.fixture(scope="module")
+def sidecar(module_molt, redis, components):
+    """One molt per test module (modules may define their own): state store `statestore` on `redis`,
+    lock store `lockstore`."""
+    return module_molt([components.state("statestore", redis), components.lock("lockstore")])
+
+
+# A Dapr Component YAML for a memorylock lock store; format with name, max_locks and buckets.
+DAPR_LOCK_YAML = """\
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: {name}
+spec:
+  type: lock.in-memory
+  metadata:
+    - name: maxLocks
+      value: "{max_locks}"
+    - name: buckets
+      value: "{buckets}"
+"""

@@ -84,17 +84,6 @@ def molt_bug(reason: str):
 
 
 @pytest.fixture(scope="module")
-def redis(module_redis_server):
-    return module_redis_server()
-
-
-@pytest.fixture(scope="module")
-def sidecar(module_molt, redis, components):
-    """One molt for every case that needs no token: state store `statestore` (Redis), lock store `lockstore`."""
-    return module_molt([components.state("statestore", redis), components.lock("lockstore")])
-
-
-@pytest.fixture(scope="module")
 def guarded(module_molt, redis, components):
     """A molt with an app API token and a control token."""
     return module_molt([components.state("statestore", redis), components.lock("lockstore")],

@@ -9,16 +9,6 @@ assertions are here.
 import pytest
 
 
-@pytest.fixture(scope="module")
-def redis(module_redis_server):
-    return module_redis_server()
-
-
-@pytest.fixture(scope="module")
-def sidecar(module_molt, redis, components):
-    return module_molt([components.state("statestore", redis), components.lock("lockstore")])
-
-
 def test_save_get_delete_state(sidecar, redis):
     seen = sidecar.run_sdk("""
         from dapr.clients import DaprClient

@@ -12,24 +12,10 @@ import re
 import signal
 import time
 
-from conftest import (CONVERGE_TIMEOUT_S, app_key, assert_maxlocks_limit, common_key, result_of, unix_ms, wait_config,
+from conftest import (DAPR_LOCK_YAML, CONVERGE_TIMEOUT_S, app_key, assert_maxlocks_limit, common_key, result_of, unix_ms, wait_config,
                       wait_for, wait_removed)
 
 APP_ID = "orders"
-
-DAPR_LOCK_YAML = """\
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: {name}
-spec:
-  type: lock.in-memory
-  metadata:
-    - name: maxLocks
-      value: "{max_locks}"
-    - name: buckets
-      value: "{buckets}"
-"""
 
 
 def etcd_molt(molt, server, *, app_id=APP_ID, components=(), extra_args=(), prefix=None, **kwargs):

@@ -3,31 +3,8 @@ appear, change (edited in place or replaced by an atomic rename) and disappear; 
 reported and changes nothing."""
 
 import os
-import time
 
-DAPR_LOCKSTORE = """
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: filelock
-spec:
-  type: lock.in-memory
-  metadata:
-    - name: maxLocks
-      value: "{max_locks}"
-    - name: buckets
-      value: "{buckets}"
-"""
-
-
-def wait_for(condition, what, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from conftest import DAPR_LOCK_YAML, wait_for
 
 
 def test_file_agent_applies_edits_renames_and_deletes(molt, tmp_path):
@@ -37,19 +14,19 @@ def test_file_agent_applies_edits_renames_and_deletes(molt, tmp_path):
     component_file = watched / "filelock.yaml"
 
     # A new file: the component is added.
-    component_file.write_text(DAPR_LOCKSTORE.format(max_locks=10, buckets=64))
+    component_file.write_text(DAPR_LOCK_YAML.format(name="filelock", max_locks=10, buckets=64))
     status = wait_for(lambda: sidecar.list_components().get(("lock", "filelock")), "the component to be added")
     assert status.generation == 1 and status.plugin.startswith("memorylock@")
 
     # Edited in place, a key that applies in place: same generation, new last result.
-    component_file.write_text(DAPR_LOCKSTORE.format(max_locks=20, buckets=64))
+    component_file.write_text(DAPR_LOCK_YAML.format(name="filelock", max_locks=20, buckets=64))
     status = wait_for(lambda: (s := sidecar.component("lock", "filelock")).last_result.action == "applied-in-place" and s,
                       "the in-place apply")
     assert status.generation == 1
 
     # Replaced by an atomic rename, a key that needs a reload: a new generation.
     replacement = watched / ".filelock.yaml.tmp"
-    replacement.write_text(DAPR_LOCKSTORE.format(max_locks=20, buckets=128))
+    replacement.write_text(DAPR_LOCK_YAML.format(name="filelock", max_locks=20, buckets=128))
     os.rename(replacement, component_file)
     status = wait_for(lambda: (s := sidecar.component("lock", "filelock")).generation == 2 and s, "the reload")
     assert status.last_result.action == "reloaded"
@@ -60,7 +37,7 @@ def test_file_agent_applies_edits_renames_and_deletes(molt, tmp_path):
     assert sidecar.component("lock", "filelock").generation == 2
     assert sidecar.http("GET", "/v1.0/healthz").status == 204
     # A valid but refused configuration (the plugin's own check): reported, nothing changes.
-    component_file.write_text(DAPR_LOCKSTORE.format(max_locks="lots", buckets=128))
+    component_file.write_text(DAPR_LOCK_YAML.format(name="filelock", max_locks="lots", buckets=128))
     wait_for(lambda: 'invalid value \\"lots\\"' in sidecar.stderr() or 'invalid value "lots"' in sidecar.stderr(),
              "the plugin's refusal to be reported")
     assert sidecar.component("lock", "filelock").generation == 2

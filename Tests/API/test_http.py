@@ -4,16 +4,6 @@ probes, Prometheus /metrics)."""
 import pytest
 
 
-@pytest.fixture(scope="module")
-def redis(module_redis_server):
-    return module_redis_server()
-
-
-@pytest.fixture(scope="module")
-def sidecar(module_molt, redis, components):
-    return module_molt([components.state("statestore", redis), components.lock("lockstore")])
-
-
 def test_healthz(sidecar):
     assert sidecar.http("GET", "/v1.0/healthz").status == 204
     # The Dapr SDKs wait for this one before their first call.
