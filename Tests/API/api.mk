@@ -8,5 +8,5 @@ python-env:
 	@bash scripts/python-env.sh $(VENV) Tests/API/requirements.txt
 
 test-api: python-env
-	MOLT_BIN=$(SWIFT_BIN)/molt MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) MOLT_ROOT=$(ROOT) \
+	MOLT_BIN=$(SWIFT_BIN)/molt MOLT_BENCH_BIN=$(SWIFT_BIN)/molt-bench MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) MOLT_ROOT=$(ROOT) \
 	  $(VENV)/bin/python -m pytest -q Tests/API
