@@ -78,8 +78,27 @@ extension Engine {
 
     private func applyBatchLocked(_ definitions: [ComponentDefinition], clock: ContinuousClock,
                                   started: ContinuousClock.Instant) async -> BatchApplyResult {
+        // 1. The limits, before any binary is loaded; then resolve and validate every definition.
+        func unresolved(_ definitions: some Sequence<ComponentDefinition>) -> [Member] {
+            definitions.map { Member(result: ApplyResult(key: $0.key, action: .failed), definition: $0, slot: nil, old: nil) }
+        }
+        for (index, definition) in definitions.enumerated() {
+            do {
+                try ComponentLimits.check(definition)
+            } catch {
+                return abort(unresolved(definitions), failed: index, error, kind: .invalidDefinition)
+            }
+        }
+        // The batch holds the apply locks of its keys: which of them are new cannot change meanwhile.
+        let added = slots.withLock { slots in definitions.map(\.key).filter { slots[$0]?.activeCell.current == nil } }
+        do {
+            try reserveRoom(for: added)
+        } catch {
+            return abort(unresolved(definitions), failed: definitions.firstIndex { $0.key == added.first }!, error,
+                         kind: .invalidDefinition)
+        }
+        defer { releaseRoom(for: added) }
         var members: [Member] = []
-        // 1. Resolve and validate every definition.
         for definition in definitions {
             let slot = slots.withLock { $0[definition.key] }
             let old = slot?.activeCell.current
@@ -103,9 +122,7 @@ extension Engine {
                 }
             } catch {
                 // The definitions after this one are reported too, unresolved.
-                let rest = definitions.dropFirst(members.count + 1).map { definition in
-                    Member(result: ApplyResult(key: definition.key, action: .failed), definition: definition, slot: nil, old: nil)
-                }
+                let rest = unresolved(definitions.dropFirst(members.count + 1))
                 return abort(members + [member] + rest, failed: members.count, error, kind: StartFailure.kind(of: error))
             }
             members.append(member)

@@ -15,6 +15,9 @@ public final class Engine: Sendable {
     let logger: Logger
     /// Serving components. Read on every call (short critical section); written on add/remove.
     let slots = Mutex<[ComponentKey: ComponentSlot]>([:])
+    /// Components being added (first generation starting), not in `slots` yet. With `slots` they count
+    /// against `settings.maxComponents`. Lock order: `slots`, then `addingComponents`.
+    private let addingComponents = Mutex<Set<ComponentKey>>([])
     private let applyLocks = Mutex<[ComponentKey: AsyncLock]>([:])
     private let history = Mutex<[ApplyResult]>([])
     private let generationCounters = Mutex<[ComponentKey: UInt64]>([:])
@@ -172,9 +175,17 @@ public final class Engine: Sendable {
         result.oldGeneration = current?.number
         result.oldPlugin = current?.pluginID
 
-        // Resolve the binary: plugin name and version default to the current ones.
+        // The limits first, before any binary is loaded; then the binary: plugin name and version
+        // default to the current ones.
+        var reserved: [ComponentKey] = []
+        defer { releaseRoom(for: reserved) }
         let binary: PluginBinary
         do {
+            try ComponentLimits.check(definition)
+            if current == nil {
+                try reserveRoom(for: [key])
+                reserved = [key]
+            }
             binary = try resolveBinary(definition, current: current)
         } catch {
             result.error = "\(error)"
@@ -232,6 +243,28 @@ public final class Engine: Sendable {
         // 3 and 4. A new generation, then the switch.
         return await reload(slot: slot, from: current, binary: binary, config: config, pin: definition.pin,
                             clock: clock, started: started, result: result)
+    }
+
+    /// Counts `keys` (components not serving, whose apply locks the caller holds) against
+    /// `settings.maxComponents` until `releaseRoom`: all of them fit, or none is counted.
+    /// Under both locks, so concurrent applies never add more than the limit between them.
+    func reserveRoom(for keys: [ComponentKey]) throws(ConfigProblem) {
+        try slots.withLock { slots throws(ConfigProblem) in
+            try addingComponents.withLock { adding throws(ConfigProblem) in
+                // A key both serving and being added (between its insertion and release) counts once.
+                let counted = slots.count + adding.filter { slots[$0] == nil }.count
+                let new = keys.filter { slots[$0] == nil && !adding.contains($0) }
+                if let problem = ComponentLimits.countProblem(serving: counted, adding: new, limit: settings.maxComponents) {
+                    throw ConfigProblem(problem)
+                }
+                adding.formUnion(new)
+            }
+        }
+    }
+
+    /// Ends the reservation of `reserveRoom`, once the components serve or their apply failed.
+    func releaseRoom(for keys: [ComponentKey]) {
+        addingComponents.withLock { $0.subtract(keys) }
     }
 
     func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> PluginBinary {
@@ -479,10 +512,25 @@ public final class Engine: Sendable {
     /// one of them serves; a failure is returned (and logged) and leaves the host not ready.
     /// The bootstrap components were read from the bootstrap config or the journal's own snapshot, so
     /// a crash before they are journalled loses nothing: they are journalled once, at the end, in one write.
+    /// Over `settings.maxComponents`, the components beyond it in name order fail unstarted.
     public func bootstrap(_ definitions: [ComponentDefinition]) async -> [ApplyResult] {
+        let serving = slots.withLock { $0.count }
+        let room = max(0, settings.maxComponents - serving)
+        let new = slots.withLock { slots in definitions.map(\.key).filter { slots[$0] == nil } }.sorted()
+        let refused = Set(new.dropFirst(room))
         var results = await withTaskGroup(of: ApplyResult.self) { group in
-            for definition in definitions { group.addTask { await self.apply(definition, persist: false) } }
+            for definition in definitions where !refused.contains(definition.key) {
+                group.addTask { await self.apply(definition, persist: false) }
+            }
             return await group.reduce(into: []) { $0.append($1) }
+        }
+        for key in refused.sorted() {
+            var result = ApplyResult(key: key, action: .failed)
+            result.error = "\(key) not started: the bootstrap would make \(serving + new.count) components, over the limit of "
+                + "\(settings.maxComponents) (the first \(room) new ones in name order were started)"
+            result.failure = .invalidDefinition
+            record(result)
+            results.append(result)
         }
         if let index = results.firstIndex(where: { $0.succeeded && $0.action != .unchanged }) {
             commit(&results[index])  // one snapshot with every running component; a failure warns on one result

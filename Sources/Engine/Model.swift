@@ -45,6 +45,8 @@ public struct EngineSettings: Sendable {
     public var historyLimit = 256
     /// Largest exported state accepted in a handoff.
     public var stateTransferLimit = 1 << 30
+    /// Most components the engine runs; molt keeps the default (tests lower it).
+    public var maxComponents = ComponentLimits.maxComponents
 
     public init() {}
 }

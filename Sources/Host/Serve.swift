@@ -240,7 +240,10 @@ struct GRPCServerService: Service {
         let host = address.host == "localhost" ? "127.0.0.1" : address.host
         let socketAddress: GRPCNIOTransportCore.SocketAddress = host.contains(":") ? .ipv6(host: host, port: address.port)
                                                                                     : .ipv4(host: host, port: address.port)
-        server = GRPCServer(transport: .http2NIOPosix(address: socketAddress, transportSecurity: .plaintext),
+        let config = HTTP2ServerTransport.Posix.Config.defaults { config in
+            config.rpc.maxRequestPayloadSize = AppAPILimits.maxGRPCMessageBytes
+        }
+        server = GRPCServer(transport: .http2NIOPosix(address: socketAddress, transportSecurity: .plaintext, config: config),
                             services: services, interceptors: interceptors)
     }
 

@@ -1,13 +1,22 @@
 import Glibc
 import PluginABI
 
-/// Capacity of the message buffers the host hands to plugins (the ABI asks for >= 256).
-let messageCapacity = 1024
+/// The limits of the host's side of the plugin ABI.
+public enum PluginHostLimits {
+    /// Capacity of the message buffers the host hands to plugins (errors of init, readiness,
+    /// apply_config, export and import; messages of lock and state calls are plugin-owned and not
+    /// cut). The ABI leaves it to the host (`molt_message.capacity`, at least 256), so raising it
+    /// changes no contract. 68 KiB: a message quoting a whole metadata value at the engine's limit
+    /// (`ComponentLimits.maxMetadataValueBytes`, 64 KiB) with 4 KiB of explanation around it is not
+    /// cut, so it still names the key. Longer messages are cut at capacity - 1 bytes.
+    public static let messageCapacity = 68 << 10
+}
 
 /// Runs `body` with an empty host-owned message buffer and returns its result with the text the
 /// plugin wrote (invalid UTF-8 is repaired, never trusted).
 func withMessageBuffer<R>(_ body: (UnsafeMutablePointer<molt_message>) throws -> R) rethrows -> (R, String) {
-    try withUnsafeTemporaryAllocation(of: CChar.self, capacity: messageCapacity) { text in
+    let messageCapacity = PluginHostLimits.messageCapacity
+    return try withUnsafeTemporaryAllocation(of: CChar.self, capacity: messageCapacity) { text in
         text[0] = 0
         text[messageCapacity - 1] = 0
         var message = molt_message(text: text.baseAddress, capacity: UInt32(messageCapacity))

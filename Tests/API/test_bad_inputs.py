@@ -10,26 +10,47 @@ the configuration files (`molt serve`, `molt config check`, `molt apply -f`), an
 Cases marked xfail(strict=True) document a molt bug: the reason gives the observed behaviour, the
 assertions the expected one. They are strict, so the fix makes them fail until the mark is removed.
 
-Limits found (where they are set; paths of dependencies are under .build/checkouts/):
-  * HTTP app API body: 4 MiB = 4194304 bytes, Dapr's default --max-body-size. Set in
-    Sources/Serving/HTTP/HTTPSupport.swift:14 (`maxRequestBodySize = 4 << 20`), enforced while the body
-    is read, HTTPSupport.swift:63-64: one byte more is 400 ERR_MALFORMED_REQUEST
-    "HTTP body is larger than 4194304 bytes".
+Limits (value, where set and enforced, what happens over it; paths of dependencies are under .build/checkouts/).
+molt's own limits are named constants, one place per layer: `AppAPILimits` (Sources/Serving/Core/AppAPILimits.swift),
+`ComponentLimits` (Sources/Engine/ComponentLimits.swift), `PluginHostLimits` (Sources/PluginHost/CMarshalling.swift).
+  * HTTP app API body: 4 MiB = 4194304 bytes, Dapr's default --max-body-size (`AppAPILimits.maxHTTPBodyBytes`),
+    enforced while the body is read (Request.decodeJSON, Sources/Serving/HTTP/HTTPSupport.swift): one byte more
+    is 400 ERR_MALFORMED_REQUEST "HTTP body is larger than 4194304 bytes".
+  * gRPC request message, app and control planes: 4 MiB = 4194304 bytes (`AppAPILimits.maxGRPCMessageBytes`, set
+    as the transport's `maxRequestPayloadSize` by GRPCServerService in Sources/Host/Serve.swift). The decoder
+    raises RESOURCE_EXHAUSTED (grpc-swift-nio-transport/Sources/GRPCNIOTransportCore/GRPCMessageDecoder.swift:
+    64-71), but the server stream handler only resets the stream (Server/GRPCServerStreamHandler.swift:139-141),
+    so the client sees CANCELLED without a message (see the xfail cases).
+  * State values have no limit of their own: a value is at most the message carrying it (the two limits above,
+    less the request's other bytes).
+  * State key: 4096 UTF-8 bytes as the app sends it, before the `<app-id>||` prefix (`AppAPILimits.maxStateKeyBytes`),
+    checked for every key of save, get, delete, bulk get, bulk delete and transactions, gRPC and HTTP
+    (StateRequests.requireKey, Sources/Serving/Core/StateRequests.swift): one byte more is gRPC INVALID_ARGUMENT /
+    HTTP 400 ERR_MALFORMED_REQUEST "state key 'kkkk…' is 4097 bytes, over the limit of 4096 bytes" (the key's
+    first 32 characters). Such a key fits a URL even fully percent-encoded.
   * HTTP request head (request line + headers): 80 KiB = 81920 bytes, swift-nio's default
     NIOHTTPDecoderLimitConfiguration (swift-nio/Sources/NIOHTTP1/HTTPDecoder.swift:559-560), not changed
-    by molt (Sources/Serving/HTTP/AppHTTPServer.swift:52-53). Over it Hummingbird answers a bare 400 with
-    an empty body and closes the connection (hummingbird/Sources/HummingbirdCore/Server/HTTP/
-    HTTPChannelHandler.swift:82). A state key in the URL is limited by this.
-  * gRPC request message, app and control planes: 4 MiB = 4194304 bytes, grpc-swift-nio-transport's
-    default `HTTP2ServerTransport.Config.RPC.defaults.maxRequestPayloadSize`
-    (grpc-swift-nio-transport/Sources/GRPCNIOTransportCore/Server/HTTP2ServerTransport.swift:230), which
-    molt keeps (Sources/Host/Serve.swift:243 builds the transport with the default config). The decoder
-    raises RESOURCE_EXHAUSTED (GRPCNIOTransportCore/GRPCMessageDecoder.swift:64-71), but the server
-    stream handler only resets the stream (Server/GRPCServerStreamHandler.swift:139-141), so the client
-    sees CANCELLED without a message (see the xfail cases).
-  * Plugin message buffer (errors a plugin reports: init, readiness, calls): 1024 bytes,
-    Sources/PluginHost/CMarshalling.swift:5 (`messageCapacity`); longer messages are cut.
-  * Lock expiry over HTTP: 1...Int32.max seconds, Sources/Serving/HTTP/DaprBodies.swift:76-81.
+    by molt (Sources/Serving/HTTP/AppHTTPServer.swift). Over it Hummingbird answers a bare 400 with an empty
+    body and closes the connection (hummingbird/Sources/HummingbirdCore/Server/HTTP/HTTPChannelHandler.swift:82):
+    only a key far over the state key limit reaches it (see the xfail case).
+  * Lock ResourceId and LockOwner: 4096 UTF-8 bytes each (`AppAPILimits.maxLockResourceIDBytes`, `.maxLockOwnerBytes`),
+    gRPC and HTTP, lock and unlock (LockRequests.requireArguments, StateRequests.swift): INVALID_ARGUMENT / 400
+    ERR_MALFORMED_REQUEST "ResourceId 'rrrr…' is 4097 bytes, over the limit of 4096 bytes in lock store lockstore".
+  * Lock expiry over HTTP: 1...Int32.max seconds, Sources/Serving/HTTP/DaprBodies.swift (TryLockBody.validated).
+  * Components: at most 1024 per molt (`ComponentLimits.maxComponents`); per component at most 1024 metadata
+    entries (`.maxMetadataEntries`), keys of 256 bytes (`.maxMetadataKeyBytes`), values of 65536 bytes
+    (`.maxMetadataValueBytes`) and 1 MiB of keys and values together (`.maxMetadataBytes`). The engine checks them
+    on every apply, batch and bootstrap (Engine.applySerialized, Engine.applyBatchLocked, Engine.bootstrap), so
+    Control, Lifecycle, the agents and a restored snapshot all get them: the apply fails "invalid-definition"
+    before any binary is loaded (Lifecycle: INVALID_ARGUMENT), naming the component, the size and the limit,
+    e.g. "the value of metadata key 'note' of lock/x is 65537 bytes, over the limit of 65536 bytes", "adding
+    lock/x would make 1025 components, over the limit of 1024; remove components first"; a batch is refused
+    whole; a bootstrap over the count starts the first ones in name order and fails the rest. Component files
+    are checked when read (ComponentSources, Sources/Config/Components/ComponentSources.swift), so `molt serve`
+    and `molt apply -f` refuse them with the file and line (exit 64).
+  * Plugin message buffer (errors a plugin reports from init, readiness, apply_config, export and import):
+    69632 bytes (`PluginHostLimits.messageCapacity`), so a message quoting a whole metadata value at its limit
+    still names the key; longer messages are cut. The ABI leaves the capacity to the host (>= 256).
   * Plugin file size: 256 MiB, Sources/PluginHost/PluginLoader.swift:20 (`maximumPluginSize`);
     config keys a plugin may declare: 4096, PluginLoader.swift:309; plugin names
     [a-z0-9][a-z0-9._-]{0,63}, PluginLoader.swift:338-345.
@@ -52,22 +73,30 @@ import struct
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import grpc
 import pytest
 from dapr.proto.common.v1 import common_pb2
 from dapr.proto.runtime.v1 import invoke_pb2, lock_pb2, state_pb2
 
-from conftest import pick_free_port
+from conftest import DAPR_LOCK_YAML, pick_free_port, wait_for
 
 RPC_TIMEOUT_S = 15
 CLI_TIMEOUT_S = 30
 EX_USAGE = 64  # ArgumentParser's exit code for a ValidationError (every start-up refusal)
 
-HTTP_BODY_LIMIT = 4 << 20  # Sources/Serving/HTTP/HTTPSupport.swift:14
-GRPC_MESSAGE_LIMIT = 4 << 20  # grpc-swift-nio-transport HTTP2ServerTransport.swift:230
+# The limits (see the module docstring for where each is set and enforced).
+HTTP_BODY_LIMIT = 4 << 20  # AppAPILimits.maxHTTPBodyBytes
+GRPC_MESSAGE_LIMIT = 4 << 20  # AppAPILimits.maxGRPCMessageBytes
 HTTP_HEAD_LIMIT = 80 * 1024  # swift-nio NIOHTTP1/HTTPDecoder.swift:559-560
-PLUGIN_MESSAGE_CAPACITY = 1024  # Sources/PluginHost/CMarshalling.swift:5
+STATE_KEY_LIMIT = 4096  # AppAPILimits.maxStateKeyBytes
+LOCK_ID_LIMIT = 4096  # AppAPILimits.maxLockResourceIDBytes and .maxLockOwnerBytes
+COMPONENT_LIMIT = 1024  # ComponentLimits.maxComponents
+METADATA_ENTRIES_LIMIT = 1024  # ComponentLimits.maxMetadataEntries
+METADATA_KEY_LIMIT = 256  # ComponentLimits.maxMetadataKeyBytes
+METADATA_VALUE_LIMIT = 64 * 1024  # ComponentLimits.maxMetadataValueBytes
+METADATA_TOTAL_LIMIT = 1 << 20  # ComponentLimits.maxMetadataBytes
 
 API_TOKEN = "app-s3cret"
 CONTROL_TOKEN = "control-s3cret"
@@ -142,6 +171,17 @@ def try_lock_works(molt, store: str = "lockstore") -> None:
 
 # ---------------------------------------------------------------------------------------------
 # App API over HTTP
+
+
+LONG_KEY = "k" * (STATE_KEY_LIMIT + 1)
+LONG_KEY_MESSAGE = f"state key '{'k' * 32}…' is {STATE_KEY_LIMIT + 1} bytes, over the limit of {STATE_KEY_LIMIT} bytes"
+LONG_MULTIBYTE_KEY = "é" * (STATE_KEY_LIMIT // 2 + 1)  # 2049 characters, 4098 UTF-8 bytes
+
+
+def lock_id_message(field: str, letter: str, store: str = "lockstore") -> str:
+    """molt's refusal of a ResourceId or LockOwner made of LOCK_ID_LIMIT + 1 times `letter`."""
+    return (f"{field} '{letter * 32}…' is {LOCK_ID_LIMIT + 1} bytes, over the limit of {LOCK_ID_LIMIT} bytes "
+            f"in lock store {store}")
 
 
 # (id, method, path, body, extra headers, HTTP status, Dapr errorCode, message substring)
@@ -241,6 +281,41 @@ HTTP_CASES = [
      400, "ERR_MALFORMED_REQUEST", "body: Expected to decode Dictionary<String, Any> but found an array instead"),
     ("unlock-owner-empty", "POST", "/v1.0-alpha1/unlock/lockstore", '{"resourceId": "r", "lockOwner": ""}', None,
      400, "ERR_MALFORMED_REQUEST", "LockOwner is empty in lock store lockstore"),
+    # -- keys, resource ids and owners one byte over their limit (bytes, not characters)
+    ("save-key-over-limit", "POST", "/v1.0/state/statestore", json.dumps([{"key": LONG_KEY, "value": 1}]), None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("save-multibyte-key-over-limit", "POST", "/v1.0/state/statestore", json.dumps([{"key": LONG_MULTIBYTE_KEY, "value": 1}]),
+     None, 400, "ERR_MALFORMED_REQUEST",
+     f"state key '{'é' * 32}…' is {STATE_KEY_LIMIT + 2} bytes, over the limit of {STATE_KEY_LIMIT} bytes"),
+    ("save-second-item-key-over-limit", "POST", "/v1.0/state/statestore",
+     json.dumps([{"key": "first-of-two", "value": 1}, {"key": LONG_KEY, "value": 1}]), None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("get-key-over-limit", "GET", f"/v1.0/state/statestore/{LONG_KEY}", None, None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("get-percent-encoded-key-over-limit", "GET", f"/v1.0/state/statestore/{quote(LONG_MULTIBYTE_KEY)}", None, None,
+     400, "ERR_MALFORMED_REQUEST", f"is {STATE_KEY_LIMIT + 2} bytes, over the limit of {STATE_KEY_LIMIT} bytes"),
+    ("delete-key-over-limit", "DELETE", f"/v1.0/state/statestore/{LONG_KEY}", None, None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("bulk-key-over-limit", "POST", "/v1.0/state/statestore/bulk", json.dumps({"keys": ["a", LONG_KEY]}), None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("transaction-upsert-key-over-limit", "POST", "/v1.0/state/statestore/transaction",
+     json.dumps({"operations": [{"operation": "upsert", "request": {"key": LONG_KEY, "value": 1}}]}), None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("transaction-delete-key-over-limit", "POST", "/v1.0/state/statestore/transaction",
+     json.dumps({"operations": [{"operation": "delete", "request": {"key": LONG_KEY}}]}), None,
+     400, "ERR_MALFORMED_REQUEST", LONG_KEY_MESSAGE),
+    ("lock-resource-over-limit", "POST", "/v1.0-alpha1/lock/lockstore",
+     json.dumps({"resourceId": "r" * (LOCK_ID_LIMIT + 1), "lockOwner": "o", "expiryInSeconds": 10}), None,
+     400, "ERR_MALFORMED_REQUEST", lock_id_message("ResourceId", "r")),
+    ("lock-owner-over-limit", "POST", "/v1.0-alpha1/lock/lockstore",
+     json.dumps({"resourceId": "r", "lockOwner": "o" * (LOCK_ID_LIMIT + 1), "expiryInSeconds": 10}), None,
+     400, "ERR_MALFORMED_REQUEST", lock_id_message("LockOwner", "o")),
+    ("unlock-resource-over-limit", "POST", "/v1.0-alpha1/unlock/lockstore",
+     json.dumps({"resourceId": "r" * (LOCK_ID_LIMIT + 1), "lockOwner": "o"}), None,
+     400, "ERR_MALFORMED_REQUEST", lock_id_message("ResourceId", "r")),
+    ("unlock-owner-over-limit", "POST", "/v1.0-alpha1/unlock/lockstore",
+     json.dumps({"resourceId": "r", "lockOwner": "o" * (LOCK_ID_LIMIT + 1)}), None,
+     400, "ERR_MALFORMED_REQUEST", lock_id_message("LockOwner", "o")),
 ]
 
 
@@ -312,6 +387,32 @@ def test_http_oversized_key_in_path(sidecar):
         assert_http_serves(sidecar, "oversized-path")
 
 
+@pytest.mark.parametrize("key", ["k" * STATE_KEY_LIMIT, "é" * (STATE_KEY_LIMIT // 2)], ids=["ascii", "two-byte-characters"])
+def test_http_state_key_of_exactly_the_limit_is_served(sidecar, key):
+    """A key of exactly STATE_KEY_LIMIT bytes goes through every state call (the over-limit cases are in HTTP_CASES)."""
+    path = f"/v1.0/state/statestore/{quote(key)}"
+    saved = sidecar.http("POST", "/v1.0/state/statestore", [{"key": key, "value": {"at": "limit"}}])
+    assert saved.status == 204, str(saved)
+    got = sidecar.http("GET", path)
+    assert got.status == 200 and got.json() == {"at": "limit"}, str(got)
+    bulk = sidecar.http("POST", "/v1.0/state/statestore/bulk", {"keys": [key]})
+    assert bulk.status == 200 and [item["key"] for item in bulk.json()] == [key], str(bulk)
+    transaction = sidecar.http("POST", "/v1.0/state/statestore/transaction",
+                               {"operations": [{"operation": "upsert", "request": {"key": key, "value": 2}}]})
+    assert transaction.status == 204, str(transaction)
+    deleted = sidecar.http("DELETE", path)
+    assert deleted.status == 204 and sidecar.http("GET", path).status == 204, str(deleted)
+
+
+def test_http_lock_ids_of_exactly_the_limit_are_served(sidecar):
+    resource, owner = "r" * LOCK_ID_LIMIT, "o" * LOCK_ID_LIMIT
+    locked = sidecar.http("POST", "/v1.0-alpha1/lock/lockstore",
+                          {"resourceId": resource, "lockOwner": owner, "expiryInSeconds": 10})
+    assert locked.status == 200 and locked.json() == {"success": True}, str(locked)
+    unlocked = sidecar.http("POST", "/v1.0-alpha1/unlock/lockstore", {"resourceId": resource, "lockOwner": owner})
+    assert unlocked.status == 200 and unlocked.json() == {"status": 0}, str(unlocked)
+
+
 # ---------------------------------------------------------------------------------------------
 # App API over gRPC
 
@@ -376,6 +477,42 @@ GRPC_CASES = [
     ("method-molt-does-not-have", lambda m, s: s.InvokeService(invoke_pb2.InvokeServiceRequest(id="other-app"),
                                                                timeout=RPC_TIMEOUT_S),
      grpc.StatusCode.UNIMPLEMENTED, "Requested RPC isn't implemented by this server"),
+    # -- keys, resource ids and owners one byte over their limit
+    ("get-key-over-limit", lambda m, s: s.GetState(state_pb2.GetStateRequest(store_name="statestore", key=LONG_KEY),
+                                                   timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, LONG_KEY_MESSAGE),
+    ("save-key-over-limit", lambda m, s: s.SaveState(save_request(LONG_KEY), timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, LONG_KEY_MESSAGE),
+    ("save-multibyte-key-over-limit", lambda m, s: s.SaveState(save_request(LONG_MULTIBYTE_KEY), timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, f"is {STATE_KEY_LIMIT + 2} bytes, over the limit of {STATE_KEY_LIMIT} bytes"),
+    ("delete-key-over-limit", lambda m, s: s.DeleteState(state_pb2.DeleteStateRequest(store_name="statestore", key=LONG_KEY),
+                                                         timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, LONG_KEY_MESSAGE),
+    ("bulk-get-key-over-limit", lambda m, s: s.GetBulkState(state_pb2.GetBulkStateRequest(
+        store_name="statestore", keys=["a", LONG_KEY]), timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, LONG_KEY_MESSAGE),
+    ("delete-bulk-key-over-limit", lambda m, s: s.DeleteBulkState(state_pb2.DeleteBulkStateRequest(
+        store_name="statestore", states=[common_pb2.StateItem(key="a"), common_pb2.StateItem(key=LONG_KEY)]),
+        timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, LONG_KEY_MESSAGE),
+    ("transaction-key-over-limit", lambda m, s: s.ExecuteStateTransaction(state_pb2.ExecuteStateTransactionRequest(
+        storeName="statestore", operations=[state_pb2.TransactionalStateOperation(
+            operationType="upsert", request=common_pb2.StateItem(key=LONG_KEY, value=b"1"))]), timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, LONG_KEY_MESSAGE),
+    ("lock-resource-over-limit", lambda m, s: s.TryLockAlpha1(lock_pb2.TryLockRequest(
+        store_name="lockstore", resource_id="r" * (LOCK_ID_LIMIT + 1), lock_owner="o", expiry_in_seconds=5),
+        timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, lock_id_message("ResourceId", "r")),
+    ("lock-owner-over-limit", lambda m, s: s.TryLockAlpha1(lock_pb2.TryLockRequest(
+        store_name="lockstore", resource_id="r", lock_owner="o" * (LOCK_ID_LIMIT + 1), expiry_in_seconds=5),
+        timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, lock_id_message("LockOwner", "o")),
+    ("unlock-resource-over-limit", lambda m, s: s.UnlockAlpha1(lock_pb2.UnlockRequest(
+        store_name="lockstore", resource_id="r" * (LOCK_ID_LIMIT + 1), lock_owner="o"), timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, lock_id_message("ResourceId", "r")),
+    ("unlock-owner-over-limit", lambda m, s: s.UnlockAlpha1(lock_pb2.UnlockRequest(
+        store_name="lockstore", resource_id="r", lock_owner="o" * (LOCK_ID_LIMIT + 1)), timeout=RPC_TIMEOUT_S),
+     grpc.StatusCode.INVALID_ARGUMENT, lock_id_message("LockOwner", "o")),
 ]
 
 
@@ -387,6 +524,29 @@ def test_grpc_app_api_refuses(sidecar, dapr, case_id, call, code, message):
     assert error.code() == code, f"{case_id}: {error.code()} {error.details()!r}"
     assert message in (error.details() or ""), f"{case_id}: expected {message!r} in {error.details()!r}"
     assert_grpc_serves(sidecar, dapr, case_id)
+
+
+def test_grpc_keys_and_lock_ids_of_exactly_the_limit_are_served(sidecar, dapr):
+    """A state key and lock ids of exactly their limits go through every call (the over-limit cases are in GRPC_CASES)."""
+    key, metadata = "k" * STATE_KEY_LIMIT, sidecar.app_metadata()
+    dapr.SaveState(save_request(key, b"at-limit"), metadata=metadata, timeout=RPC_TIMEOUT_S)
+    got = dapr.GetState(state_pb2.GetStateRequest(store_name="statestore", key=key), metadata=metadata, timeout=RPC_TIMEOUT_S)
+    assert got.data == b"at-limit"
+    bulk = dapr.GetBulkState(state_pb2.GetBulkStateRequest(store_name="statestore", keys=[key]), metadata=metadata,
+                             timeout=RPC_TIMEOUT_S)
+    assert [(item.key, item.data) for item in bulk.items] == [(key, b"at-limit")]
+    dapr.ExecuteStateTransaction(state_pb2.ExecuteStateTransactionRequest(storeName="statestore", operations=[
+        state_pb2.TransactionalStateOperation(operationType="delete", request=common_pb2.StateItem(key=key))]),
+        metadata=metadata, timeout=RPC_TIMEOUT_S)
+    gone = dapr.GetState(state_pb2.GetStateRequest(store_name="statestore", key=key), metadata=metadata, timeout=RPC_TIMEOUT_S)
+    assert gone.data == b""
+    resource, owner = "r" * LOCK_ID_LIMIT, "o" * LOCK_ID_LIMIT
+    locked = dapr.TryLockAlpha1(lock_pb2.TryLockRequest(store_name="lockstore", resource_id=resource, lock_owner=owner,
+                                                        expiry_in_seconds=5), metadata=metadata, timeout=RPC_TIMEOUT_S)
+    assert locked.success
+    unlocked = dapr.UnlockAlpha1(lock_pb2.UnlockRequest(store_name="lockstore", resource_id=resource, lock_owner=owner),
+                                 metadata=metadata, timeout=RPC_TIMEOUT_S)
+    assert unlocked.status == lock_pb2.UnlockResponse.SUCCESS
 
 
 def save_request_of_size(size: int, key: str):
@@ -407,8 +567,8 @@ def test_grpc_message_of_exactly_the_limit_is_served(sidecar, dapr):
     assert status == 200 and stored == request.states[0].value, f"HTTP {status}, {len(stored)} bytes"
 
 
-@molt_bug(f"a request message over {GRPC_MESSAGE_LIMIT} bytes (grpc-swift's default maximum, kept by "
-          "Sources/Host/Serve.swift:243) is refused by resetting the HTTP/2 stream: the client gets CANCELLED "
+@molt_bug(f"a request message over {GRPC_MESSAGE_LIMIT} bytes (AppAPILimits.maxGRPCMessageBytes, set on the "
+          "transport in Sources/Host/Serve.swift) is refused by resetting the HTTP/2 stream: the client gets CANCELLED "
           "'Stream removed (RST_STREAM ... error code 8)' with no status message; expected RESOURCE_EXHAUSTED with a "
           "message naming the limit")
 def test_grpc_oversized_message(sidecar, dapr):
@@ -482,6 +642,19 @@ def test_control_apply_refused_with_a_status(sidecar, case_id, request_fields, c
 
 ZERO_PIN = "0" * 64
 
+def metadata_entries(count: int) -> dict[str, str]:
+    """`count` metadata entries k0000, k0001, ... (5-byte keys), each "1"."""
+    return {f"k{index:04d}": "1" for index in range(count)}
+
+
+def metadata_of_total_size(extra: int) -> dict[str, str]:
+    """16 entries of 5-byte keys and values of METADATA_VALUE_LIMIT - 5 bytes: METADATA_TOTAL_LIMIT bytes in all,
+    plus `extra` bytes on the first value."""
+    metadata = {f"k{index:04d}": "x" * (METADATA_VALUE_LIMIT - 5) for index in range(16)}
+    metadata["k0000"] += "x" * extra
+    return metadata
+
+
 # Applies that molt runs and reports as failed: (id, request, ApplyResult.failure, error substring).
 CONTROL_FAILED_CASES = [
     ("apply-unknown-plugin", dict(kind="lock", name="x", plugin="nosuch"),
@@ -508,14 +681,27 @@ CONTROL_FAILED_CASES = [
     ("apply-deprecated-alias-conflict", dict(kind="lock", name="lockstore", metadata={"maxLocks": "1", "maxLockCount": "2"}),
      "invalid-definition", "config key 'maxLockCount' is a DEPRECATED alias of 'maxLocks', and both are set to different "
                            "values ('2' and '1')"),
-    pytest.param(
-        "apply-oversized-metadata-value", dict(kind="lock", name="lockstore", metadata={"maxLocks": "1" * (1 << 20)}),
-        "rejected", "for config key maxLocks",
-        marks=molt_bug(f"a 1 MiB metadata value the plugin refuses gives an ApplyResult error cut at the "
-                       f"{PLUGIN_MESSAGE_CAPACITY}-byte plugin message buffer (Sources/PluginHost/CMarshalling.swift:5): "
-                       "'memorylock@2.0.0 init failed: memorylock: invalid value \"1111…' (1053 characters), which never "
-                       "names the key (maxLocks) nor what is expected; the value should be elided so the message names them"),
-        id="apply-oversized-metadata-value"),
+    # -- the metadata limits (ComponentLimits): refused before any plugin sees the definition
+    ("apply-metadata-value-over-limit", dict(kind="lock", name="lockstore", metadata={"maxLocks": "1" * (1 << 20)}),
+     "invalid-definition", f"the value of metadata key 'maxLocks' of lock/lockstore is {1 << 20} bytes, over the limit of "
+                           f"{METADATA_VALUE_LIMIT} bytes"),
+    ("apply-metadata-key-over-limit", dict(kind="lock", name="lockstore", metadata={"m" * (METADATA_KEY_LIMIT + 1): "1"}),
+     "invalid-definition", f"metadata key '{'m' * 32}…' of lock/lockstore is {METADATA_KEY_LIMIT + 1} bytes, over the limit "
+                           f"of {METADATA_KEY_LIMIT} bytes"),
+    ("apply-metadata-entries-over-limit", dict(kind="lock", name="lockstore", metadata=metadata_entries(METADATA_ENTRIES_LIMIT + 1)),
+     "invalid-definition", f"lock/lockstore has {METADATA_ENTRIES_LIMIT + 1} metadata entries, over the limit of "
+                           f"{METADATA_ENTRIES_LIMIT}"),
+    ("apply-metadata-total-over-limit", dict(kind="lock", name="lockstore", metadata=metadata_of_total_size(1)),
+     "invalid-definition", f"the metadata of lock/lockstore is {METADATA_TOTAL_LIMIT + 1} bytes (keys and values), over "
+                           f"the limit of {METADATA_TOTAL_LIMIT} bytes"),
+    ("apply-new-component-metadata-over-limit", dict(kind="lock", name="x", plugin="memorylock",
+                                                     metadata={"note": "n" * (METADATA_VALUE_LIMIT + 1)}),
+     "invalid-definition", f"the value of metadata key 'note' of lock/x is {METADATA_VALUE_LIMIT + 1} bytes"),
+    # A value at the limit reaches the plugin, and the plugin's whole message comes back (the message buffer holds it).
+    ("apply-metadata-value-at-limit-the-plugin-refuses", dict(kind="lock", name="lockstore",
+                                                              metadata={"maxLocks": "1" * METADATA_VALUE_LIMIT}),
+     "rejected", f'memorylock@2.0.0 init failed: memorylock: invalid value "{"1" * METADATA_VALUE_LIMIT}" for config key '
+                 "maxLocks: expected an integer >= 0 (0 = unlimited)"),
 ]
 
 
@@ -533,8 +719,52 @@ def test_control_apply_reports_a_failed_apply(sidecar, plugins_dir, case_id, req
     assert_http_serves(sidecar, case_id)
 
 
-@molt_bug(f"a metadata value over {GRPC_MESSAGE_LIMIT} bytes makes the control request exceed grpc-swift's default "
-          "maximum message size: the stream is reset and the client gets CANCELLED 'Stream removed (RST_STREAM ... "
+# (id, metadata exactly at a limit, metadata one over it, the refusal's message for component lock/limits)
+METADATA_LIMIT_CASES = [
+    pytest.param(metadata_entries(METADATA_ENTRIES_LIMIT), metadata_entries(METADATA_ENTRIES_LIMIT + 1),
+                 f"lock/limits has {METADATA_ENTRIES_LIMIT + 1} metadata entries, over the limit of {METADATA_ENTRIES_LIMIT}",
+                 id="entries"),
+    pytest.param({"m" * METADATA_KEY_LIMIT: "1"}, {"m" * (METADATA_KEY_LIMIT + 1): "1"},
+                 f"metadata key '{'m' * 32}…' of lock/limits is {METADATA_KEY_LIMIT + 1} bytes, over the limit of "
+                 f"{METADATA_KEY_LIMIT} bytes", id="key-bytes"),
+    pytest.param({"note": "n" * METADATA_VALUE_LIMIT}, {"note": "n" * (METADATA_VALUE_LIMIT + 1)},
+                 f"the value of metadata key 'note' of lock/limits is {METADATA_VALUE_LIMIT + 1} bytes, over the limit of "
+                 f"{METADATA_VALUE_LIMIT} bytes", id="value-bytes"),
+    pytest.param(metadata_of_total_size(0), metadata_of_total_size(1),
+                 f"the metadata of lock/limits is {METADATA_TOTAL_LIMIT + 1} bytes (keys and values), over the limit of "
+                 f"{METADATA_TOTAL_LIMIT} bytes", id="total-bytes"),
+]
+
+
+@pytest.mark.parametrize("at_limit, over_limit, message", METADATA_LIMIT_CASES)
+def test_control_metadata_limits(sidecar, at_limit, over_limit, message):
+    """Exactly at a metadata limit a component is added (Control.Apply); one over, Apply, ApplyBatch and the Lifecycle API
+    refuse the change and the component keeps running as it was."""
+    added = sidecar.control_apply("lock", "limits", at_limit, plugin="memorylock", timeout=60)
+    assert added.action == "added", f"{added.action} {added.error[:500]!r}"
+    try:
+        result = sidecar.control_apply("lock", "limits", over_limit, timeout=60)
+        assert (result.action, result.failure, result.error) == ("failed", "invalid-definition", message)
+        pb = sidecar.protos.control_pb2
+        batch = sidecar.control_stub().ApplyBatch(pb.ApplyBatchRequest(applies=[
+            pb.ApplyRequest(kind="lock", name="limits-batch", plugin="memorylock"),
+            pb.ApplyRequest(kind="lock", name="limits", metadata=over_limit)]), metadata=sidecar.control_metadata(), timeout=60)
+        assert not batch.succeeded
+        assert [r.error for r in batch.results] == ["batch aborted: lock/limits failed; nothing was changed", message]
+        with pytest.raises(grpc.RpcError) as caught:
+            sidecar.apply_configuration("lock", "limits", over_limit, timeout=60)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and caught.value.details() == message
+        status = sidecar.component("lock", "limits")
+        assert status.generation == added.new_generation and dict(status.metadata) == at_limit, "the refused metadata was applied"
+        try_lock_works(sidecar, "limits")
+    finally:
+        sidecar.remove_component("lock", "limits")
+    assert_components_unchanged(sidecar)
+    assert_http_serves(sidecar, "metadata-limits")
+
+
+@molt_bug(f"a metadata value over {GRPC_MESSAGE_LIMIT} bytes makes the control request exceed the gRPC message "
+          "limit: the stream is reset and the client gets CANCELLED 'Stream removed (RST_STREAM ... "
           "error code 8)' with no message; expected RESOURCE_EXHAUSTED naming the limit")
 def test_control_apply_over_the_message_limit(sidecar):
     with pytest.raises(grpc.RpcError) as caught:
@@ -545,6 +775,55 @@ def test_control_apply_over_the_message_limit(sidecar):
     finally:
         assert_components_unchanged(sidecar)
         assert_http_serves(sidecar, "control-oversized")
+
+
+@pytest.fixture
+def probe_plugins(tmp_path, plugins_dir, fixtures_dir) -> Path:
+    """A plugins directory with the probe test plugin (a lock store that starts no thread) and memorylock."""
+    directory = tmp_path / "probe-plugins"
+    directory.mkdir(mode=0o755)
+    for source in (fixtures_dir / "probe-1.0.0.so", plugins_dir / "memorylock-2.0.0.so"):
+        shutil.copy2(source, directory / source.name)
+        (directory / source.name).chmod(0o755)
+    return directory
+
+
+def test_components_over_the_limit_are_refused(molt, components, probe_plugins, tmp_path):
+    """With COMPONENT_LIMIT components running, one more is refused by Control.Apply, ApplyBatch and the file agent,
+    naming the limit; every running component keeps serving, and a removal makes room at once."""
+    agent_directory = tmp_path / "agent"
+    agent_directory.mkdir()
+    sidecar = molt([components.lock("lockstore", plugin="probe")], plugins_dir=probe_plugins,
+                   extra_args=["--agents-file-directory", str(agent_directory)])
+    pb = sidecar.protos.control_pb2
+    stub, metadata = sidecar.control_stub(), sidecar.control_metadata()
+    fill = [pb.ApplyRequest(kind="lock", name=f"c{index:04d}", plugin="probe") for index in range(COMPONENT_LIMIT - 1)]
+    filled = stub.ApplyBatch(pb.ApplyBatchRequest(applies=fill), metadata=metadata, timeout=300)
+    assert filled.succeeded, [r.error for r in filled.results if r.error][:3]
+    assert len(sidecar.list_components()) == COMPONENT_LIMIT
+
+    over = f"would make {COMPONENT_LIMIT + 1} components, over the limit of {COMPONENT_LIMIT}; remove components first"
+    result = sidecar.control_apply("lock", "extra", plugin="probe")
+    assert (result.action, result.failure, result.error) == ("failed", "invalid-definition", f"adding lock/extra {over}")
+    batch = stub.ApplyBatch(pb.ApplyBatchRequest(applies=[pb.ApplyRequest(kind="lock", name="extra", plugin="probe"),
+                                                          pb.ApplyRequest(kind="lock", name="extra2", plugin="probe")]),
+                            metadata=metadata, timeout=RPC_TIMEOUT_S)
+    assert not batch.succeeded
+    assert [r.error for r in batch.results] == [
+        f"adding 2 components (lock/extra, …) would make {COMPONENT_LIMIT + 2} components, over the limit of "
+        f"{COMPONENT_LIMIT}; remove components first", "batch aborted: lock/extra failed; nothing was changed"]
+    (agent_directory / "extra.json").write_text(json.dumps({"components": [{"kind": "lock", "name": "from-file",
+                                                                             "plugin": "probe"}]}))
+    wait_for(lambda: f"adding lock/from-file {over}" in sidecar.stderr(), "the file agent's refusal in molt's log")
+    listed = sidecar.list_components()
+    assert len(listed) == COMPONENT_LIMIT and ("lock", "extra") not in listed and ("lock", "from-file") not in listed
+    try_lock_works(sidecar)
+    try_lock_works(sidecar, f"c{COMPONENT_LIMIT - 2:04d}")
+
+    sidecar.remove_component("lock", "c0000")
+    assert sidecar.control_apply("lock", "extra", plugin="probe").action == "added"
+    try_lock_works(sidecar, "extra")
+    assert sidecar.alive()
 
 
 def lifecycle_apply(kind, name, metadata, missing_config=False):
@@ -717,6 +996,10 @@ def test_serve_refuses_wrong_typed_environment(molt_bin, plugins_dir):
     assert "Error: environment: MOLT_READINESS_TIMEOUT_MS: expected an integer, found 'soon'" in refused.stderr
 
 
+TOO_MANY_COMPONENTS = json.dumps({"components": [{"kind": "lock", "name": f"c{index}", "plugin": "memorylock"}
+                                                 for index in range(COMPONENT_LIMIT + 1)]})
+ONE_TOO_MANY = f'{{"kind": "lock", "name": "c{COMPONENT_LIMIT}"'
+
 # Component files: (id, file name, text, message template; {file} is the path; None: the path is not created).
 COMPONENT_FILE_CASES = [
     ("malformed-json", "components.json", '{"components": [{"kind": "lock", "name": "a", "plugin": "memorylock"}',
@@ -739,6 +1022,17 @@ COMPONENT_FILE_CASES = [
      '{"components": [{"kind": "lock", "name": "a", "plugin": "memorylock"}, {"kind": "lock", "name": "a", "plugin": "memorylock"}]}',
      "{file}:1:72: component lock/a is defined twice: at {file}:1:17 and at {file}:1:72"),
     ("directory-that-does-not-exist", "no-such-directory/", None, "{file}: no such file or directory"),
+    ("metadata-value-over-limit", "components.json",
+     json.dumps({"components": [{"kind": "lock", "name": "a", "plugin": "memorylock",
+                                 "metadata": {"note": "n" * (METADATA_VALUE_LIMIT + 1)}}]}),
+     f"{{file}}:1:17: the value of metadata key 'note' of lock/a is {METADATA_VALUE_LIMIT + 1} bytes, over the limit of "
+     f"{METADATA_VALUE_LIMIT} bytes"),
+    ("dapr-metadata-key-over-limit", "lockstore.yaml",
+     DAPR_LOCK_YAML.format(name="lockstore", max_locks=5, buckets=8).replace("name: buckets", "name: " + "b" * 257),
+     f"{{file}}:1:1: metadata key '{'b' * 32}…' of lock/lockstore is 257 bytes, over the limit of {METADATA_KEY_LIMIT} bytes"),
+    ("components-over-limit", "components.json", TOO_MANY_COMPONENTS,
+     f"{{file}}:1:{TOO_MANY_COMPONENTS.index(ONE_TOO_MANY) + 1}: component lock/c{COMPONENT_LIMIT} is one too many: "
+     f"{COMPONENT_LIMIT + 1} components are defined, over the limit of {COMPONENT_LIMIT} per molt"),
 ]
 
 

@@ -74,11 +74,13 @@ import Testing
 
     @Test func aCallThatArrivesDuringTheHandoffWaitsAndItsLockIsHonoured() async throws {
         let engine = try makeEngine(["probe-stateful-1.0.0.so"])
-        await engine.apply(lockDefinition("locks", plugin: "probe-stateful", ["hangMs": "300"]))
+        // The spins below must each see a state that lasts hangMs: 2 s is wide enough on a loaded machine
+        // (a missed window spins for ever; 300 ms was missed while other suites ran CPU-heavy tests).
+        await engine.apply(lockDefinition("locks", plugin: "probe-stateful", ["hangMs": "2000"]))
         // A call in flight on the old generation makes the handoff wait for it (the pause).
         let stuck = Task { try await engine.tryLock(store: "locks", resource: "hang", owner: "slow", expiryInSeconds: 60) }
         while engine.components.first?.inFlight != 1 { await Task.yield() }
-        let reload = Task { await engine.apply(lockDefinition("locks", plugin: "probe-stateful", ["hangMs": "300", "epoch": "2"])) }
+        let reload = Task { await engine.apply(lockDefinition("locks", plugin: "probe-stateful", ["hangMs": "2000", "epoch": "2"])) }
         while engine.components.first?.paused != true { await Task.yield() }
 
         let arrived = try await engine.tryLock(store: "locks", resource: "during-pause", owner: "patient", expiryInSeconds: 60)

@@ -39,8 +39,28 @@ public enum ComponentSources {
             }
             firstOrigin[component.key] = origin
         }
+        try checkComponentCount(loaded.components)
         loaded.warnings = try loaded.warnings.enforcingStrict(strict)
         return loaded
+    }
+
+    /// The engine's `ComponentLimits` on what files define, refused here to name the file and line:
+    /// every component's metadata, and the number of components.
+    static func checkLimits(_ components: [ComponentSpec], file: String) throws {
+        for component in components {
+            if let problem = ComponentLimits.metadataProblem(component.metadata, of: component.key) {
+                throw ConfigError(origin: component.origin ?? ConfigOrigin(file: file), keyPath: "", message: problem)
+            }
+        }
+        try checkComponentCount(components)
+    }
+
+    static func checkComponentCount(_ components: [ComponentSpec]) throws {
+        guard components.count > ComponentLimits.maxComponents else { return }
+        let first = components[ComponentLimits.maxComponents]
+        throw ConfigError(origin: first.origin ?? ConfigOrigin(file: "?"), keyPath: "",
+                          message: "component \(first.key) is one too many: \(components.count) components are defined, over the limit of "
+                              + "\(ComponentLimits.maxComponents) per molt")
     }
 
     /// Reads one file.
@@ -66,6 +86,7 @@ public enum ComponentSources {
         } else {
             read = try MoltComponentsFormat.read(first)
         }
+        try checkLimits(read.components, file: file)
         return LoadedComponents(components: read.components, warnings: read.warnings)
     }
 

@@ -31,14 +31,37 @@ public enum StateRequests {
         return try StateKeys.stored(key, prefix: prefix)
     }
 
+    /// Every app key of every state call (save, get, delete, bulk, transaction) passes here.
     static func requireKey(_ key: String) throws(APIFailure) {
         if key.isEmpty { throw .badRequest("a state key must not be empty") }
+        let size = key.utf8.count
+        if size > AppAPILimits.maxStateKeyBytes {
+            throw .badRequest("state key '\(messageExcerpt(key))' is \(size) bytes, over the limit of \(AppAPILimits.maxStateKeyBytes) bytes")
+        }
     }
 
     /// Dapr treats an empty etag as none.
     static func nonEmpty(_ etag: String?) -> String? {
         guard let etag, !etag.isEmpty else { return nil }
         return etag
+    }
+}
+
+/// Dapr's checks of lock arguments, with Dapr's messages, for both the gRPC and HTTP APIs.
+public enum LockRequests {
+    public static func requireArguments(store: String, resource: String, owner: String) throws(APIFailure) {
+        if resource.isEmpty { throw .badRequest("ResourceId is empty in lock store \(store)") }
+        if owner.isEmpty { throw .badRequest("LockOwner is empty in lock store \(store)") }
+        let resourceSize = resource.utf8.count
+        if resourceSize > AppAPILimits.maxLockResourceIDBytes {
+            throw .badRequest("ResourceId '\(messageExcerpt(resource))' is \(resourceSize) bytes, over the limit of "
+                + "\(AppAPILimits.maxLockResourceIDBytes) bytes in lock store \(store)")
+        }
+        let ownerSize = owner.utf8.count
+        if ownerSize > AppAPILimits.maxLockOwnerBytes {
+            throw .badRequest("LockOwner '\(messageExcerpt(owner))' is \(ownerSize) bytes, over the limit of "
+                + "\(AppAPILimits.maxLockOwnerBytes) bytes in lock store \(store)")
+        }
     }
 }
 

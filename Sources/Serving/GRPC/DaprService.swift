@@ -126,7 +126,7 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     public func tryLockAlpha1(request: Dapr_Proto_Runtime_V1_TryLockRequest,
                               context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_TryLockResponse {
         try rejectIfBad(.lock, request.storeName, "try_lock") { () throws(APIFailure) in
-            try Self.requireLockArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
+            try LockRequests.requireArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
             if request.expiryInSeconds <= 0 {
                 throw .badRequest("ExpiryInSeconds is not positive in lock store \(request.storeName)")
             }
@@ -142,7 +142,7 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     public func unlockAlpha1(request: Dapr_Proto_Runtime_V1_UnlockRequest,
                              context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_UnlockResponse {
         try rejectIfBad(.lock, request.storeName, "unlock") { () throws(APIFailure) in
-            try Self.requireLockArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
+            try LockRequests.requireArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
         }
         let status = try await serve(.lock, request.storeName, "unlock", daprOperation: "UNLOCK") { () async throws(CallError) in
             try await engine.unlock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
@@ -218,11 +218,6 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         try StateRequests.delete(key: item.key, prefix: prefix, etag: item.hasEtag ? item.etag.value : nil,
                                  concurrency: StateConcurrency(item.options.concurrency),
                                  consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
-    }
-
-    static func requireLockArguments(store: String, resource: String, owner: String) throws(APIFailure) {
-        if resource.isEmpty { throw .badRequest("ResourceId is empty in lock store \(store)") }
-        if owner.isEmpty { throw .badRequest("LockOwner is empty in lock store \(store)") }
     }
 }
 

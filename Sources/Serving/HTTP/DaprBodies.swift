@@ -71,15 +71,15 @@ struct TryLockBody: Decodable {
 
     /// Dapr's checks and messages, made before the store is called.
     func validated(store: String) throws(APIFailure) -> (resource: String, owner: String, expiryInSeconds: Int32) {
-        guard let resourceId, !resourceId.isEmpty else { throw APIFailure.badRequest("ResourceId is empty in lock store \(store)") }
-        guard let lockOwner, !lockOwner.isEmpty else { throw APIFailure.badRequest("LockOwner is empty in lock store \(store)") }
+        let (resource, owner) = (resourceId ?? "", lockOwner ?? "")
+        try LockRequests.requireArguments(store: store, resource: resource, owner: owner)
         guard let expiryInSeconds, expiryInSeconds > 0 else {
             throw APIFailure.badRequest("ExpiryInSeconds is not positive in lock store \(store)")
         }
         guard let expiry = Int32(exactly: expiryInSeconds) else {
             throw APIFailure.badRequest("ExpiryInSeconds \(expiryInSeconds) is too large in lock store \(store)")
         }
-        return (resourceId, lockOwner, expiry)
+        return (resource, owner, expiry)
     }
 }
 
@@ -93,9 +93,9 @@ struct UnlockBody: Decodable {
     var lockOwner: String?
 
     func validated(store: String) throws(APIFailure) -> (resource: String, owner: String) {
-        guard let resourceId, !resourceId.isEmpty else { throw APIFailure.badRequest("ResourceId is empty in lock store \(store)") }
-        guard let lockOwner, !lockOwner.isEmpty else { throw APIFailure.badRequest("LockOwner is empty in lock store \(store)") }
-        return (resourceId, lockOwner)
+        let (resource, owner) = (resourceId ?? "", lockOwner ?? "")
+        try LockRequests.requireArguments(store: store, resource: resource, owner: owner)
+        return (resource, owner)
     }
 }
 

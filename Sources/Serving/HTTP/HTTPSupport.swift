@@ -10,9 +10,6 @@ import ServingCore
 /// depend on swift-http-types directly).
 typealias HeaderName = HTTPFields.Element.Name
 
-/// Dapr's default limit on request bodies (its `--max-body-size`, 4 MiB).
-let maxRequestBodySize = 4 << 20
-
 extension Response {
     /// `body` as JSON, Content-Type application/json.
     static func json(_ body: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
@@ -54,14 +51,14 @@ extension Request {
         return metadata
     }
 
-    /// Reads the whole body (at most `maxRequestBodySize`) and decodes it as JSON. Every problem is a
+    /// Reads the whole body (at most `AppAPILimits.maxHTTPBodyBytes`) and decodes it as JSON. Every problem is a
     /// 400 ERR_MALFORMED_REQUEST whose message names it (field path and what was wrong).
     func decodeJSON<Body: Decodable>(_ type: Body.Type) async throws(APIFailure) -> Body {
         var bytes: [UInt8] = []
         do {
             for try await chunk in body {
-                guard bytes.count + chunk.readableBytes <= maxRequestBodySize else {
-                    throw APIFailure.badRequest("HTTP body is larger than \(maxRequestBodySize) bytes")
+                guard bytes.count + chunk.readableBytes <= AppAPILimits.maxHTTPBodyBytes else {
+                    throw APIFailure.badRequest("HTTP body is larger than \(AppAPILimits.maxHTTPBodyBytes) bytes")
                 }
                 bytes += chunk.readableBytesView
             }
