@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: builds molt-bench in release (scratch path .build-release, ignored by git), builds the
 # plugins and fixtures (make build) and the direct-call baseline (make bench-direct), runs every
-# benchmark, writes build/bench/results.json (+ results.md) and prints the markdown table.
+# benchmark and every load scenario, writes build/bench/results.json (+ results.md) and
+# build/bench/scenarios/, and regenerates the generated sections of BENCHMARKS.md (with the plots).
 #
 #   BENCH_QUICK=1 make bench   small counts, to check the pipeline (numbers not meaningful)
 #
@@ -88,6 +89,19 @@ build/venv/bin/python Benchmarks/config-agents/config_agents_bench.py --molt "$B
     --output "$OUT/config-agents.json" ${quick:+--puts 20 --file-rewrites 10 --restarts 2} \
     || failed+=("--failed=config-agents:$?")
 
+# Reload under load, faults and baselines: every scenario of Benchmarks/scenarios against real molt, redis-server
+# and etcd processes with molt-bench loadgen; a report, CSV and plot each in build/bench/scenarios/<name>/.
+echo "== scenarios (Benchmarks/scenarios)" >&2
+bash scripts/python-env.sh build/bench-venv Benchmarks/scenarios/requirements.txt >&2
+build/bench-venv/bin/python Benchmarks/scenarios/scenarios.py run all --bin "$BIN" ${quick:+--quick --no-report} \
+    || failed+=("--failed=scenarios:$?")
+
+# A full run regenerates BENCHMARKS.md: the molt-bench table here, the scenarios section (and the plots in
+# docs/benchmarks/) by scenarios.py above. A quick run leaves BENCHMARKS.md alone.
+if [ -z "$quick" ]; then
+    python3 scripts/replace-section.py BENCHMARKS.md molt-bench "$OUT/results.md" || failed+=("--failed=BENCHMARKS.md:$?")
+fi
+
 echo >&2
-echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json, $OUT/config-agents.json" >&2
+echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json, $OUT/config-agents.json, $OUT/scenarios/" >&2
 [ ${#failed[@]} -eq 0 ]

@@ -22,245 +22,30 @@ be made.
 """
 
 import argparse
-import http.client
-import importlib
 import json
-import math
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import grpc
 
+# The process harness (Processes, Etcd, Sidecar, ApplyStream, ...) is shared with Benchmarks/scenarios.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scenarios"))
+from harness import (ApplyStream, BenchError, Etcd, Processes, Sidecar, generate_stubs, log,  # noqa: E402
+                     stop_all, summary_ms)
+
 ROOT = Path(__file__).resolve().parents[2]
 SIDECARS = 3
-APP_ID = "bench"
 PREFIX = "/molt/"
-EVENT_TIMEOUT_S = 15.0  # one change until every sidecar reported its apply
-STARTUP_TIMEOUT_S = 60.0
 
 
-class BenchError(Exception):
-    """A measurement could not be made."""
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(samples, fraction):
-    """Nearest-rank percentile of `samples` (not empty)."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def summary_ms(samples):
-    return {"p50": round(percentile(samples, 0.50), 2), "p99": round(percentile(samples, 0.99), 2),
-            "max": round(max(samples), 2), "count": len(samples)}
-
-
-def generate_stubs(protos_dir, out):
-    """grpc_tools.protoc on molt's Control API and the etcd v3 subset; returns the imported modules."""
-    from grpc_tools import protoc
-
-    well_known = Path(protoc.__file__).parent / "_proto"
-    out.mkdir(parents=True, exist_ok=True)
-    sources = ["molt/control/v1/control.proto", "etcd/etcd_v3_subset.proto"]
-    status = protoc.main(["grpc_tools.protoc", f"-I{protos_dir}", f"-I{well_known}", f"--python_out={out}",
-                          f"--grpc_python_out={out}", *sources])
-    if status != 0:
-        raise BenchError(f"grpc_tools.protoc failed on {sources} (status {status})")
-    sys.path.insert(0, str(out))
-    return {name: importlib.import_module(module) for name, module in [
-        ("control_pb2", "molt.control.v1.control_pb2"), ("control_grpc", "molt.control.v1.control_pb2_grpc"),
-        ("etcd_pb2", "etcd.etcd_v3_subset_pb2"), ("etcd_grpc", "etcd.etcd_v3_subset_pb2_grpc")]}
-
-
-class Processes:
-    """Every process the bench starts; `close()` ends them (SIGTERM, then SIGKILL)."""
-
-    def __init__(self):
-        self.running = []
-
-    def spawn(self, args, log_path, **kwargs):
-        with open(log_path, "ab") as output:
-            process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, **kwargs)
-        self.running.append(process)
-        return process
-
-    @staticmethod
-    def end(process, sig=signal.SIGTERM, timeout=20):
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                return process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        return process.wait(10)
-
-    def close(self):
-        for process in self.running:
-            self.end(process, timeout=10)
-
-
-class Etcd:
-    def __init__(self, processes, etcd_bin, workdir, stubs):
-        self.client_port, self.peer_port = free_port(), free_port()
-        client, peer = f"http://127.0.0.1:{self.client_port}", f"http://127.0.0.1:{self.peer_port}"
-        self.endpoint = f"127.0.0.1:{self.client_port}"
-        self.log_path = workdir / "etcd.log"
-        self.process = processes.spawn(
-            [etcd_bin, "--name", "bench", "--data-dir", str(workdir / "etcd-data"),
-             "--listen-client-urls", client, "--advertise-client-urls", client,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"bench={peer}", "--initial-cluster-state", "new",
-             "--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
-             "--heartbeat-interval", "50", "--election-timeout", "500"], self.log_path)
-        self.pb = stubs["etcd_pb2"]
-        self.kv = stubs["etcd_grpc"].KVStub(grpc.insecure_channel(self.endpoint))
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise BenchError(f"etcd exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                self.kv.Range(self.pb.RangeRequest(key=b"\0", limit=1), timeout=1)
-                return
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"etcd did not answer in {STARTUP_TIMEOUT_S} s; see {self.log_path}")
-                time.sleep(0.05)
-
-    def put(self, key, value):
-        return self.kv.Put(self.pb.PutRequest(key=key.encode(), value=value.encode()), timeout=10).header.revision
-
-
-class ApplyStream:
-    """One sidecar's Control.WatchApplies, read by a thread: (arrival time.monotonic(), ApplyResult)."""
-
-    def __init__(self, sidecar):
-        self.sidecar = sidecar
-        request = sidecar.stubs["control_pb2"].WatchAppliesRequest(include_recent=True)
-        self.call = sidecar.control.WatchApplies(request)
-        self.events = []
-        self.error = None
-        self.condition = threading.Condition()
-        self.thread = threading.Thread(target=self.read, daemon=True)
-        self.thread.start()
-
-    def read(self):
-        try:
-            for event in self.call:
-                arrived = time.monotonic()
-                with self.condition:
-                    self.events.append((arrived, event))
-                    self.condition.notify_all()
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                self.error = error
-        with self.condition:
-            self.condition.notify_all()
-
-    def wait_event(self, start, predicate, timeout=EVENT_TIMEOUT_S):
-        """The first (arrival, event) from index `start` on that satisfies `predicate`, and its index."""
-        deadline = time.monotonic() + timeout
-        index = start
-        with self.condition:
-            while True:
-                while index < len(self.events):
-                    arrived, event = self.events[index]
-                    index += 1
-                    if predicate(event):
-                        return arrived, event, index
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.error is not None:
-                    raise BenchError(f"no apply event on {self.sidecar.name} within {timeout} s (stream error: "
-                                     f"{self.error}); log {self.sidecar.log_path}")
-                self.condition.wait(remaining)
-
-    def close(self):
-        self.call.cancel()
-        self.thread.join(5)
-
-
-class Sidecar:
-    """A `molt serve` on free ports with a control stub."""
-
-    def __init__(self, args, processes, stubs, workdir, name, extra_args, components=()):
-        self.name = name
-        self.stubs = stubs
-        workdir.mkdir(parents=True, exist_ok=True)
-        components_path = workdir / "components.json"
-        components_path.write_text(json.dumps({"components": list(components)}))
-        ports = [free_port() for _ in range(4)]
-        self.control_port, self.admin_port = ports[2], ports[3]
-        self.log_path = workdir / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MOLT_", "DAPR_")) and k != "APP_ID"}
-        self.command = [args.molt, "serve", "--plugins-directory", args.plugins_dir, "--components", str(components_path),
-                        "--grpc-address", f"127.0.0.1:{ports[0]}", "--http-address", f"127.0.0.1:{ports[1]}",
-                        "--control-address", f"127.0.0.1:{ports[2]}", "--admin-address", f"127.0.0.1:{ports[3]}",
-                        "--app-id", APP_ID, "--log-level", "warning", *extra_args]
-        self.spawned_at = time.monotonic()
-        self.process = processes.spawn(self.command, self.log_path, env=env, cwd=workdir)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.control_port}")
-        self.control = stubs["control_grpc"].ControlStub(self.channel)
-
-    def readiness_status(self):
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=1)
-            connection.request("GET", "/actuator/health/readiness")
-            status = connection.getresponse().status
-            connection.close()
-            return status
-        except OSError:
-            return None
-
-    def wait_ready(self, poll_s=0.05, timeout=STARTUP_TIMEOUT_S):
-        """Polls readiness until 200; returns the seconds since the process was spawned."""
-        deadline = self.spawned_at + timeout
-        while True:
-            if self.readiness_status() == 200:
-                return time.monotonic() - self.spawned_at
-            if self.process.poll() is not None:
-                raise BenchError(f"molt {self.name} exited with {self.process.returncode}; log {self.log_path}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"molt {self.name} not ready after {timeout} s; log {self.log_path}")
-            time.sleep(poll_s)
-
-    def components(self):
-        pb = self.stubs["control_pb2"]
-        return {(c.kind, c.name): c for c in self.control.ListComponents(pb.ListComponentsRequest(), timeout=10).components}
-
-    def stop(self, timeout=20):
-        """SIGTERM; SIGKILL after `timeout` s (logged: molt did not exit on SIGTERM). Returns the exit code."""
-        self.channel.close()
-        stopping = time.monotonic()
-        code = Processes.end(self.process, timeout=timeout)
-        if code != 0:
-            log(f"   warning: {self.name} did not exit 0 within {timeout} s of SIGTERM "
-                f"(exit {code} after {time.monotonic() - stopping:.1f} s); log {self.log_path}")
-        return code
-
-
-def stop_all(sidecars, timeout):
-    """SIGTERM to every sidecar at once, then `stop` each; returns the names of those that did not exit 0."""
-    for sidecar in sidecars:
-        if sidecar.process.poll() is None:
-            sidecar.process.send_signal(signal.SIGTERM)
-    return [sidecar.name for sidecar in sidecars if sidecar.stop(timeout) != 0]
+def start_sidecar(args, processes, stubs, workdir, name, extra_args, components=()):
+    return Sidecar(processes, stubs, workdir, name, molt=args.molt, plugins_dir=args.plugins_dir,
+                   extra_args=extra_args, components=components)
 
 
 def lock_file(name, max_locks):
@@ -282,7 +67,7 @@ def bench_etcd(args, processes, stubs, workdir):
     etcd = Etcd(processes, args.etcd, workdir, stubs)
     key, name = f"{PREFIX}common/benchlock", "benchlock"
     etcd.put(key, lock_file(name, 1))
-    sidecars = [Sidecar(args, processes, stubs, workdir / f"etcd-sidecar-{i}", f"etcd-sidecar-{i}",
+    sidecars = [start_sidecar(args, processes, stubs, workdir / f"etcd-sidecar-{i}", f"etcd-sidecar-{i}",
                         ["--agents-etcd-endpoints", etcd.endpoint, "--agents-etcd-prefix", PREFIX])
                 for i in range(SIDECARS)]
     for sidecar in sidecars:
@@ -328,7 +113,7 @@ def bench_file(args, processes, stubs, workdir):
     name = "filelock"
     target = watched / f"{name}.json"
     target.write_text(lock_file(name, 1))
-    sidecar = Sidecar(args, processes, stubs, workdir / "file-sidecar", "file-sidecar",
+    sidecar = start_sidecar(args, processes, stubs, workdir / "file-sidecar", "file-sidecar",
                       ["--agents-file-directory", str(watched)])
     sidecar.wait_ready()
     stream = ApplyStream(sidecar)
@@ -362,7 +147,7 @@ def bench_restart(args, processes, stubs, workdir):
     pb = stubs["control_pb2"]
     names = [f"persisted-{i:03d}" for i in range(args.components)]
     extra = ["--state-directory", str(state)]
-    sidecar = Sidecar(args, processes, stubs, workdir / "restart-0", "restart-0", extra)
+    sidecar = start_sidecar(args, processes, stubs, workdir / "restart-0", "restart-0", extra)
     sidecar.wait_ready()
     batch = sidecar.control.ApplyBatch(pb.ApplyBatchRequest(applies=[
         pb.ApplyRequest(kind="lock", name=name, plugin="memorylock", metadata={"maxLocks": str(10 + i)})
@@ -374,7 +159,7 @@ def bench_restart(args, processes, stubs, workdir):
         raise BenchError(f"molt did not exit 0 on SIGTERM; log {sidecar.log_path}")
     runs = []
     for run in range(1, args.restarts + 1):
-        sidecar = Sidecar(args, processes, stubs, workdir / f"restart-{run}", f"restart-{run}", extra)
+        sidecar = start_sidecar(args, processes, stubs, workdir / f"restart-{run}", f"restart-{run}", extra)
         runs.append(sidecar.wait_ready(poll_s=0.005) * 1000)
         listed = sidecar.components()
         missing = [name for name in names if ("lock", name) not in listed]

@@ -51,7 +51,7 @@ extension Engine {
         batch.totalDuration = clock.now - started
         for index in batch.results.indices {
             batch.results[index].totalDuration = batch.totalDuration
-            record(batch.results[index])
+            batch.results[index] = record(batch.results[index])
         }
         return batch
     }

@@ -90,8 +90,7 @@ public final class Engine: Sendable {
             return result
         }
         result.totalDuration = clock.now - started
-        record(result)
-        return result
+        return record(result)
     }
 
     /// The definitions of every running component, as a restart must reproduce them: plugin name
@@ -154,8 +153,7 @@ public final class Engine: Sendable {
             return result
         }
         result.totalDuration = clock.now - started
-        record(result)
-        return result
+        return record(result)
     }
 
     func applyLock(_ key: ComponentKey) -> AsyncLock {
@@ -485,7 +483,10 @@ public final class Engine: Sendable {
         return stream
     }
 
-    func record(_ result: ApplyResult) {
+    /// Stamps `result` with its finishing time, publishes it (subscribers, history, log) and returns the
+    /// stamped copy, which is what the caller must hand back.
+    @discardableResult
+    func record(_ result: ApplyResult) -> ApplyResult {
         if result.action == .added { _ = unservedBootstrap.withLock { $0?.remove(result.key) } }
         var result = result
         result.finishedAt = Date()
@@ -506,6 +507,7 @@ public final class Engine: Sendable {
         metadata["total_us"] = "\(result.totalDuration.microseconds)"
         if !result.warnings.isEmpty { metadata["warnings"] = "\(result.warnings.joined(separator: "; "))" }
         logger.log(level: result.succeeded ? .info : .warning, "apply", metadata: metadata)
+        return result
     }
 
     /// Applies the components the host starts with, concurrently. The host is ready once every
@@ -529,8 +531,7 @@ public final class Engine: Sendable {
             result.error = "\(key) not started: the bootstrap would make \(serving + new.count) components, over the limit of "
                 + "\(settings.maxComponents) (the first \(room) new ones in name order were started)"
             result.failure = .invalidDefinition
-            record(result)
-            results.append(result)
+            results.append(record(result))
         }
         if let index = results.firstIndex(where: { $0.succeeded && $0.action != .unchanged }) {
             commit(&results[index])  // one snapshot with every running component; a failure warns on one result

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Engine
 import MoltTestSupport
 import PluginHost
@@ -62,6 +63,7 @@ import Testing
     @Test func readinessAfterNPollsDelaysTheSwitch() async throws {
         let engine = try makeEngine(["probe-1.0.0.so"]) { $0.readinessInterval = .milliseconds(20) }
         await engine.apply(lockDefinition("locks", plugin: "probe"))
+        let began = Date()
         let applying = Task { await engine.apply(lockDefinition("locks", plugin: "probe", ["readyAfterPolls": "5"])) }
         // While the new instance warms up, calls are served by the old generation.
         try await Task.sleep(for: .milliseconds(30))
@@ -71,6 +73,9 @@ import Testing
         // Five NOT_READY answers mean at least five sleeps of the poll interval before the switch.
         #expect(try #require(result.readinessDuration) >= .milliseconds(100))
         #expect(try await engine.tryLock(store: "locks", resource: "r2", owner: "o", expiryInSeconds: 5).generation == 2)
+        // The caller gets the result as published: stamped when the apply finished, not when it began.
+        #expect(result.finishedAt.timeIntervalSince(began) >= 0.1)
+        #expect(engine.recentApplies.last?.finishedAt == result.finishedAt)
     }
 
     @Test func unchangedDefinitionIsANoOp() async throws {

@@ -31,7 +31,7 @@ struct LoadGenCommand: AsyncParsableCommand {
     @Option(name: .customLong("target"), help: "molt's app gRPC address HOST:PORT (repeatable; clients are spread over them).")
     var targets: [String] = []
     @Option(help: "HTTP/2 connections (gRPC clients), spread round-robin over the targets.") var clients = 4
-    @Option(help: "Calls per second in total (open loop).") var rate: Double = 1000
+    @Option(help: "Operations per second in total, open loop (a lock operation is TryLock and, when acquired, Unlock: two calls).") var rate: Double = 1000
     @Option(help: "Seconds of load; 0 = until SIGINT/SIGTERM.") var duration: Double = 0
     @Option(help: "Operation weights: save, get, lock (a lock is TryLock and, when acquired, Unlock).") var mix = "save=40,get=40,lock=20"
     @Option(help: "State store name.") var stateStore = "statestore"
