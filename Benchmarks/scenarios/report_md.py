@@ -42,6 +42,7 @@ def condensed(report):
         "lost": report["lost"], "writes_acked": report.get("writes_acked"), "held_locks": report.get("held_locks"),
         "steady": latency["steady"], "during": latency["during"], "p99_ratio": report["p99_ratio"],
         "apply_ms_by_action": report["apply_ms_by_action"], "event_ms_by_category": report["event_ms_by_category"],
+        "apply_steps_ms_by_action": report.get("apply_steps_ms_by_action", {}),
         "events": report["events"], "longest_gap_ms": report["longest_gap_ms"],
         "longest_gap_state_ms": report.get("longest_gap_state_ms"), "longest_gap_lock_ms": report.get("longest_gap_lock_ms"),
         "molt_processes": len(report["rss_kib"].get("before") or {}) or 1,
@@ -111,6 +112,10 @@ def durations(row):
     for action, stats in sorted((row.get("apply_ms_by_action") or {}).items()):
         if stats:
             parts.append(f"{action} {fmt(stats['p50'])} / {fmt(stats['max'])} ({stats['count']})")
+            # The stateful pause (calls held while state is handed over) where there was one.
+            pause = ((row.get("apply_steps_ms_by_action") or {}).get(action) or {}).get("pause")
+            if pause and pause.get("max"):
+                parts.append(f"of which pause {fmt(pause['p50'])} / {fmt(pause['max'])}")
     if not parts:
         for category, stats in sorted((row.get("event_ms_by_category") or {}).items()):
             if stats:
@@ -236,7 +241,10 @@ def section(summary, docs_dir, benchmarks_path):
             "successful calls, measured from the call's due time (open loop, no coordinated omission); *steady* is "
             "the window before the first event (after a warm-up), *during events* each event from its start to its "
             "end + 250 ms. *apply* is molt's own ApplyResult.total_ms per action (for baselines and faults without an "
-            "apply: the event's wall-clock duration). *longest gap*: the longest time between two successive "
+            "apply: the event's wall-clock duration); *pause*, where a stateful component had one, is the part of "
+            "it in which calls to that component waited while its state was handed over (ApplyResult.pause_ms). "
+            "Where the p99 target is missed, the row says whether the slowest 1% of the calls in the event "
+            "windows were in flight while an action ran or came after the actions had ended. *longest gap*: the longest time between two successive "
             "completions of successful calls (all calls; state calls only). Targets (molt's scenarios and faults): 0 unexpected failed calls, 0 "
             "lost, every event with its expected outcome, p99 during events ≤ 2 × steady p99 (not for the scenarios "
             "whose notes say so). Per-scenario details: `build/bench/scenarios/<name>/report.json`, events.json, "
