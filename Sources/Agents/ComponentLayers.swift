@@ -74,6 +74,8 @@ public final class ComponentLayers: Sendable {
     }
 
     private let store: LayerStore?
+    /// Runs the store's writes (they fsync) off the cooperative pool; `updates` already orders them.
+    private let storeQueue = BlockingWorkQueue(label: "molt.layers.store", serial: true)
 
     public static let bootstrapSource = "bootstrap"
 
@@ -134,7 +136,8 @@ public final class ComponentLayers: Sendable {
         }
         if let store, candidate != current {
             do {
-                try store.save(candidate, excluding: [Self.bootstrapSource])
+                let stored = candidate
+                try await storeQueue.run { try store.save(stored, excluding: [Self.bootstrapSource]) }
             } catch {
                 logger.error("the configuration layers were applied but NOT stored", metadata: ["error": "\(error)"])
             }

@@ -86,7 +86,7 @@ extension Engine {
             do {
                 try ComponentLimits.check(definition)
             } catch {
-                return abort(unresolved(definitions), failed: index, error, kind: .invalidDefinition)
+                return await abort(unresolved(definitions), failed: index, error, kind: .invalidDefinition)
             }
         }
         // The batch holds the apply locks of its keys: which of them are new cannot change meanwhile.
@@ -94,7 +94,7 @@ extension Engine {
         do {
             try reserveRoom(for: added)
         } catch {
-            return abort(unresolved(definitions), failed: definitions.firstIndex { $0.key == added.first }!, error,
+            return await abort(unresolved(definitions), failed: definitions.firstIndex { $0.key == added.first }!, error,
                          kind: .invalidDefinition)
         }
         defer { releaseRoom(for: added) }
@@ -123,7 +123,7 @@ extension Engine {
             } catch {
                 // The definitions after this one are reported too, unresolved.
                 let rest = unresolved(definitions.dropFirst(members.count + 1))
-                return abort(members + [member] + rest, failed: members.count, error, kind: StartFailure.kind(of: error))
+                return await abort(members + [member] + rest, failed: members.count, error, kind: StartFailure.kind(of: error))
             }
             members.append(member)
         }
@@ -157,7 +157,7 @@ extension Engine {
             }
         }
         if let firstFailure {
-            return abort(members, failed: firstFailure.index, firstFailure.error, kind: firstFailure.error.kind)
+            return await abort(members, failed: firstFailure.index, firstFailure.error, kind: firstFailure.error.kind)
         }
 
         // 3. Pause the existing components that change and let their old generations finish.
@@ -172,7 +172,7 @@ extension Engine {
                 for index in switching { members[index].slot!.resume() }
                 let error = StartFailure(.busy, "\(still) calls still running on generation \(members[index].old!.number) of "
                     + "\(slot.key) after \(settings.drainTimeout); nothing switched")
-                return abort(members, failed: index, error, kind: .busy, pause: clock.now - pauseStart)
+                return await abort(members, failed: index, error, kind: .busy, pause: clock.now - pauseStart)
             }
         }
         for index in switching {
@@ -183,7 +183,7 @@ extension Engine {
             } catch {
                 for index in switching { members[index].slot!.resume() }
                 let failure = StartFailure(.rejected, "state handoff (format \(format)) of \(members[index].definition.key) failed: \(error.message)")
-                return abort(members, failed: index, failure, kind: .rejected, pause: clock.now - pauseStart)
+                return await abort(members, failed: index, failure, kind: .rejected, pause: clock.now - pauseStart)
             }
         }
 
@@ -217,15 +217,15 @@ extension Engine {
             members[index].result.drainDuration = clock.now - drainStart
         }
         // One journal write for the whole batch (the first changed result carries any warning).
-        if let first = members.firstIndex(where: { $0.new != nil }) { commit(&members[first].result) }
+        if let first = members.firstIndex(where: { $0.new != nil }) { await commit(&members[first].result) }
         return BatchApplyResult(results: members.map(\.result), pauseDuration: switching.isEmpty ? nil : pause)
     }
 
     /// Ends a batch that failed at `members[failed]`: destroys every new generation; every result
     /// becomes `failed`, the failing one with its reason, the others naming it.
     private func abort(_ members: [Member], failed: Int, _ error: any Error, kind: ApplyFailure,
-                       pause: Duration? = nil) -> BatchApplyResult {
-        for member in members { if let new = member.new { abandon(new) } }
+                       pause: Duration? = nil) async -> BatchApplyResult {
+        for member in members { if let new = member.new { await abandon(new) } }
         let culprit = members[failed].definition.key
         let results = members.enumerated().map { index, member in
             var result = member.result

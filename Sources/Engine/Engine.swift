@@ -34,8 +34,12 @@ public final class Engine: Sendable {
 
     /// Records the running configuration after every change; nil: nothing is persisted.
     let journal: (any ConfigJournal)?
-    /// Serializes journal commits, so a snapshot is never older than the one written before it.
-    private let commitLock = Mutex<Void>(())
+    /// Runs journal commits one at a time off the cooperative pool (they fsync), so a snapshot is never
+    /// older than the one written before it and a slow disk never stalls the app's calls.
+    private let journalQueue = BlockingWorkQueue(label: "molt.engine.journal", serial: true)
+    /// Runs plugin init and destroy (a plugin may connect, spawn or join threads there) off the cooperative
+    /// pool, so a slow one delays only its own apply; instances of different components start at once.
+    let pluginLifecycle = BlockingWorkQueue(label: "molt.engine.plugin-lifecycle", serial: false)
 
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
                 logger: Logger = Logger(label: "molt.engine")) {
@@ -86,7 +90,7 @@ public final class Engine: Sendable {
         let started = clock.now
         var result = await applyLock(key).withLock {
             var result = await self.applySerialized(definition, clock: clock, started: started)
-            if persist { self.commit(&result) }
+            if persist { await self.commit(&result) }
             return result
         }
         result.totalDuration = clock.now - started
@@ -107,10 +111,11 @@ public final class Engine: Sendable {
     /// Writes the running configuration to the journal after a change, before the change is
     /// acknowledged (callers hold the apply locks of the changed components). A write that fails
     /// cannot undo the switch: the result carries a warning and the error is logged.
-    func commit(_ result: inout ApplyResult) {
+    func commit(_ result: inout ApplyResult) async {
         guard let journal, result.succeeded, result.action != .unchanged else { return }
         do {
-            try commitLock.withLock { _ in try journal.committed(runningDefinitions) }
+            // The definitions are read on the queue, so each snapshot includes every change committed before it.
+            try await journalQueue.run { try journal.committed(self.runningDefinitions) }
         } catch {
             result.warnings.append("the running configuration was NOT persisted: \(error)")
             logger.error("persisting the running configuration failed", metadata: ["component": "\(result.key)", "error": "\(error)"])
@@ -138,7 +143,7 @@ public final class Engine: Sendable {
                 return result
             }
             slot.markRemoved()
-            if persist { commit(&result) }
+            if persist { await commit(&result) }
             let cell = slot.activeCell
             let generation = cell.current
             result.oldGeneration = generation?.number
@@ -306,10 +311,14 @@ public final class Engine: Sendable {
         let initStart = clock.now
         let instance: PluginInstance
         do {
-            instance = try PluginInstance(binary: binary, componentName: key.name, config: config, logger: logger)
+            let (name, logger) = (key.name, logger)
+            instance = try await pluginLifecycle.run {
+                try PluginInstance(binary: binary, componentName: name, config: config, logger: logger)
+            }
         } catch {
             result.initDuration = clock.now - initStart
-            throw StartFailure(.rejected, "\(binary.info.id) init failed: \(error.message)")
+            let message = (error as? PluginError)?.message ?? "\(error)"
+            throw StartFailure(.rejected, "\(binary.info.id) init failed: \(message)")
         }
         result.initDuration = clock.now - initStart
         let readinessStart = clock.now
@@ -322,14 +331,14 @@ public final class Engine: Sendable {
                 return Generation(number: nextGenerationNumber(key), instance: instance, config: config, pin: pin)
             case .failed(let message):
                 result.readinessDuration = clock.now - readinessStart
-                instance.destroy()
+                await pluginLifecycle.run { instance.destroy() }
                 throw StartFailure(.rejected, "\(binary.info.id) readiness FAILED: \(message)")
             case .notReady(let message):
                 lastMessage = message
             }
             if clock.now >= deadline {
                 result.readinessDuration = clock.now - readinessStart
-                instance.destroy()
+                await pluginLifecycle.run { instance.destroy() }
                 throw StartFailure(.timedOut, "\(binary.info.id) not ready after \(settings.readinessTimeout)"
                     + (lastMessage.isEmpty ? "" : ": \(lastMessage)"))
             }
@@ -384,7 +393,7 @@ public final class Engine: Sendable {
             if let failure {
                 slot.resume()
                 result.pauseDuration = clock.now - pauseStart
-                abandon(generation)
+                await abandon(generation)
                 result.error = failure
                 result.failure = failureKind
                 return result
@@ -437,9 +446,10 @@ public final class Engine: Sendable {
     }
 
     /// Destroys a generation that was never installed (an apply that failed after it was ready).
-    func abandon(_ generation: Generation) {
+    func abandon(_ generation: Generation) async {
         generation.destroyed.store(true, ordering: .releasing)
-        generation.instance.destroy()
+        let instance = generation.instance
+        await pluginLifecycle.run { instance.destroy() }
     }
 
     /// Drains `cell` (bounded by the drain timeout), then destroys its generation and empties it.
@@ -448,24 +458,25 @@ public final class Engine: Sendable {
     func retire(_ cell: ComponentSlot.Cell, of slot: ComponentSlot) async -> Int {
         let still = await slot.drain(cell, timeout: settings.drainTimeout)
         if still == 0 {
-            destroyGeneration(in: cell, of: slot)
+            await destroyGeneration(in: cell, of: slot)
             return 0
         }
         let id = ObjectIdentifier(cell)
         lateDrains.withLock { drains in
             drains[id] = Task {
                 _ = await slot.drain(cell, timeout: .seconds(365 * 24 * 3600))
-                self.destroyGeneration(in: cell, of: slot)
+                await self.destroyGeneration(in: cell, of: slot)
                 _ = self.lateDrains.withLock { $0.removeValue(forKey: id) }
             }
         }
         return still
     }
 
-    private func destroyGeneration(in cell: ComponentSlot.Cell, of slot: ComponentSlot) {
+    private func destroyGeneration(in cell: ComponentSlot.Cell, of slot: ComponentSlot) async {
         guard let generation = cell.current else { return }
         generation.destroyed.store(true, ordering: .sequentiallyConsistent)
-        generation.instance.destroy()
+        let instance = generation.instance
+        await pluginLifecycle.run { instance.destroy() }
         cell.clear()
         logger.debug("generation destroyed", metadata: ["component": "\(slot.key)", "generation": "\(generation.number)"])
     }
@@ -538,7 +549,7 @@ public final class Engine: Sendable {
             results.append(record(result))
         }
         if let index = results.firstIndex(where: { $0.succeeded && $0.action != .unchanged }) {
-            commit(&results[index])  // one snapshot with every running component; a failure warns on one result
+            await commit(&results[index])  // one snapshot with every running component; a failure warns on one result
         }
         let failed = results.filter { !$0.succeeded }.map(\.key)
         // Under the slots lock, so an apply that adds one of them meanwhile is not missed.

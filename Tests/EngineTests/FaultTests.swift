@@ -153,4 +153,47 @@ import Testing
         #expect(engine.components.first { $0.key.name == "slow" }?.drainingGeneration == nil)
         #expect(engine.leaseViolations == 0)
     }
+
+    /// A plugin that blocks in init or destroy (the ABI asks it not to; a third-party one may) delays its
+    /// own apply only: with more of them blocked at once than the cooperative pool has threads, a call to
+    /// another component still completes. (Were init and destroy called on the pool's threads, the call
+    /// would wait for the probes' 10 s cap and find the applies finished.)
+    @Test func blockingInitAndDestroyDoNotStallCalls() async throws {
+        let engine = try makeEngine(["probe-1.0.0.so"])
+        #expect(await engine.apply(lockDefinition("other", plugin: "probe")).action == .added)
+        let directory = try Fixtures.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (initGate, destroyGate) = ("\(directory)/init-may-return", "\(directory)/destroy-may-return")
+        let names = (0..<(ProcessInfo.processInfo.activeProcessorCount + 2)).map { "blocking-\($0)" }
+
+        // Phase 1: every init blocks until initGate exists.
+        let added = Shared()
+        let adding = names.map { name in
+            Task {
+                let result = await engine.apply(lockDefinition(name, plugin: "probe", ["initWaitFor": initGate, "destroyWaitFor": destroyGate]))
+                added.flag.store(true, ordering: .releasing)
+                return result
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))  // lets the applies reach init
+        #expect(try await engine.tryLock(store: "other", resource: "during-init", owner: "o", expiryInSeconds: 5).value)
+        #expect(!added.isSet, "a call to another component waited for plugins blocked in init")
+        #expect(FileManager.default.createFile(atPath: initGate, contents: nil))
+        for task in adding { #expect(await task.value.action == .added) }
+
+        // Phase 2: every destroy blocks until destroyGate exists.
+        let removed = Shared()
+        let removing = names.map { name in
+            Task {
+                let result = await engine.remove(ComponentKey(kind: .lock, name: name))
+                removed.flag.store(true, ordering: .releasing)
+                return result
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await engine.tryLock(store: "other", resource: "during-destroy", owner: "o", expiryInSeconds: 5).value)
+        #expect(!removed.isSet, "a call to another component waited for plugins blocked in destroy")
+        #expect(FileManager.default.createFile(atPath: destroyGate, contents: nil))
+        for task in removing { #expect(await task.value.action == .removed) }
+    }
 }

@@ -10,6 +10,9 @@
  *   importError=MSG      import_state refuses with MOLT_ERR_INTERNAL and MSG (stateful variant).
  *   applyError=MSG       see apply_config below.
  *   hangMs=N             try_lock of resource "hang" completes N ms later (default 0) from a thread.
+ *   initWaitFor=PATH     init blocks its caller's thread until PATH exists, at most 10 s (against the
+ *                        ABI's advice: a plugin that connects synchronously); destroyWaitFor=PATH, the
+ *                        same for destroy.
  *   live.*               keys that apply in place.
  *
  * apply_config: when every key that differs (added, removed or changed) starts with "live." the
@@ -32,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(PROBE_STATEFUL)
 #define PROBE_NAME "probe-stateful"
@@ -84,6 +88,7 @@ struct probe {
     atomic_uint polls;
     bool readiness_failed;
     uint32_t hang_ms;
+    char *destroy_wait_for; /* NULL: destroy does not wait */
     char *import_error; /* NULL: imports work */
 };
 
@@ -120,6 +125,18 @@ static bool probe_copy_config(const molt_config *config, molt_kv **out, uint32_t
     return true;
 }
 
+static void probe_sleep_ms(uint32_t ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Blocks until `path` exists, polling every 5 ms, for at most 10 s. */
+static void probe_wait_for(const char *path) {
+    if (path == NULL) return;
+    for (int i = 0; i < 2000 && access(path, F_OK) != 0; i++) probe_sleep_ms(5);
+}
+
 static bool probe_parse_u32(const char *text, uint32_t *out) {
     if (text == NULL) return true; /* absent: keep the default */
     char *end = NULL;
@@ -138,6 +155,7 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
         molt_message_set(error_out, init_error);
         return MOLT_ERR_INVALID_ARGUMENT;
     }
+    probe_wait_for(molt_config_get(config, "initWaitFor"));
     uint32_t ready_after = 0, hang_ms = 0;
     if (!probe_parse_u32(molt_config_get(config, "readyAfterPolls"), &ready_after)) {
         molt_message_set(error_out, "probe: readyAfterPolls must be a non-negative integer");
@@ -160,14 +178,18 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
         goto out_of_memory;
     }
     const char *import_error = molt_config_get(config, "importError");
-    if (import_error != NULL && (p->import_error = probe_strdup(import_error)) == NULL) {
+    const char *destroy_wait_for = molt_config_get(config, "destroyWaitFor");
+    if ((import_error != NULL && (p->import_error = probe_strdup(import_error)) == NULL) ||
+        (destroy_wait_for != NULL && (p->destroy_wait_for = probe_strdup(destroy_wait_for)) == NULL)) {
         probe_free_config(p->config, p->config_count);
+        free(p->import_error);
         free(p);
         goto out_of_memory;
     }
     if (fx_table_init(&p->table) != 0 || pthread_mutex_init(&p->mu, NULL) != 0) {
         probe_free_config(p->config, p->config_count);
         free(p->import_error);
+        free(p->destroy_wait_for);
         free(p);
         molt_message_set(error_out, "probe: cannot initialize a mutex");
         return MOLT_ERR_INTERNAL;
@@ -215,6 +237,7 @@ static void probe_reap(probe *p, bool all) {
 
 MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
     probe *p = instance;
+    probe_wait_for(p->destroy_wait_for);
     pthread_mutex_lock(&p->mu);
     probe_reap(p, true);
     pthread_mutex_unlock(&p->mu);
@@ -222,6 +245,7 @@ MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
     fx_table_destroy(&p->table);
     probe_free_config(p->config, p->config_count);
     free(p->import_error);
+    free(p->destroy_wait_for);
     free(p);
 }
 
@@ -282,11 +306,7 @@ MOLT_EXPORT molt_apply_outcome molt_plugin_apply_config(molt_instance instance, 
 
 static void *probe_thread_main(void *arg) {
     probe_thread *t = arg;
-    if (t->delay_ms > 0) {
-        struct timespec ts = {.tv_sec = t->delay_ms / 1000, .tv_nsec = (long)(t->delay_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
-    }
+    probe_sleep_ms(t->delay_ms);
     molt_try_lock_result result;
     fx_try_lock(&t->owner->table, t->request, &result);
     t->done(t->call_context, &result); /* the request is the host's again from here on */
