@@ -331,14 +331,14 @@ public final class Engine: Sendable {
                 return Generation(number: nextGenerationNumber(key), instance: instance, config: config, pin: pin)
             case .failed(let message):
                 result.readinessDuration = clock.now - readinessStart
-                await pluginLifecycle.run { instance.destroy() }
+                await destroy(instance)
                 throw StartFailure(.rejected, "\(binary.info.id) readiness FAILED: \(message)")
             case .notReady(let message):
                 lastMessage = message
             }
             if clock.now >= deadline {
                 result.readinessDuration = clock.now - readinessStart
-                await pluginLifecycle.run { instance.destroy() }
+                await destroy(instance)
                 throw StartFailure(.timedOut, "\(binary.info.id) not ready after \(settings.readinessTimeout)"
                     + (lastMessage.isEmpty ? "" : ": \(lastMessage)"))
             }
@@ -445,11 +445,15 @@ public final class Engine: Sendable {
         if let task = lateDrains.withLock({ $0[ObjectIdentifier(idle)] }) { await task.value }
     }
 
+    /// Destroys a plugin instance off the cooperative pool (destroy joins the plugin's threads).
+    private func destroy(_ instance: PluginInstance) async {
+        await pluginLifecycle.run { instance.destroy() }
+    }
+
     /// Destroys a generation that was never installed (an apply that failed after it was ready).
     func abandon(_ generation: Generation) async {
         generation.destroyed.store(true, ordering: .releasing)
-        let instance = generation.instance
-        await pluginLifecycle.run { instance.destroy() }
+        await destroy(generation.instance)
     }
 
     /// Drains `cell` (bounded by the drain timeout), then destroys its generation and empties it.
@@ -475,8 +479,7 @@ public final class Engine: Sendable {
     private func destroyGeneration(in cell: ComponentSlot.Cell, of slot: ComponentSlot) async {
         guard let generation = cell.current else { return }
         generation.destroyed.store(true, ordering: .sequentiallyConsistent)
-        let instance = generation.instance
-        await pluginLifecycle.run { instance.destroy() }
+        await destroy(generation.instance)
         cell.clear()
         logger.debug("generation destroyed", metadata: ["component": "\(slot.key)", "generation": "\(generation.number)"])
     }
@@ -531,9 +534,8 @@ public final class Engine: Sendable {
     /// a crash before they are journalled loses nothing: they are journalled once, at the end, in one write.
     /// Over `settings.maxComponents`, the components beyond it in name order fail unstarted.
     public func bootstrap(_ definitions: [ComponentDefinition]) async -> [ApplyResult] {
-        let serving = slots.withLock { $0.count }
+        let (serving, new) = slots.withLock { slots in (slots.count, definitions.map(\.key).filter { slots[$0] == nil }.sorted()) }
         let room = max(0, settings.maxComponents - serving)
-        let new = slots.withLock { slots in definitions.map(\.key).filter { slots[$0] == nil } }.sorted()
         let refused = Set(new.dropFirst(room))
         var results = await withTaskGroup(of: ApplyResult.self) { group in
             for definition in definitions where !refused.contains(definition.key) {

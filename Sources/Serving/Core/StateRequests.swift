@@ -52,15 +52,14 @@ public enum LockRequests {
     public static func requireArguments(store: String, resource: String, owner: String) throws(APIFailure) {
         if resource.isEmpty { throw .badRequest("ResourceId is empty in lock store \(store)") }
         if owner.isEmpty { throw .badRequest("LockOwner is empty in lock store \(store)") }
-        let resourceSize = resource.utf8.count
-        if resourceSize > AppAPILimits.maxLockResourceIDBytes {
-            throw .badRequest("ResourceId '\(messageExcerpt(resource))' is \(resourceSize) bytes, over the limit of "
-                + "\(AppAPILimits.maxLockResourceIDBytes) bytes in lock store \(store)")
-        }
-        let ownerSize = owner.utf8.count
-        if ownerSize > AppAPILimits.maxLockOwnerBytes {
-            throw .badRequest("LockOwner '\(messageExcerpt(owner))' is \(ownerSize) bytes, over the limit of "
-                + "\(AppAPILimits.maxLockOwnerBytes) bytes in lock store \(store)")
+        try requireSize("ResourceId", resource, limit: AppAPILimits.maxLockResourceIDBytes, store: store)
+        try requireSize("LockOwner", owner, limit: AppAPILimits.maxLockOwnerBytes, store: store)
+    }
+
+    private static func requireSize(_ field: String, _ value: String, limit: Int, store: String) throws(APIFailure) {
+        let size = value.utf8.count
+        if size > limit {
+            throw .badRequest("\(field) '\(messageExcerpt(value))' is \(size) bytes, over the limit of \(limit) bytes in lock store \(store)")
         }
     }
 }
