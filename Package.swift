@@ -63,8 +63,16 @@ let package = Package(
         // acknowledged, restored at start.
         .target(
             name: "Persistence",
-            dependencies: ["Engine", "PluginHost", "Config", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Engine", "PluginHost", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Persistence"
+        ),
+
+        // Configuration layers (common < app < local): their merging, their application to the engine
+        // (what the agents feed) and their persistence in the state directory.
+        .target(
+            name: "Layers",
+            dependencies: ["Config", "Engine", "PluginHost", "Persistence", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Layers"
         ),
 
         // ---- Configuration: versioned outer formats converted to one inner model ----
@@ -83,7 +91,7 @@ let package = Package(
         .target(
             name: "Agents",
             dependencies: [
-                "Config", "Engine", "PluginHost", "MoltProtos", "Persistence",
+                "Config", "Engine", "PluginHost", "MoltProtos", "Layers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -110,7 +118,7 @@ let package = Package(
         .target(
             name: "ServingCore",
             dependencies: [
-                "Engine", "PluginHost", "PluginABI",
+                "Engine", "PluginHost",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -144,10 +152,11 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config", "Agents",
+                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -243,7 +252,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentsTests",
-            dependencies: ["Agents", "Config", "Engine", "PluginHost", "Persistence", "MoltTestSupport"],
+            dependencies: ["Agents", "Layers", "Config", "Engine", "PluginHost", "Persistence", "MoltTestSupport"],
             path: "Tests/AgentsTests"
         ),
         .testTarget(

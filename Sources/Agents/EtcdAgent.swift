@@ -3,6 +3,7 @@ import Engine
 import FoundationEssentials
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Layers
 import Logging
 import MoltProtos
 import ServiceLifecycle

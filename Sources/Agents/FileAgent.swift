@@ -1,6 +1,7 @@
 import Config
 import Engine
 import FoundationEssentials
+import Layers
 import Logging
 import PluginHost
 import ServiceLifecycle

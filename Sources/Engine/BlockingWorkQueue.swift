@@ -43,7 +43,7 @@ public final class BlockingWorkQueue: Sendable {
 
 /// Holds a job until it runs, then drops it, so the dispatch block that still references this box
 /// no longer keeps the job's captures alive.
-private final class RunOnce<Value: Sendable>: @unchecked Sendable {
+final class RunOnce<Value: Sendable>: @unchecked Sendable {
     // @unchecked: `job` is written in init and read and cleared once, by `run`, on the one thread
     // that runs the dispatch block; the submitting task does not touch it after handing it over.
     private var job: (@Sendable () -> Value)?

@@ -32,25 +32,6 @@ public struct ComponentDefinition: Sendable, Equatable {
     }
 }
 
-public struct EngineSettings: Sendable {
-    /// Time between readiness polls of a new instance (the first poll is immediate).
-    public var readinessInterval: Duration = .milliseconds(5)
-    /// A new instance not READY by then is abandoned; the old one keeps serving.
-    public var readinessTimeout: Duration = .seconds(10)
-    /// How long a switched-out generation may take to finish its calls before the apply reports
-    /// the calls still running (it is destroyed later, when they end). For stateful components it
-    /// also bounds the pause: calls still running then make the reload fail, old untouched.
-    public var drainTimeout: Duration = .seconds(30)
-    /// Apply results kept for status APIs.
-    public var historyLimit = 256
-    /// Largest exported state accepted in a handoff.
-    public var stateTransferLimit = 1 << 30
-    /// Most components the engine runs; molt keeps the default (tests lower it).
-    public var maxComponents = ComponentLimits.maxComponents
-
-    public init() {}
-}
-
 public enum ApplyAction: String, Sendable, Codable {
     case unchanged
     case appliedInPlace = "applied-in-place"
@@ -69,7 +50,7 @@ public enum ApplyFailure: String, Sendable, Codable {
     /// The plugin refused: init error, readiness FAILED, in-place refusal without a reload path,
     /// state import refused.
     case rejected
-    /// The new instance did not become ready within the readiness timeout.
+    /// A plugin step (init, readiness, apply_config, export, import) overran its timeout.
     case timedOut = "timed-out"
     /// Calls did not finish within the drain timeout; try again later.
     case busy
@@ -95,7 +76,9 @@ public struct ApplyResult: Sendable, CustomStringConvertible {
     /// Start of the apply to the new generation serving (or to the failure).
     public var switchDuration: Duration?
     public var totalDuration: Duration = .zero
-    /// Calls still running in the old generation when the drain timeout passed (0 normally).
+    /// Calls the plugin still held when the old generation was abandoned (0 normally): they never
+    /// completed within the drain timeout, or their callers gave up on them. The generation is destroyed
+    /// when the plugin completes them.
     public var callsStillDraining = 0
     public var warnings: [String] = []
     /// For `failed`: the reason, with the plugin's own message verbatim.
@@ -121,11 +104,18 @@ public struct ApplyResult: Sendable, CustomStringConvertible {
 /// Why a call could not be served. A plugin's own failure comes through as `.plugin`.
 public enum CallError: Error, Equatable, CustomStringConvertible, Sendable {
     case unknownComponent(ComponentKey)
+    /// The request breaks a rule of the component's kind (a state key containing "||" under a prefix).
+    case invalidRequest(String)
+    /// The call's deadline passed before the plugin completed it. The plugin may still complete it;
+    /// the engine keeps its generation until then (see `LeaseCell`).
+    case deadlineExceeded(ComponentKey, PluginError)
     case plugin(PluginError)
 
     public var description: String {
         switch self {
         case .unknownComponent(let key): return "component \(key) is not configured"
+        case .invalidRequest(let message): return message
+        case .deadlineExceeded(let key, let error): return "\(key): \(error.message)"
         case .plugin(let error): return error.description
         }
     }

@@ -13,6 +13,9 @@ enum ControlExit {
     static let failed = ExitCode(1)
     /// The control plane could not be reached or refused the call (token, malformed request).
     static let unreachable = ExitCode(2)
+    /// The change was sent but molt had not finished it within --timeout; it is still running there
+    /// and will complete (or fail) on its own: `molt status` shows it in progress.
+    static let stillRunning = ExitCode(3)
 }
 
 /// Options of every command that talks to a running molt's control plane.
@@ -25,7 +28,10 @@ struct ControlOptions: ParsableArguments {
     var timeout: Double = 120
 
     /// Runs `body` with a Control client; connection and status errors exit with `ControlExit.unreachable`.
+    /// `change` names what `body` asks molt to do (an apply, a removal): when --timeout passes first,
+    /// the command exits with `ControlExit.stillRunning` instead, since molt goes on with it.
     func withControl<Result: Sendable>(
+        change: String? = nil,
         _ body: (Molt_Control_V1_Control.Client<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Result
     ) async throws -> Result {
         let address: ListenAddress
@@ -46,6 +52,11 @@ struct ControlOptions: ParsableArguments {
                 try await body(Molt_Control_V1_Control.Client(wrapping: client), metadata, options)
             }
         } catch let error as RPCError {
+            if let change, error.code == .deadlineExceeded {
+                printError("molt: the \(change) is still running in molt at \(address): no answer within --timeout \(timeout) s; "
+                    + "it completes or fails on its own (see `molt status`)")
+                throw ControlExit.stillRunning
+            }
             printError("molt: control plane at \(address): \(error.code): \(error.message)")
             throw ControlExit.unreachable
         }
@@ -67,7 +78,8 @@ struct Apply: AsyncParsableCommand {
             or all-or-nothing with --batch.
             Prints one line per apply. Exit 0 when every apply succeeded (unchanged included), 1 when one failed \
             (the old generation keeps serving; the plugin's message is printed), 2 when the control plane cannot \
-            be reached or refuses the call.
+            be reached or refuses the call, 3 when molt did not finish within --timeout (the apply goes on there; \
+            `molt status` shows it in progress).
             """)
 
     @OptionGroup var control: ControlOptions
@@ -85,7 +97,7 @@ struct Apply: AsyncParsableCommand {
     func run() async throws {
         let requests = try makeRequests()
         if batch && file == nil { throw ValidationError("--batch applies the components of a file: give -f FILE") }
-        let results = try await control.withControl { client, metadata, options in
+        let results = try await control.withControl(change: "apply") { client, metadata, options in
             if batch {
                 var request = Molt_Control_V1_ApplyBatchRequest()
                 request.applies = requests
@@ -136,9 +148,42 @@ struct Apply: AsyncParsableCommand {
     }
 }
 
+struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove a component from a running molt: stop routing to it, drain it, destroy it.",
+        discussion: """
+            Calls to it fail as not found from then on. A generation whose plugin still holds calls after the drain \
+            timeout is abandoned (destroyed when the plugin completes them) and does not hold the removal up.
+            Exit 0 when removed, 1 when no such component runs, 2 when the control plane cannot be reached or \
+            refuses the call, 3 when molt did not finish within --timeout (the removal goes on there).
+            """)
+
+    @OptionGroup var control: ControlOptions
+    @Option(help: "Component kind: lock or state.") var kind: String
+    @Option(help: "Component name.") var name: String
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        var request = Molt_Control_V1_RemoveComponentRequest()
+        request.kind = kind
+        request.name = name
+        let outcome = try await control.withControl(change: "removal") { client, metadata, options -> Molt_Control_V1_ApplyResult? in
+            do {
+                return try await client.removeComponent(request, metadata: metadata, options: options).result
+            } catch let error as RPCError where error.code == .notFound {
+                printError("molt: \(error.message)")
+                return nil
+            }
+        }
+        guard let result = outcome else { throw ControlExit.failed }
+        print(json ? try result.jsonString() : result.summary)
+        if result.action == "failed" { throw ControlExit.failed }
+    }
+}
+
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the components of a running molt: plugin, generation, state, calls in flight, last apply.",
+        abstract: "Show the components of a running molt: plugin, generation, state, calls in flight, last apply; applies in progress; abandoned generations.",
         discussion: "Exit 0, or 2 when the control plane cannot be reached or refuses the call.")
 
     @OptionGroup var control: ControlOptions
@@ -160,6 +205,14 @@ struct Status: AsyncParsableCommand {
              String(component.inFlight), component.hasLastResult ? component.lastResult.summary : "-"]
         }
         printTable([header] + rows)
+        for apply in response.appliesInProgress {
+            let what = apply.components > 1 ? "batch of \(apply.components) (\(apply.kind)/\(apply.name), …)" : "\(apply.kind)/\(apply.name)"
+            print("apply in progress: \(what), step \(apply.step), for \((apply.elapsedMs / 10).rounded() / 100) s")
+        }
+        for abandoned in response.abandoned {
+            print("abandoned: \(abandoned.kind)/\(abandoned.name) generation \(abandoned.generation) (\(abandoned.plugin)): "
+                + "\(abandoned.callsOutstanding) calls the plugin never completed; destroyed when it does")
+        }
     }
 
     private func printTable(_ rows: [[String]]) {

@@ -8,7 +8,7 @@ struct Molt: AsyncParsableCommand {
         commandName: "molt",
         abstract: "A sidecar that hot-reloads its components' configuration and plugin binaries without a failed call.",
         version: MoltVersion.current,
-        subcommands: [Serve.self, Apply.self, Status.self, ConfigCommand.self, PluginCommand.self])
+        subcommands: [Serve.self, Apply.self, Remove.self, Status.self, ConfigCommand.self, PluginCommand.self])
 
     static func bootstrapLogging(level: Logger.Level) {
         LoggingSystem.bootstrap { label in

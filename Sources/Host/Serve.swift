@@ -7,6 +7,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCServing
 import HTTPServing
+import Layers
 import Logging
 import Metrics
 import Persistence
@@ -15,6 +16,7 @@ import Prometheus
 import ServiceLifecycle
 import ServingCore
 import Synchronization
+import UnixSignals
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,8 +25,11 @@ struct Serve: AsyncParsableCommand {
             App API (Dapr-compatible): gRPC on --grpc-address, HTTP on --http-address. Control plane (Layotto's \
             Lifecycle API and molt's Control API, gRPC) on --control-address, never on an app port. Admin HTTP \
             (/actuator/health/liveness, /actuator/health/readiness, /metrics) on --admin-address.
-            On SIGTERM or SIGINT molt stops accepting calls, lets the calls in flight finish, destroys every \
-            component and exits 0.
+            On SIGTERM or SIGINT molt stops accepting calls on every listener at once, lets the calls in flight \
+            finish for up to the drain timeout (then answers those a plugin still holds with DEADLINE_EXCEEDED and \
+            abandons their generations, logging them), destroys every component and exits 0. On SIGHUP it re-reads \
+            the bootstrap configuration and the --components files and applies the differences to the components \
+            (settings other than the components need a restart, and say so in the log).
             """)
 
     // Declared for --help and for ArgumentParser's validation; the values are read by
@@ -57,7 +62,14 @@ struct Serve: AsyncParsableCommand {
         """)
     var stateDirectory: String?
     @Option(help: "Milliseconds a new instance may take to become ready (default 10000).") var readinessTimeoutMs: Int?
-    @Option(help: "Milliseconds a switched-out generation may take to finish its calls (default 30000).") var drainTimeoutMs: Int?
+    @Option(help: "Milliseconds a switched-out generation may take to finish its calls, and calls in flight at shutdown (default 30000).")
+    var drainTimeoutMs: Int?
+    @Option(help: "Milliseconds an app call may wait for its plugin when the client set no deadline (default 30000).") var callTimeoutMs: Int?
+    @Option(help: "Milliseconds a plugin's init may take (default 10000).") var initTimeoutMs: Int?
+    @Option(help: "Milliseconds a plugin's apply_config may take (default 10000).") var applyConfigTimeoutMs: Int?
+    @Option(help: "Milliseconds a plugin's state export, and its import, may each take (default 10000).") var stateTransferTimeoutMs: Int?
+    @Option(help: "Milliseconds a plugin's destroy may take before it is left running on its thread (default 10000).")
+    var destroyTimeoutMs: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env MOLT_LOG_LEVEL).") var logLevel: String?
     @Flag(help: "Unknown configuration keys are errors, not warnings (env MOLT_STRICT).") var strict = false
     @Option(help: """
@@ -99,6 +111,12 @@ struct Serve: AsyncParsableCommand {
         var engineSettings = EngineSettings()
         engineSettings.readinessTimeout = .milliseconds(settings.readinessTimeoutMs)
         engineSettings.drainTimeout = .milliseconds(settings.drainTimeoutMs)
+        engineSettings.callTimeout = .milliseconds(settings.callTimeoutMs)
+        engineSettings.initTimeout = .milliseconds(settings.initTimeoutMs)
+        engineSettings.applyConfigTimeout = .milliseconds(settings.applyConfigTimeoutMs)
+        engineSettings.stateTransferTimeout = .milliseconds(settings.stateTransferTimeoutMs)
+        engineSettings.destroyTimeout = .milliseconds(settings.destroyTimeoutMs)
+        engineSettings.appID = settings.appID
         let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: settings.pluginsDirectory))
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
@@ -137,7 +155,7 @@ struct Serve: AsyncParsableCommand {
         let appGRPC = GRPCServerService(
             name: "app gRPC", address: addresses.grpc, logger: logger,
             services: [DaprService(engine: engine, telemetry: telemetry, appID: settings.appID)],
-            interceptors: apiSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.app)] } ?? [])
+            interceptors: (apiSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.app)] } ?? []) + [DeadlineInterceptor()])
         let control = GRPCServerService(
             name: "control gRPC", address: addresses.control, logger: logger,
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
@@ -150,17 +168,51 @@ struct Serve: AsyncParsableCommand {
                                             "admin": "\(addresses.admin)", "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
 
+        let appServers = AppServers(grpc: appGRPC, http: appHTTP, engine: engine, drainTimeout: engineSettings.drainTimeout, logger: logger)
+        let hangup = HangupReloader(logger: logger) {
+            await Self.reload(options: options, running: settings, layers: layers, logger: logger)
+        }
+
         // Graceful shutdown runs from the last service to the first, each after the previous one
-        // returned: readiness goes DOWN, the app servers stop accepting and finish their calls, the
-        // control and admin servers stop, then the engine drains and destroys every component.
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: ([lifecycle] + agents + [admin, control, appHTTP, appGRPC, ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
+        // returned: readiness goes DOWN, both app servers stop accepting at once and finish their calls
+        // (bounded by the drain timeout), the control and admin servers stop, then the engine drains and
+        // destroys every component. The group's own limit is a backstop past every timeout involved.
+        var configuration = ServiceGroupConfiguration(
+            services: ([lifecycle] + agents + [admin, control, hangup, appServers, ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
             },
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        try await group.run()
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = .milliseconds(2 * settings.drainTimeoutMs + 2 * settings.destroyTimeoutMs + 5_000)
+        configuration.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: configuration).run()
         logger.info("stopped")
+    }
+
+    /// SIGHUP: re-reads the bootstrap configuration and the component files, and applies the
+    /// differences to the components (through the layers, as the file agent does). Other settings need
+    /// a restart; the log names them.
+    static func reload(options: [String], running: BootstrapConfig, layers: ComponentLayers, logger: Logger) async {
+        logger.info("SIGHUP: re-reading the bootstrap configuration and component files")
+        do {
+            let reloaded = try await BootstrapConfig.load(arguments: options, environment: ProcessInfo.processInfo.environment)
+            let changed = running.changedSettings(in: reloaded.config).filter { $0 != "components" }
+            if !changed.isEmpty {
+                logger.warning("SIGHUP: these settings changed and take effect only after a restart", metadata: ["settings": "\(changed)"])
+            }
+            let specs = try ComponentFiles.specs(reloaded.config.components, strict: reloaded.config.strict, logger: logger)
+            let result = await layers.update([LayerChange(layer: .local, source: ComponentLayers.bootstrapSource, components: specs)])
+            let metadata: Logger.Metadata = ["applied": "\(result.applies.map { "\($0.key)=\($0.action.rawValue)" })",
+                                             "removed": "\(result.removals.map { "\($0.key)" })"]
+            if let error = result.error {
+                logger.error("SIGHUP: the component files were NOT applied; the running components are unchanged",
+                             metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            } else {
+                logger.info("SIGHUP: component files applied", metadata: metadata)
+            }
+        } catch {
+            logger.error("SIGHUP: the configuration cannot be read; nothing changed", metadata: ["error": "\(error)"])
+        }
     }
 
     private func parseAddresses(_ settings: BootstrapConfig) throws -> (grpc: ListenAddress, http: ListenAddress, control: ListenAddress, admin: ListenAddress) {
@@ -211,7 +263,11 @@ final class SidecarLifecycle: Service, Sendable {
                                           "components": "\(engine.components.map { "\($0.key)=\($0.plugin)#g\($0.generation)" })"])
         try? await gracefulShutdown()
         logger.info("shutting down: draining and destroying components")
-        await engine.shutdown()
+        for abandoned in await engine.shutdown() {
+            logger.warning("shutdown: generation abandoned to calls its plugin never completed; not destroyed",
+                           metadata: ["component": "\(abandoned.key)", "generation": "\(abandoned.generation)",
+                                      "plugin": "\(abandoned.plugin)", "calls": "\(abandoned.callsOutstanding)"])
+        }
         counting.cancel()
     }
 }
@@ -224,6 +280,54 @@ struct ReadinessGate: Service {
     func run() async throws {
         try? await gracefulShutdown()
         lifecycle.stopping.store(true, ordering: .relaxed)
+    }
+}
+
+/// Both app APIs (gRPC and HTTP) as one service, so that graceful shutdown stops both from accepting at
+/// once. Calls in flight then get up to the drain timeout; calls still waiting for a plugin after it are
+/// expired (DEADLINE_EXCEEDED, their generations abandoned to the plugin), so the servers can finish.
+struct AppServers: Service {
+    let grpc: GRPCServerService
+    let http: any Service
+    let engine: Engine
+    let drainTimeout: Duration
+    let logger: Logger
+
+    private enum Member { case server, watchdog }
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Member.self) { group in
+            group.addTask { try await grpc.run(); return .server }
+            group.addTask { try await http.run(); return .server }
+            group.addTask {
+                // Ends early (cancelled) when the servers finish first.
+                try await gracefulShutdown()
+                try await Task.sleep(for: drainTimeout)
+                let expired = engine.expireCallsInFlight()
+                if expired > 0 {
+                    logger.warning("shutdown: calls still waiting for their plugin after the drain timeout answered DEADLINE_EXCEEDED",
+                                   metadata: ["calls": "\(expired)", "drain_timeout": "\(drainTimeout)"])
+                }
+                return .watchdog
+            }
+            var serversRunning = 2
+            while serversRunning > 0, let member = try await group.next() {
+                if member == .server { serversRunning -= 1 }
+            }
+            group.cancelAll()
+        }
+    }
+}
+
+/// Re-reads the configuration on every SIGHUP until graceful shutdown.
+struct HangupReloader: Service {
+    let logger: Logger
+    let reload: @Sendable () async -> Void
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            await reload()
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Glibc
 import PluginABI
+import Synchronization
 
 /// Owns the C memory of one request (strings, byte buffers, structs, arrays) until the plugin calls
 /// `done`: the ABI says a request stays valid until then. Everything is freed with the arena.
@@ -42,35 +43,81 @@ final class CArena {
     }
 }
 
-/// One operation in flight in a plugin: its arena and the continuation its completion resumes.
-/// The plugin holds one retained reference (the call context) from the call until `done`.
-final class PendingCall<Outcome: Sendable>: @unchecked Sendable {
-    // @unchecked: `continuation` is set before the plugin sees the call and read once, in `done`,
-    // which the ABI says is called exactly once; the arena is only touched before the call starts.
+/// One operation in flight in a plugin: its arena, the continuation its completion resumes and, with a
+/// deadline, its place in the call timer. The plugin holds one retained reference (the call context)
+/// from the call until `done`; the arena (the request memory the plugin borrows) lives as long.
+///
+/// Exactly one of two things resumes the caller: the plugin's completion, or the deadline. A call whose
+/// deadline passed first is *detached*: the caller gets `deadlineExceeded`, the plugin still holds the
+/// call, and its late completion is reported to the deadline's owner instead.
+final class PendingCall<Value: Sendable>: TimedCall, @unchecked Sendable {
+    // @unchecked: `continuation`, `deadline` and `operation` are written before the plugin sees the call
+    // and only read after; `state` decides, once, who resumes the continuation. `timerIndex` belongs
+    // to the timer (its lock).
+    typealias Outcome = Result<Value, PluginError>
+    private static var running: UInt8 { 0 }
+    private static var completed: UInt8 { 1 }
+    private static var detached: UInt8 { 2 }
+
     let arena = CArena()
     private var continuation: UnsafeContinuation<Outcome, Never>?
+    private var deadline: CallDeadline?
+    private var operation: StaticString = ""
+    private let state = Atomic<UInt8>(0)
+    /// Set (sequentially consistent) once the call is in the timer; see `finish` and `run`.
+    private let scheduled = Atomic<Bool>(false)
+    var timerIndex = -1
 
     /// Starts an operation: `start` builds the request in the arena and calls the plugin with the
-    /// given context; the returned value is what the completion delivered.
-    static func run(_ start: (PendingCall, UnsafeMutableRawPointer) -> Void) async -> Outcome {
+    /// given context; the returned value is what the completion delivered, or `deadlineExceeded`.
+    static func run(_ operation: StaticString, deadline: CallDeadline?,
+                    _ start: (PendingCall, UnsafeMutableRawPointer) -> Void) async -> Outcome {
         let call = PendingCall()
+        call.deadline = deadline
+        call.operation = operation
         return await withUnsafeContinuation { continuation in
             call.continuation = continuation
             start(call, Unmanaged.passRetained(call).toOpaque())
+            // A plugin that completed inline is done: no timer. Otherwise schedule, then look again: a
+            // completion between the two loads `scheduled` after storing `state` and cancels, or this
+            // load sees its state and cancels here (both sequentially consistent).
+            guard let deadline, call.state.load(ordering: .sequentiallyConsistent) == running else { return }
+            deadline.timer.schedule(call, at: deadline.instant)
+            call.scheduled.store(true, ordering: .sequentiallyConsistent)
+            if call.state.load(ordering: .sequentiallyConsistent) != running { deadline.timer.cancel(call) }
         }
     }
 
-    /// Called from the plugin's `done`: resumes the caller and releases the plugin's reference
-    /// (and with it the request memory, once the caller has moved on).
+    /// Called from the plugin's `done`: resumes the caller and releases the plugin's reference (and
+    /// with it the request memory, once the caller has moved on).
     static func finish(_ context: UnsafeMutableRawPointer?, _ outcome: Outcome) {
         let call = Unmanaged<PendingCall>.fromOpaque(context!).takeRetainedValue()
-        call.continuation?.resume(returning: outcome)
+        let previous = call.state.exchange(completed, ordering: .sequentiallyConsistent)
+        if previous == running {
+            if call.scheduled.load(ordering: .sequentiallyConsistent), let deadline = call.deadline { deadline.timer.cancel(call) }
+            call.continuation?.resume(returning: outcome)
+        } else {
+            call.deadline?.owner.detachedCallCompleted()
+        }
+    }
+
+    /// The deadline passed (timer thread): the caller stops waiting unless the plugin completed first.
+    /// The owner hears of the detach before the plugin can complete the detached call.
+    func expire() {
+        guard let deadline else { return }
+        deadline.owner.callDetached()
+        guard state.compareExchange(expected: Self.running, desired: Self.detached, ordering: .sequentiallyConsistent).exchanged else {
+            deadline.owner.detachedCallCompleted()  // completed meanwhile: nothing was detached
+            return
+        }
+        continuation?.resume(returning: .failure(PluginError(
+            .deadlineExceeded, "the call's deadline passed before the plugin completed \(operation); the plugin still holds it")))
     }
 }
 
 /// The plugin's failure from a result's status and message fields.
 func failure(_ status: molt_status, _ message: UnsafePointer<CChar>?, operation: String) -> PluginError {
-    PluginError(status: status == MOLT_OK ? MOLT_ERR_INTERNAL : status, message: copiedString(message) ?? "\(operation) failed")
+    PluginError(code: status == MOLT_OK ? MOLT_ERR_INTERNAL : status, message: copiedString(message) ?? "\(operation) failed")
 }
 
 /// A plugin-owned molt_kv array copied into a dictionary.

@@ -3,32 +3,6 @@ import Logging
 import PluginABI
 import Synchronization
 
-/// A failure reported by a plugin: the ABI status code and the plugin's own message, verbatim.
-public struct PluginError: Error, Equatable, CustomStringConvertible, Sendable {
-    public let status: molt_status
-    public let message: String
-
-    public init(status: molt_status, message: String) {
-        self.status = status
-        self.message = message
-    }
-
-    public var description: String { message.isEmpty ? "plugin error \(Self.statusName(status))" : message }
-
-    public static func statusName(_ status: molt_status) -> String {
-        switch status {
-        case MOLT_OK: return "OK"
-        case MOLT_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT"
-        case MOLT_ERR_ETAG_MISMATCH: return "ETAG_MISMATCH"
-        case MOLT_ERR_ETAG_INVALID: return "ETAG_INVALID"
-        case MOLT_ERR_UNAVAILABLE: return "UNAVAILABLE"
-        case MOLT_ERR_TIMEOUT: return "TIMEOUT"
-        case MOLT_ERR_UNSUPPORTED: return "UNSUPPORTED"
-        default: return "INTERNAL"
-        }
-    }
-}
-
 public enum Readiness: Equatable, Sendable {
     case ready
     case notReady(String)
@@ -82,7 +56,7 @@ public final class PluginInstance: @unchecked Sendable {
         guard status == MOLT_OK, let instance else {
             Self.release(services)
             let reason = status == MOLT_OK ? "init returned OK without an instance" : message
-            throw PluginError(status: status == MOLT_OK ? MOLT_ERR_INTERNAL : status, message: reason)
+            throw PluginError(code: status == MOLT_OK ? MOLT_ERR_INTERNAL : status, message: reason)
         }
         self.handle = instance
         self.hostServices = services
@@ -120,7 +94,7 @@ public final class PluginInstance: @unchecked Sendable {
     /// Exports state in `format`; at most `limit` bytes.
     public func exportState(format: UInt32, limit: Int = 1 << 30) throws(PluginError) -> [UInt8] {
         guard let export = binary.symbols.exportState else {
-            throw PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) does not export state")
+            throw PluginError(.unsupported, "\(binary.info.id) does not export state")
         }
         let sink = ByteSink(limit: limit)
         let (status, message) = withMessageBuffer { buffer in
@@ -132,20 +106,20 @@ public final class PluginInstance: @unchecked Sendable {
             }, Unmanaged.passUnretained(sink).toOpaque(), buffer)
         }
         if sink.overflowed {
-            throw PluginError(status: MOLT_ERR_INTERNAL, message: "exported state exceeds the \(limit)-byte limit")
+            throw PluginError(.internal, "exported state exceeds the \(limit)-byte limit")
         }
-        guard status == MOLT_OK else { throw PluginError(status: status, message: message) }
+        guard status == MOLT_OK else { throw PluginError(code: status, message: message) }
         return withExtendedLifetime(sink) { sink.bytes }
     }
 
     public func importState(_ bytes: [UInt8], format: UInt32) throws(PluginError) {
         guard let importState = binary.symbols.importState else {
-            throw PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) does not import state")
+            throw PluginError(.unsupported, "\(binary.info.id) does not import state")
         }
         let (status, message) = withMessageBuffer { buffer in
             bytes.withUnsafeBytes { importState(handle, format, $0.baseAddress, $0.count, buffer) }
         }
-        guard status == MOLT_OK else { throw PluginError(status: status, message: message.isEmpty ? "import_state refused" : message) }
+        guard status == MOLT_OK else { throw PluginError(code: status, message: message.isEmpty ? "import_state refused" : message) }
     }
 
     /// Calls the plugin's destroy (once; later calls do nothing).
@@ -163,9 +137,9 @@ public final class PluginInstance: @unchecked Sendable {
 
     // MARK: - Lock operations
 
-    public func tryLock(resource: String, owner: String, expiryInSeconds: Int32) async throws(PluginError) -> Bool {
+    public func tryLock(resource: String, owner: String, expiryInSeconds: Int32, deadline: CallDeadline? = nil) async throws(PluginError) -> Bool {
         guard let tryLock = binary.symbols.tryLock else { throw Self.unsupported("try_lock", binary) }
-        return try await PendingCall<Result<Bool, PluginError>>.run { call, context in
+        return try await PendingCall<Bool>.run("try_lock", deadline: deadline) { call, context in
             let arena = call.arena
             let request = arena.value(molt_lock_request(
                 struct_size: UInt32(MemoryLayout<molt_lock_request>.size), resource_id: arena.string(resource),
@@ -181,9 +155,9 @@ public final class PluginInstance: @unchecked Sendable {
         }.get()
     }
 
-    public func unlock(resource: String, owner: String) async throws(PluginError) -> UnlockStatus {
+    public func unlock(resource: String, owner: String, deadline: CallDeadline? = nil) async throws(PluginError) -> UnlockStatus {
         guard let unlock = binary.symbols.unlock else { throw Self.unsupported("unlock", binary) }
-        return try await PendingCall<Result<UnlockStatus, PluginError>>.run { call, context in
+        return try await PendingCall<UnlockStatus>.run("unlock", deadline: deadline) { call, context in
             let arena = call.arena
             let request = arena.value(molt_lock_request(
                 struct_size: UInt32(MemoryLayout<molt_lock_request>.size), resource_id: arena.string(resource),
@@ -200,7 +174,7 @@ public final class PluginInstance: @unchecked Sendable {
     }
 
     static func unsupported(_ operation: String, _ binary: PluginBinary) -> PluginError {
-        PluginError(status: MOLT_ERR_UNSUPPORTED, message: "\(binary.info.id) (kind \(binary.info.kind.rawValue)) has no \(operation)")
+        PluginError(.unsupported, "\(binary.info.id) (kind \(binary.info.kind.rawValue)) has no \(operation)")
     }
 
     /// The raw instance handle, for the state operations in this module.

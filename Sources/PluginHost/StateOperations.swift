@@ -63,10 +63,10 @@ public enum StateOperation: Sendable {
 }
 
 extension PluginInstance {
-    public func get(key: String, consistency: StateConsistency = .unspecified, metadata: [String: String] = [:]) async throws(PluginError) -> StateGetResponse {
+    public func get(key: String, consistency: StateConsistency = .unspecified, metadata: [String: String] = [:], deadline: CallDeadline? = nil) async throws(PluginError) -> StateGetResponse {
         guard let get = binary.symbols.stateGet else { throw Self.unsupported("get", binary) }
         let handle = instanceHandle
-        return try await PendingCall<Result<StateGetResponse, PluginError>>.run { call, context in
+        return try await PendingCall<StateGetResponse>.run("get", deadline: deadline) { call, context in
             let arena = call.arena
             let (pairs, count) = arena.keyValues(metadata)
             let request = arena.value(molt_state_get_request(
@@ -86,20 +86,20 @@ extension PluginInstance {
         }.get()
     }
 
-    public func set(_ request: StateSetRequest) async throws(PluginError) {
+    public func set(_ request: StateSetRequest, deadline: CallDeadline? = nil) async throws(PluginError) {
         guard let set = binary.symbols.stateSet else { throw Self.unsupported("set", binary) }
         let handle = instanceHandle
-        try await PendingCall<Result<Void, PluginError>>.run { call, context in
+        try await PendingCall<Void>.run("set", deadline: deadline) { call, context in
             set(handle, Self.cSetRequest(request, in: call.arena), { context, result in
                 PendingCall.finish(context, writeOutcome(result, operation: "set"))
             }, context)
         }.get()
     }
 
-    public func delete(_ request: StateDeleteRequest) async throws(PluginError) {
+    public func delete(_ request: StateDeleteRequest, deadline: CallDeadline? = nil) async throws(PluginError) {
         guard let delete = binary.symbols.stateDelete else { throw Self.unsupported("delete", binary) }
         let handle = instanceHandle
-        try await PendingCall<Result<Void, PluginError>>.run { call, context in
+        try await PendingCall<Void>.run("delete", deadline: deadline) { call, context in
             delete(handle, Self.cDeleteRequest(request, in: call.arena), { context, result in
                 PendingCall.finish(context, writeOutcome(result, operation: "delete"))
             }, context)
@@ -107,21 +107,21 @@ extension PluginInstance {
     }
 
     /// One item per key, in order. Plugins without bulk_get are served by one get per key.
-    public func bulkGet(keys: [String], parallelism: UInt32 = 0, metadata: [String: String] = [:]) async throws(PluginError) -> [StateBulkItem] {
+    public func bulkGet(keys: [String], parallelism: UInt32 = 0, metadata: [String: String] = [:], deadline: CallDeadline? = nil) async throws(PluginError) -> [StateBulkItem] {
         guard let bulkGet = binary.symbols.stateBulkGet else {
             var items: [StateBulkItem] = []
             for key in keys {
                 do {
-                    let response = try await get(key: key, metadata: metadata)
+                    let response = try await get(key: key, metadata: metadata, deadline: deadline)
                     items.append(StateBulkItem(key: key, found: response.found, value: response.value, etag: response.etag, error: nil))
-                } catch {
+                } catch where error.status != .deadlineExceeded {
                     items.append(StateBulkItem(key: key, found: false, value: [], etag: nil, error: error.message))
                 }
             }
             return items
         }
         let handle = instanceHandle
-        return try await PendingCall<Result<[StateBulkItem], PluginError>>.run { call, context in
+        return try await PendingCall<[StateBulkItem]>.run("bulk_get", deadline: deadline) { call, context in
             let arena = call.arena
             let (pairs, count) = arena.keyValues(metadata)
             let request = arena.value(molt_state_bulk_get_request(
@@ -145,10 +145,10 @@ extension PluginInstance {
     }
 
     /// All operations atomically, or none (the plugin says why).
-    public func transact(_ operations: [StateOperation], metadata: [String: String] = [:]) async throws(PluginError) {
+    public func transact(_ operations: [StateOperation], metadata: [String: String] = [:], deadline: CallDeadline? = nil) async throws(PluginError) {
         guard let transact = binary.symbols.stateTransact else { throw Self.unsupported("transactions", binary) }
         let handle = instanceHandle
-        try await PendingCall<Result<Void, PluginError>>.run { call, context in
+        try await PendingCall<Void>.run("transact", deadline: deadline) { call, context in
             let arena = call.arena
             let (pairs, count) = arena.keyValues(metadata)
             let cOperations = operations.map { operation in

@@ -1,6 +1,7 @@
 import Agents
 import Config
 import Engine
+import Layers
 import MoltTestSupport
 import PluginHost
 import Persistence

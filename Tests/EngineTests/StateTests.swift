@@ -17,11 +17,11 @@ import Testing
         return engine
     }
 
-    func expectFailure(_ status: molt_status, containing text: String, _ body: () async throws -> Void,
+    func expectFailure(_ status: PluginStatus, containing text: String, _ body: () async throws -> Void,
                        sourceLocation: SourceLocation = #_sourceLocation) async {
         do {
             try await body()
-            Issue.record("expected \(PluginError.statusName(status))", sourceLocation: sourceLocation)
+            Issue.record("expected \(status.rawValue)", sourceLocation: sourceLocation)
         } catch {
             guard case .plugin(let failure)? = error as? CallError else { Issue.record("\(error)", sourceLocation: sourceLocation); return }
             #expect(failure.status == status && !failure.message.isEmpty && (text.isEmpty || failure.message.contains(text)), "\(failure)", sourceLocation: sourceLocation)
@@ -41,24 +41,24 @@ import Testing
         let etag = try #require(first.etag)
 
         _ = try await engine.setState(store: "statestore", StateSetRequest(key: "order-1", value: [1], etag: etag))
-        await expectFailure(MOLT_ERR_ETAG_MISMATCH, containing: "etag") {
+        await expectFailure(.etagMismatch, containing: "etag") {
             _ = try await engine.setState(store: "statestore", StateSetRequest(key: "order-1", value: [2], etag: etag))
         }
-        await expectFailure(MOLT_ERR_ETAG_INVALID, containing: "") {
+        await expectFailure(.etagInvalid, containing: "") {
             _ = try await engine.setState(store: "statestore", StateSetRequest(key: "order-1", value: [2], etag: "not-a-number"))
         }
-        await expectFailure(MOLT_ERR_ETAG_MISMATCH, containing: "") {
+        await expectFailure(.etagMismatch, containing: "") {
             _ = try await engine.setState(store: "statestore", StateSetRequest(key: "order-1", value: [3], concurrency: .firstWrite))
         }
         #expect(try await engine.getState(store: "statestore", key: "order-1").value.value == [1])
 
         let current = try #require(try await engine.getState(store: "statestore", key: "order-1").value.etag)
-        await expectFailure(MOLT_ERR_ETAG_MISMATCH, containing: "") {
+        await expectFailure(.etagMismatch, containing: "") {
             _ = try await engine.deleteState(store: "statestore", StateDeleteRequest(key: "order-1", etag: etag))
         }
         _ = try await engine.deleteState(store: "statestore", StateDeleteRequest(key: "order-1", etag: current))
         #expect(try await !engine.getState(store: "statestore", key: "order-1").value.found)
-        await expectFailure(MOLT_ERR_INVALID_ARGUMENT, containing: "") {
+        await expectFailure(.invalidArgument, containing: "") {
             _ = try await engine.setState(store: "statestore", StateSetRequest(key: "", value: [1]))
         }
     }
@@ -78,7 +78,7 @@ import Testing
         #expect(try await engine.bulkGetState(store: "statestore", keys: ["a", "c"]).value.map(\.found) == [false, true])
 
         // One failing operation fails the whole transaction and applies nothing.
-        await expectFailure(MOLT_ERR_ETAG_MISMATCH, containing: "") {
+        await expectFailure(.etagMismatch, containing: "") {
             _ = try await engine.transactState(store: "statestore", [
                 .set(StateSetRequest(key: "d", value: [4])), .delete(StateDeleteRequest(key: "b", etag: "999")),
             ])
@@ -92,7 +92,7 @@ import Testing
         _ = try await engine.setState(store: "statestore", StateSetRequest(key: "session", value: [1], ttlInSeconds: 1))
         let live = try await engine.getState(store: "statestore", key: "session").value
         #expect(live.found && live.metadata["ttlExpireTime"] != nil)
-        await expectFailure(MOLT_ERR_INVALID_ARGUMENT, containing: "") {
+        await expectFailure(.invalidArgument, containing: "") {
             _ = try await engine.setState(store: "statestore", StateSetRequest(key: "x", value: [1], ttlInSeconds: 0))
         }
         try await Task.sleep(for: .milliseconds(1100))

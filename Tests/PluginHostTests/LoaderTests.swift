@@ -48,7 +48,7 @@ import Testing
             _ = try await lock.tryLock(resource: "", owner: "alice", expiryInSeconds: 5)
             Issue.record("an empty resource id must be refused")
         } catch {
-            #expect(error.status == MOLT_ERR_INVALID_ARGUMENT)
+            #expect(error.status == .invalidArgument)
             #expect(error.message.contains("resource_id"))
         }
     }
@@ -84,7 +84,7 @@ import Testing
         #expect {
             try PluginInstance(binary: binary, componentName: "lockstore", config: ["buckets": "-3"], logger: .init(label: "test"))
         } throws: { error in
-            (error as? PluginError).map { $0.status == MOLT_ERR_INVALID_ARGUMENT && $0.message.contains("buckets") } ?? false
+            (error as? PluginError).map { $0.status == .invalidArgument && $0.message.contains("buckets") } ?? false
         }
     }
 

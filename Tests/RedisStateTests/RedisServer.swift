@@ -107,21 +107,13 @@ func redisDefinition(_ config: [String: String], name: String = "statestore") ->
     ComponentDefinition(kind: .state, name: name, plugin: "redis-state", config: config)
 }
 
-// molt_status values (molt_plugin.h).
-enum Status {
-    static let invalidArgument: Int32 = 1
-    static let etagMismatch: Int32 = 2
-    static let etagInvalid: Int32 = 3
-    static let unavailable: Int32 = 4
-    static let timeout: Int32 = 5
-    static let unsupported: Int32 = 6
-}
+typealias Status = PluginStatus
 
-func expectFailure(_ status: Int32, containing text: String = "", _ body: () async throws -> Void,
+func expectFailure(_ status: PluginStatus, containing text: String = "", _ body: () async throws -> Void,
                    sourceLocation: SourceLocation = #_sourceLocation) async {
     do {
         try await body()
-        Issue.record("expected \(PluginError.statusName(status))", sourceLocation: sourceLocation)
+        Issue.record("expected \(status.rawValue)", sourceLocation: sourceLocation)
     } catch {
         guard case .plugin(let failure)? = error as? CallError else { Issue.record("\(error)", sourceLocation: sourceLocation); return }
         #expect(failure.status == status && !failure.message.isEmpty && (text.isEmpty || failure.message.contains(text)),

@@ -149,7 +149,7 @@ import Testing
 
         // A key of another type fails that key only.
         try server.cli("LPUSH", "alist", "x")
-        await expectFailure(7) { _ = try await engine.getState(store: "statestore", key: "alist") }
+        await expectFailure(.internal) { _ = try await engine.getState(store: "statestore", key: "alist") }
         let items = try await engine.bulkGetState(store: "statestore", keys: ["alist", "legacy"]).value
         #expect(items[0].error != nil && items[1].found)
         await engine.shutdown()

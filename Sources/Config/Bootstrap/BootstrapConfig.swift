@@ -25,8 +25,17 @@ public struct BootstrapConfig: Sendable, Equatable {
     public var components: [String] = []
     /// Milliseconds a new instance may take to become ready (> 0).
     public var readinessTimeoutMs = 10_000
-    /// Milliseconds a switched-out generation may take to finish its calls (> 0).
+    /// Milliseconds a switched-out generation may take to finish its calls (> 0); also bounds the drain
+    /// of calls in flight at shutdown.
     public var drainTimeoutMs = 30_000
+    /// Milliseconds an app call may wait for its plugin when its client set no deadline (> 0).
+    public var callTimeoutMs = 30_000
+    /// Milliseconds each blocking plugin step may take (> 0): init, apply_config, export and import
+    /// (each), destroy.
+    public var initTimeoutMs = 10_000
+    public var applyConfigTimeoutMs = 10_000
+    public var stateTransferTimeoutMs = 10_000
+    public var destroyTimeoutMs = 10_000
     public var logLevel: Logger.Level = .info
     /// Unknown keys are errors rather than warnings.
     public var strict = false
@@ -87,6 +96,11 @@ extension BootstrapConfig {
             case .components: .strings(components)
             case .readinessTimeoutMs: .int(readinessTimeoutMs)
             case .drainTimeoutMs: .int(drainTimeoutMs)
+            case .callTimeoutMs: .int(callTimeoutMs)
+            case .initTimeoutMs: .int(initTimeoutMs)
+            case .applyConfigTimeoutMs: .int(applyConfigTimeoutMs)
+            case .stateTransferTimeoutMs: .int(stateTransferTimeoutMs)
+            case .destroyTimeoutMs: .int(destroyTimeoutMs)
             case .logLevel: .string(logLevel.rawValue)
             case .strict: .bool(strict)
             case .agentsFileDirectory: agents.fileDirectory.map(SettingValue.string)
@@ -95,5 +109,14 @@ extension BootstrapConfig {
             }
             return value.map { (setting, $0) }
         }
+    }
+}
+
+extension BootstrapConfig {
+    /// The names of the settings whose value differs in `other` (a SIGHUP re-read), in setting order.
+    public func changedSettings(in other: BootstrapConfig) -> [String] {
+        let mine = Dictionary(uniqueKeysWithValues: settingValues.map { ($0.setting, $0.value) })
+        let theirs = Dictionary(uniqueKeysWithValues: other.settingValues.map { ($0.setting, $0.value) })
+        return BootstrapSetting.allCases.filter { mine[$0] != theirs[$0] }.map(\.rawValue)
     }
 }

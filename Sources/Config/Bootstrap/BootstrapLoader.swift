@@ -114,6 +114,11 @@ extension BootstrapConfig {
         case (.components, .strings(let paths)): components = paths.filter { !$0.isEmpty }
         case (.readinessTimeoutMs, .int(let number)): readinessTimeoutMs = try positive(number)
         case (.drainTimeoutMs, .int(let number)): drainTimeoutMs = try positive(number)
+        case (.callTimeoutMs, .int(let number)): callTimeoutMs = try positive(number)
+        case (.initTimeoutMs, .int(let number)): initTimeoutMs = try positive(number)
+        case (.applyConfigTimeoutMs, .int(let number)): applyConfigTimeoutMs = try positive(number)
+        case (.stateTransferTimeoutMs, .int(let number)): stateTransferTimeoutMs = try positive(number)
+        case (.destroyTimeoutMs, .int(let number)): destroyTimeoutMs = try positive(number)
         case (.logLevel, .string(let text)):
             guard let level = Logger.Level(rawValue: text) else {
                 throw invalid("one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))", text)

@@ -13,6 +13,11 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
     case components
     case readinessTimeoutMs
     case drainTimeoutMs
+    case callTimeoutMs
+    case initTimeoutMs
+    case applyConfigTimeoutMs
+    case stateTransferTimeoutMs
+    case destroyTimeoutMs
     case logLevel
     case strict
     case agentsFileDirectory = "agents.file.directory"
@@ -36,7 +41,8 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
     var valueType: ValueType {
         switch self {
         case .components, .agentsEtcdEndpoints: return .strings
-        case .readinessTimeoutMs, .drainTimeoutMs: return .int
+        case .readinessTimeoutMs, .drainTimeoutMs, .callTimeoutMs, .initTimeoutMs, .applyConfigTimeoutMs, .stateTransferTimeoutMs,
+             .destroyTimeoutMs: return .int
         case .strict: return .bool
         default: return .string
         }

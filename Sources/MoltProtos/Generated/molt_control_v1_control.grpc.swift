@@ -181,7 +181,8 @@ extension Molt_Control_V1_Control {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+        /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+        /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Molt_Control_V1_RemoveComponentRequest` messages.
@@ -280,7 +281,8 @@ extension Molt_Control_V1_Control {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+        /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+        /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Molt_Control_V1_RemoveComponentRequest` message.
@@ -377,7 +379,8 @@ extension Molt_Control_V1_Control {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+        /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+        /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
         ///
         /// - Parameters:
         ///   - request: A `Molt_Control_V1_RemoveComponentRequest` message.
@@ -688,7 +691,8 @@ extension Molt_Control_V1_Control {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+        /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+        /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Molt_Control_V1_RemoveComponentRequest` message.
@@ -853,7 +857,8 @@ extension Molt_Control_V1_Control {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+        /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+        /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Molt_Control_V1_RemoveComponentRequest` message.
@@ -1011,7 +1016,8 @@ extension Molt_Control_V1_Control.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+    /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+    /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Molt_Control_V1_RemoveComponentRequest` message.
@@ -1170,7 +1176,8 @@ extension Molt_Control_V1_Control.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Stops routing to the component, drains it and destroys it. NOT_FOUND when it does not exist.
+    /// > Stops routing to the component, drains it and destroys it (or abandons it to calls its plugin never
+    /// > completes, past the drain timeout). NOT_FOUND when it does not exist.
     ///
     /// - Parameters:
     ///   - message: request message to send.

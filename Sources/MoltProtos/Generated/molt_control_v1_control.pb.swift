@@ -174,6 +174,7 @@ public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
     set {_uniqueStorage()._totalMs = newValue}
   }
 
+  /// Calls the plugin still held when the old generation was abandoned (0 normally).
   public var callsStillDraining: UInt32 {
     get {_storage._callsStillDraining}
     set {_uniqueStorage()._callsStillDraining = newValue}
@@ -227,6 +228,61 @@ public nonisolated struct Molt_Control_V1_ListComponentsResponse: Sendable {
 
   public var components: [Molt_Control_V1_ComponentStatus] = []
 
+  /// Generations left to calls their plugin never completed (past the drain timeout). Each is destroyed,
+  /// and leaves this list, when the plugin completes those calls; it blocks nothing meanwhile.
+  public var abandoned: [Molt_Control_V1_AbandonedGeneration] = []
+
+  /// Applies and removals running now, oldest first.
+  public var appliesInProgress: [Molt_Control_V1_ApplyInProgress] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Molt_Control_V1_AbandonedGeneration: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: String = String()
+
+  public var name: String = String()
+
+  public var generation: UInt64 = 0
+
+  /// name@version of its plugin.
+  public var plugin: String = String()
+
+  /// Calls the plugin still holds.
+  public var callsOutstanding: UInt32 = 0
+
+  /// When it was abandoned, Unix time in milliseconds.
+  public var sinceUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Molt_Control_V1_ApplyInProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The component, or the first of a batch's components.
+  public var kind: String = String()
+
+  public var name: String = String()
+
+  /// plan, apply-config, start, pause, handover, switch, retire or commit.
+  public var step: String = String()
+
+  public var elapsedMs: Double = 0
+
+  /// How many components the apply changes (1 unless a batch).
+  public var components: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -246,11 +302,14 @@ public nonisolated struct Molt_Control_V1_ComponentStatus: Sendable {
 
   public var generation: UInt64 = 0
 
-  /// serving, paused (a stateful handoff is in progress) or draining (an old generation still ends its calls).
+  /// serving, or paused (a stateful handoff is in progress).
   public var state: String = String()
 
+  /// Calls on the serving generation waiting for the plugin.
   public var inFlight: UInt32 = 0
 
+  /// The newest abandoned generation of this component (0: none; see ListComponentsResponse.abandoned),
+  /// and the calls the plugin still holds on its abandoned generations.
   public var drainingGeneration: UInt64 = 0
 
   public var drainingInFlight: UInt32 = 0
@@ -670,7 +729,7 @@ nonisolated extension Molt_Control_V1_ListComponentsRequest: SwiftProtobuf.Messa
 
 nonisolated extension Molt_Control_V1_ListComponentsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListComponentsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}components\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}components\0\u{1}abandoned\0\u{3}applies_in_progress\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -679,6 +738,8 @@ nonisolated extension Molt_Control_V1_ListComponentsResponse: SwiftProtobuf.Mess
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.components) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.abandoned) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.appliesInProgress) }()
       default: break
       }
     }
@@ -688,10 +749,123 @@ nonisolated extension Molt_Control_V1_ListComponentsResponse: SwiftProtobuf.Mess
     if !self.components.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.components, fieldNumber: 1)
     }
+    if !self.abandoned.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.abandoned, fieldNumber: 2)
+    }
+    if !self.appliesInProgress.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.appliesInProgress, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Molt_Control_V1_ListComponentsResponse, rhs: Molt_Control_V1_ListComponentsResponse) -> Bool {
+    if lhs.components != rhs.components {return false}
+    if lhs.abandoned != rhs.abandoned {return false}
+    if lhs.appliesInProgress != rhs.appliesInProgress {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Molt_Control_V1_AbandonedGeneration: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AbandonedGeneration"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}generation\0\u{1}plugin\0\u{3}calls_outstanding\0\u{3}since_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.plugin) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.callsOutstanding) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.sinceUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.generation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 3)
+    }
+    if !self.plugin.isEmpty {
+      try visitor.visitSingularStringField(value: self.plugin, fieldNumber: 4)
+    }
+    if self.callsOutstanding != 0 {
+      try visitor.visitSingularUInt32Field(value: self.callsOutstanding, fieldNumber: 5)
+    }
+    if self.sinceUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sinceUnixMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Molt_Control_V1_AbandonedGeneration, rhs: Molt_Control_V1_AbandonedGeneration) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.generation != rhs.generation {return false}
+    if lhs.plugin != rhs.plugin {return false}
+    if lhs.callsOutstanding != rhs.callsOutstanding {return false}
+    if lhs.sinceUnixMs != rhs.sinceUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Molt_Control_V1_ApplyInProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyInProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}step\0\u{3}elapsed_ms\0\u{1}components\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.step) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.elapsedMs) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.components) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.step.isEmpty {
+      try visitor.visitSingularStringField(value: self.step, fieldNumber: 3)
+    }
+    if self.elapsedMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.elapsedMs, fieldNumber: 4)
+    }
+    if self.components != 0 {
+      try visitor.visitSingularUInt32Field(value: self.components, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Molt_Control_V1_ApplyInProgress, rhs: Molt_Control_V1_ApplyInProgress) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.step != rhs.step {return false}
+    if lhs.elapsedMs != rhs.elapsedMs {return false}
     if lhs.components != rhs.components {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -1,5 +1,4 @@
 import Engine
-import PluginABI
 import PluginHost
 
 /// A failed app call, classified once so that gRPC and HTTP report it the way Dapr does.
@@ -17,6 +16,8 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         case unavailable
         /// The backend did not answer in time (gRPC DEADLINE_EXCEEDED, HTTP 500).
         case timeout
+        /// The call's deadline passed before the plugin completed it (gRPC DEADLINE_EXCEEDED, HTTP 504).
+        case deadlineExceeded
         /// The store does not support this operation or option (gRPC UNIMPLEMENTED, HTTP 500).
         case unsupported
         /// Anything else the store reported (gRPC INTERNAL, HTTP 500).
@@ -49,22 +50,29 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
             let what = key.kind == .state ? "state store" : "lock store"
             self.init(kind: .storeNotFound, message: "\(what) \(key.name) is not found",
                       daprErrorCode: key.kind == .state ? "ERR_STATE_STORE_NOT_FOUND" : "ERR_LOCK_STORE_NOT_FOUND")
+        case .invalidRequest(let message):
+            self = .badRequest(message)
+        case .deadlineExceeded(let key, let pluginError):
+            self.init(kind: .deadlineExceeded, message: "\(key.kind.rawValue) store \(key.name): \(pluginError.message)",
+                      daprErrorCode: "ERR_\(operation)")
         case .plugin(let pluginError):
             let code = "ERR_\(operation)"
             switch pluginError.status {
-            case MOLT_ERR_ETAG_MISMATCH:
+            case .etagMismatch:
                 self.init(kind: .etagMismatch, message: "possible etag mismatch. error from state store: \(pluginError)", daprErrorCode: code)
-            case MOLT_ERR_ETAG_INVALID:
+            case .etagInvalid:
                 self.init(kind: .etagInvalid, message: "invalid etag value: \(pluginError)", daprErrorCode: code)
-            case MOLT_ERR_INVALID_ARGUMENT:
+            case .invalidArgument:
                 self.init(kind: .invalidArgument, message: "\(pluginError)", daprErrorCode: code)
-            case MOLT_ERR_UNAVAILABLE:
+            case .unavailable:
                 self.init(kind: .unavailable, message: "\(pluginError)", daprErrorCode: code)
-            case MOLT_ERR_TIMEOUT:
+            case .timeout:
                 self.init(kind: .timeout, message: "\(pluginError)", daprErrorCode: code)
-            case MOLT_ERR_UNSUPPORTED:
+            case .deadlineExceeded:
+                self.init(kind: .deadlineExceeded, message: "\(pluginError)", daprErrorCode: code)
+            case .unsupported:
                 self.init(kind: .unsupported, message: "\(pluginError)", daprErrorCode: code)
-            default:
+            case .internal:
                 self.init(kind: .internal, message: "\(pluginError)", daprErrorCode: code)
             }
         }
@@ -75,6 +83,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         switch kind {
         case .invalidArgument, .storeNotFound, .etagInvalid: return 400
         case .etagMismatch: return 409
+        case .deadlineExceeded: return 504
         case .unavailable, .timeout, .unsupported, .internal: return 500
         }
     }
@@ -88,6 +97,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         case .etagInvalid: return "etag_invalid"
         case .unavailable: return "unavailable"
         case .timeout: return "timeout"
+        case .deadlineExceeded: return "deadline_exceeded"
         case .unsupported: return "unsupported"
         case .internal: return "internal"
         }

@@ -2,12 +2,11 @@ import PluginHost
 
 /// Builds store requests from what apps send, with Dapr's rules, for both the gRPC and HTTP APIs.
 public enum StateRequests {
-    /// A save of app key `key` (stored under `prefix`, see `StateKeys`). `metadata["ttlInSeconds"]`
+    /// A save of app key `key` (the engine stores it under the component's key prefix). `metadata["ttlInSeconds"]`
     /// (Dapr's per-request TTL) becomes the request's TTL; the metadata still reaches the store whole.
-    public static func set(key: String, prefix: String, value: [UInt8], etag: String?, concurrency: StateConcurrency,
+    public static func set(key: String, value: [UInt8], etag: String?, concurrency: StateConcurrency,
                            consistency: StateConsistency, metadata: [String: String]) throws(APIFailure) -> StateSetRequest {
         try requireKey(key)
-        let storedKey = try StateKeys.stored(key, prefix: prefix)
         var ttl: Int64?
         if let text = metadata["ttlInSeconds"] {
             guard let seconds = Int64(text), seconds >= -1 else {
@@ -15,20 +14,20 @@ public enum StateRequests {
             }
             ttl = seconds
         }
-        return StateSetRequest(key: storedKey, value: value, etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency,
+        return StateSetRequest(key: key, value: value, etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency,
                                ttlInSeconds: ttl, metadata: metadata)
     }
 
-    public static func delete(key: String, prefix: String, etag: String?, concurrency: StateConcurrency, consistency: StateConsistency,
+    public static func delete(key: String, etag: String?, concurrency: StateConcurrency, consistency: StateConsistency,
                               metadata: [String: String]) throws(APIFailure) -> StateDeleteRequest {
         try requireKey(key)
-        return StateDeleteRequest(key: try StateKeys.stored(key, prefix: prefix), etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency, metadata: metadata)
+        return StateDeleteRequest(key: key, etag: nonEmpty(etag), concurrency: concurrency, consistency: consistency, metadata: metadata)
     }
 
-    /// The stored key for a get: the app key must not be empty.
-    public static func storedKey(_ key: String, prefix: String) throws(APIFailure) -> String {
+    /// The key of a get: it must not be empty nor over the limit.
+    public static func key(_ key: String) throws(APIFailure) -> String {
         try requireKey(key)
-        return try StateKeys.stored(key, prefix: prefix)
+        return key
     }
 
     /// Every app key of every state call (save, get, delete, bulk, transaction) passes here.

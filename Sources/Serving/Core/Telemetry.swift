@@ -11,7 +11,10 @@ import Synchronization
 /// - `molt_applies_total{kind,component,action}`, `molt_apply_failures_total{kind,component,failure}`.
 /// - `molt_apply_duration_seconds{kind,component,action}`: whole apply (reloads, swaps, in-place).
 /// - `molt_component_generation{kind,component}`, `molt_component_in_flight_calls{kind,component}`,
-///   `molt_component_draining_calls{kind,component}`: refreshed from the engine on each scrape.
+///   `molt_component_draining_calls{kind,component}` (calls the plugin still holds on abandoned
+///   generations): refreshed from the engine on each scrape.
+/// - `molt_abandoned_generations`: generations left to calls their plugin never completed (each is
+///   destroyed when the plugin completes them); `molt_applies_in_progress`. Refreshed on each scrape.
 ///
 /// Metric handles are created once per label set and cached (creating one takes the backend's lock).
 public final class Telemetry: Sendable {
@@ -107,6 +110,8 @@ public final class Telemetry: Sendable {
 
     /// Sets the per-component gauges from the engine's current state (call before each scrape).
     public func refreshGauges() {
+        Gauge(label: "molt_abandoned_generations").record(Double(engine.abandonedGenerations.count))
+        Gauge(label: "molt_applies_in_progress").record(Double(engine.appliesInProgress.count))
         let components = engine.components
         let current = Set(components.map(\.key))
         let gone = knownComponents.withLock { known in

@@ -53,6 +53,25 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
             component.metadata = engine.activeConfig(of: status.key) ?? [:]
             return component
         }
+        response.abandoned = engine.abandonedGenerations.map { abandoned in
+            var generation = Molt_Control_V1_AbandonedGeneration()
+            generation.kind = abandoned.key.kind.rawValue
+            generation.name = abandoned.key.name
+            generation.generation = abandoned.generation
+            generation.plugin = abandoned.plugin
+            generation.callsOutstanding = UInt32(clamping: abandoned.callsOutstanding)
+            generation.sinceUnixMs = Int64(abandoned.since.timeIntervalSince1970 * 1000)
+            return generation
+        }
+        response.appliesInProgress = engine.appliesInProgress.map { apply in
+            var entry = Molt_Control_V1_ApplyInProgress()
+            entry.kind = apply.keys.first?.kind.rawValue ?? ""
+            entry.name = apply.keys.first?.name ?? ""
+            entry.step = apply.step.rawValue
+            entry.elapsedMs = Optional(apply.elapsed).milliseconds
+            entry.components = UInt32(clamping: apply.keys.count)
+            return entry
+        }
         return response
     }
 
@@ -129,7 +148,7 @@ extension Molt_Control_V1_ComponentStatus {
         name = status.key.name
         plugin = status.plugin
         generation = status.generation
-        state = status.paused ? "paused" : (status.drainingGeneration != nil ? "draining" : "serving")
+        state = status.paused ? "paused" : "serving"
         inFlight = UInt32(clamping: status.inFlight)
         drainingGeneration = status.drainingGeneration ?? 0
         drainingInFlight = UInt32(clamping: status.drainingInFlight)

@@ -13,13 +13,11 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     private let engine: Engine
     private let telemetry: Telemetry
     private let appID: String
-    private let keys: StateKeys
 
     public init(engine: Engine, telemetry: Telemetry, appID: String) {
         self.engine = engine
         self.telemetry = telemetry
         self.appID = appID
-        keys = StateKeys(engine: engine, appID: appID)
     }
 
     // MARK: - State
@@ -27,11 +25,11 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     public func getState(request: Dapr_Proto_Runtime_V1_GetStateRequest,
                          context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetStateResponse {
         let key = try rejectIfBad(.state, request.storeName, "get") { () throws(APIFailure) in
-            try StateRequests.storedKey(request.key, prefix: keys.prefix(store: request.storeName))
+            try StateRequests.key(request.key)
         }
         let response = try await serve(.state, request.storeName, "get", daprOperation: "STATE_GET") { () async throws(CallError) in
             try await engine.getState(store: request.storeName, key: key, consistency: StateConsistency(request.consistency),
-                                      metadata: request.metadata)
+                                      metadata: request.metadata, deadline: ClientDeadline.current)
         }
         var reply = Dapr_Proto_Runtime_V1_GetStateResponse()
         guard response.found else { return reply }  // a missing key is an empty response, as in Dapr
@@ -43,18 +41,18 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     public func getBulkState(request: Dapr_Proto_Runtime_V1_GetBulkStateRequest,
                              context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetBulkStateResponse {
-        let prefix = keys.prefix(store: request.storeName)
-        let storedKeys = try rejectIfBad(.state, request.storeName, "bulk_get") { () throws(APIFailure) in
-            try request.keys.map { key throws(APIFailure) in try StateRequests.storedKey(key, prefix: prefix) }
+        let keys = try rejectIfBad(.state, request.storeName, "bulk_get") { () throws(APIFailure) in
+            try request.keys.map { key throws(APIFailure) in try StateRequests.key(key) }
         }
         let items = try await serve(.state, request.storeName, "bulk_get", daprOperation: "STATE_BULK_GET") { () async throws(CallError) in
-            try await engine.bulkGetState(store: request.storeName, keys: storedKeys,
-                                          parallelism: UInt32(clamping: max(request.parallelism, 0)), metadata: request.metadata)
+            try await engine.bulkGetState(store: request.storeName, keys: keys,
+                                          parallelism: UInt32(clamping: max(request.parallelism, 0)), metadata: request.metadata,
+                                          deadline: ClientDeadline.current)
         }
         var reply = Dapr_Proto_Runtime_V1_GetBulkStateResponse()
         reply.items = items.map { item in
             var bulkItem = Dapr_Proto_Runtime_V1_BulkStateItem()
-            bulkItem.key = StateKeys.appKey(item.key, prefix: prefix)
+            bulkItem.key = item.key
             if item.found {
                 bulkItem.data = Data(item.value)
                 bulkItem.etag = item.etag ?? ""
@@ -67,12 +65,11 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     public func saveState(request: Dapr_Proto_Runtime_V1_SaveStateRequest,
                           context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        let prefix = keys.prefix(store: request.storeName)
         let requests = try rejectIfBad(.state, request.storeName, "save") { () throws(APIFailure) in
-            try request.states.map { item throws(APIFailure) in try Self.setRequest(item, prefix: prefix) }
+            try request.states.map { item throws(APIFailure) in try Self.setRequest(item) }
         }
         try await serveEach(requests, request.storeName, "save", daprOperation: "STATE_SAVE") { setRequest throws(CallError) in
-            try await engine.setState(store: request.storeName, setRequest)
+            try await engine.setState(store: request.storeName, setRequest, deadline: ClientDeadline.current)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
@@ -80,43 +77,41 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     public func deleteState(request: Dapr_Proto_Runtime_V1_DeleteStateRequest,
                             context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let deleteRequest = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
-            try StateRequests.delete(key: request.key, prefix: keys.prefix(store: request.storeName),
+            try StateRequests.delete(key: request.key,
                                      etag: request.hasEtag ? request.etag.value : nil, concurrency: StateConcurrency(request.options.concurrency),
                                      consistency: StateConsistency(request.options.consistency), metadata: request.metadata)
         }
         _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
-            try await engine.deleteState(store: request.storeName, deleteRequest)
+            try await engine.deleteState(store: request.storeName, deleteRequest, deadline: ClientDeadline.current)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
 
     public func deleteBulkState(request: Dapr_Proto_Runtime_V1_DeleteBulkStateRequest,
                                 context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        let prefix = keys.prefix(store: request.storeName)
         let requests = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
-            try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item, prefix: prefix) }
+            try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item) }
         }
         try await serveEach(requests, request.storeName, "delete", daprOperation: "STATE_DELETE") { deleteRequest throws(CallError) in
-            try await engine.deleteState(store: request.storeName, deleteRequest)
+            try await engine.deleteState(store: request.storeName, deleteRequest, deadline: ClientDeadline.current)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
 
     public func executeStateTransaction(request: Dapr_Proto_Runtime_V1_ExecuteStateTransactionRequest,
                                         context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        let prefix = keys.prefix(store: request.storeName)
         let operations = try rejectIfBad(.state, request.storeName, "transaction") { () throws(APIFailure) in
             try request.operations.map { operation throws(APIFailure) -> StateOperation in
                 switch operation.operationType {
-                case "upsert": return .set(try Self.setRequest(operation.request, prefix: prefix))
-                case "delete": return .delete(try Self.deleteRequest(operation.request, prefix: prefix))
+                case "upsert": return .set(try Self.setRequest(operation.request))
+                case "delete": return .delete(try Self.deleteRequest(operation.request))
                 default:
                     throw .badRequest("operation type '\(operation.operationType)' is not supported: use 'upsert' or 'delete'")
                 }
             }
         }
         _ = try await serve(.state, request.storeName, "transaction", daprOperation: "STATE_TRANSACTION") { () async throws(CallError) in
-            try await engine.transactState(store: request.storeName, operations, metadata: request.metadata)
+            try await engine.transactState(store: request.storeName, operations, metadata: request.metadata, deadline: ClientDeadline.current)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
@@ -134,7 +129,7 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         var reply = Dapr_Proto_Runtime_V1_TryLockResponse()
         reply.success = try await serve(.lock, request.storeName, "try_lock", daprOperation: "TRY_LOCK") { () async throws(CallError) in
             try await engine.tryLock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner,
-                                     expiryInSeconds: request.expiryInSeconds)
+                                     expiryInSeconds: request.expiryInSeconds, deadline: ClientDeadline.current)
         }
         return reply
     }
@@ -145,7 +140,8 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
             try LockRequests.requireArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
         }
         let status = try await serve(.lock, request.storeName, "unlock", daprOperation: "UNLOCK") { () async throws(CallError) in
-            try await engine.unlock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
+            try await engine.unlock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner,
+                                    deadline: ClientDeadline.current)
         }
         var reply = Dapr_Proto_Runtime_V1_UnlockResponse()
         reply.status = Dapr_Proto_Runtime_V1_UnlockResponse.Status(rawValue: Int(status.rawValue)) ?? .internalError
@@ -208,14 +204,14 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         }
     }
 
-    static func setRequest(_ item: Dapr_Proto_Common_V1_StateItem, prefix: String) throws(APIFailure) -> StateSetRequest {
-        try StateRequests.set(key: item.key, prefix: prefix, value: Array(item.value), etag: item.hasEtag ? item.etag.value : nil,
+    static func setRequest(_ item: Dapr_Proto_Common_V1_StateItem) throws(APIFailure) -> StateSetRequest {
+        try StateRequests.set(key: item.key, value: Array(item.value), etag: item.hasEtag ? item.etag.value : nil,
                               concurrency: StateConcurrency(item.options.concurrency),
                               consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
     }
 
-    static func deleteRequest(_ item: Dapr_Proto_Common_V1_StateItem, prefix: String) throws(APIFailure) -> StateDeleteRequest {
-        try StateRequests.delete(key: item.key, prefix: prefix, etag: item.hasEtag ? item.etag.value : nil,
+    static func deleteRequest(_ item: Dapr_Proto_Common_V1_StateItem) throws(APIFailure) -> StateDeleteRequest {
+        try StateRequests.delete(key: item.key, etag: item.hasEtag ? item.etag.value : nil,
                                  concurrency: StateConcurrency(item.options.concurrency),
                                  consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
     }
@@ -229,7 +225,7 @@ extension RPCError {
         case .invalidArgument, .storeNotFound, .etagInvalid: code = .invalidArgument
         case .etagMismatch: code = .aborted
         case .unavailable: code = .unavailable
-        case .timeout: code = .deadlineExceeded
+        case .timeout, .deadlineExceeded: code = .deadlineExceeded
         case .unsupported: code = .unimplemented
         case .internal: code = .internalError
         }

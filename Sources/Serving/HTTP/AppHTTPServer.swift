@@ -26,7 +26,7 @@ public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: Lis
     if let apiToken { router.add(middleware: AppTokenMiddleware(token: apiToken)) }
     router.add(middleware: APIFailureMiddleware())
 
-    let api = AppHTTPAPI(engine: engine, telemetry: telemetry, keys: StateKeys(engine: engine, appID: appID ?? ""))
+    let api = AppHTTPAPI(engine: engine, telemetry: telemetry)
     router.post("/v1.0/state/:store") { request, context in try await api.saveState(request, context) }
     router.get("/v1.0/state/:store/:key") { request, context in
         try await api.getState(request, store: try context.pathParameter("store"), key: try context.pathParameter("key"))
@@ -87,16 +87,14 @@ struct APIFailureMiddleware<Context: RequestContext>: RouterMiddleware {
 struct AppHTTPAPI: Sendable {
     let engine: Engine
     let telemetry: Telemetry
-    let keys: StateKeys
 
     // MARK: - state
 
     /// `POST /v1.0/state/{store}`: saves the items in order; the first failure answers.
     func saveState(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
         let store = try context.pathParameter("store")
-        let prefix = keys.prefix(store: store)
         let setRequests = try await validating(.state, store, "save") { () async throws(APIFailure) in
-            try await request.decodeJSON([StateItemBody].self).map { item throws(APIFailure) in try item.setRequest(prefix: prefix) }
+            try await request.decodeJSON([StateItemBody].self).map { item throws(APIFailure) in try item.setRequest() }
         }
         for setRequest in setRequests {
             _ = try await telemetry.call(.state, store, "save", daprOperation: "STATE_SAVE") { () async throws(CallError) in
@@ -108,13 +106,13 @@ struct AppHTTPAPI: Sendable {
 
     /// `GET /v1.0/state/{store}/{key}`: the stored bytes as they are, ETag and `metadata.*` headers; 204 when missing.
     func getState(_ request: Request, store: String, key: String) async throws(APIFailure) -> Response {
-        let (storedKey, consistency) = try await validating(.state, store, "get") { () async throws(APIFailure) in
-            (try StateRequests.storedKey(key, prefix: keys.prefix(store: store)),
+        let (key, consistency) = try await validating(.state, store, "get") { () async throws(APIFailure) in
+            (try StateRequests.key(key),
              try StateConsistency(daprName: request.queryValue("consistency")))
         }
         let metadata = request.queryMetadata
         let state = try await telemetry.call(.state, store, "get", daprOperation: "STATE_GET") { () async throws(CallError) in
-            try await engine.getState(store: store, key: storedKey, consistency: consistency, metadata: metadata)
+            try await engine.getState(store: store, key: key, consistency: consistency, metadata: metadata)
         }.value
         guard state.found else { return Response(status: .noContent) }
         var headers = HTTPFields()
@@ -129,7 +127,7 @@ struct AppHTTPAPI: Sendable {
     func deleteState(_ request: Request, store: String, key: String) async throws(APIFailure) -> Response {
         let deleteRequest = try await validating(.state, store, "delete") { () async throws(APIFailure) in
             try StateRequests.delete(
-                key: key, prefix: keys.prefix(store: store), etag: request.headers[.ifMatch],
+                key: key, etag: request.headers[.ifMatch],
                 concurrency: try StateConcurrency(daprName: request.queryValue("concurrency")),
                 consistency: try StateConsistency(daprName: request.queryValue("consistency")),
                 metadata: request.queryMetadata)
@@ -143,17 +141,16 @@ struct AppHTTPAPI: Sendable {
     /// `POST /v1.0/state/{store}/bulk`: one item per key, in order.
     func bulkGetState(_ request: Request, _ context: some RequestContext) async throws(APIFailure) -> Response {
         let store = try context.pathParameter("store")
-        let prefix = keys.prefix(store: store)
-        let (body, storedKeys) = try await validating(.state, store, "bulk_get") { () async throws(APIFailure) in
+        let (body, keys) = try await validating(.state, store, "bulk_get") { () async throws(APIFailure) in
             let body = try await request.decodeJSON(BulkGetBody.self)
-            return (body, try body.keys.map { key throws(APIFailure) in try StateRequests.storedKey(key, prefix: prefix) })
+            return (body, try body.keys.map { key throws(APIFailure) in try StateRequests.key(key) })
         }
         let metadata = request.queryMetadata
         let items = try await telemetry.call(.state, store, "bulk_get", daprOperation: "STATE_BULK_GET") { () async throws(CallError) in
-            try await engine.bulkGetState(store: store, keys: storedKeys, parallelism: UInt32(clamping: max(0, body.parallelism ?? 0)),
+            try await engine.bulkGetState(store: store, keys: keys, parallelism: UInt32(clamping: max(0, body.parallelism ?? 0)),
                                           metadata: metadata)
         }.value
-        return .json(bytes: Self.bulkGetJSON(items, prefix: prefix))
+        return .json(bytes: Self.bulkGetJSON(items))
     }
 
     /// `POST /v1.0/state/{store}/transaction`: all operations or none.
@@ -161,7 +158,7 @@ struct AppHTTPAPI: Sendable {
         let store = try context.pathParameter("store")
         let (operations, metadata) = try await validating(.state, store, "transaction") { () async throws(APIFailure) in
             let body = try await request.decodeJSON(TransactionBody.self)
-            return (try body.stateOperations(prefix: keys.prefix(store: store)), body.metadata ?? [:])
+            return (try body.stateOperations(), body.metadata ?? [:])
         }
         _ = try await telemetry.call(.state, store, "transaction", daprOperation: "STATE_TRANSACTION") { () async throws(CallError) in
             try await engine.transactState(store: store, operations, metadata: metadata)
@@ -171,7 +168,7 @@ struct AppHTTPAPI: Sendable {
 
     /// Dapr's bulk answer, `[{"key":..,"data":..,"etag":..}]`: `data` is the stored JSON spliced in as is
     /// (as a JSON string when the bytes are not JSON); a missing key has only `key`, a failed one `error`.
-    static func bulkGetJSON(_ items: [StateBulkItem], prefix: String) -> [UInt8] {
+    static func bulkGetJSON(_ items: [StateBulkItem]) -> [UInt8] {
         func string(_ text: String) -> [UInt8] {
             // A string always encodes.
             (try? JSONCoding.encoder.encode(text)).map(Array.init) ?? Array("\"\"".utf8)
@@ -179,7 +176,7 @@ struct AppHTTPAPI: Sendable {
         var json = Array("[".utf8)
         for (index, item) in items.enumerated() {
             if index > 0 { json += ",".utf8 }
-            json += #"{"key":"#.utf8 + string(StateKeys.appKey(item.key, prefix: prefix))
+            json += #"{"key":"#.utf8 + string(item.key)
             if let error = item.error {
                 json += #","error":"#.utf8 + string(error)
             } else if item.found {

@@ -18,14 +18,14 @@ struct StateItemBody: Decodable {
     var metadata: [String: String]?
     var options: StateOptionsBody?
 
-    func setRequest(prefix: String) throws(APIFailure) -> StateSetRequest {
-        try StateRequests.set(key: key, prefix: prefix, value: (value ?? .null).storedBytes, etag: etag,
+    func setRequest() throws(APIFailure) -> StateSetRequest {
+        try StateRequests.set(key: key, value: (value ?? .null).storedBytes, etag: etag,
                               concurrency: try StateConcurrency(daprName: options?.concurrency),
                               consistency: try StateConsistency(daprName: options?.consistency), metadata: metadata ?? [:])
     }
 
-    func deleteRequest(prefix: String) throws(APIFailure) -> StateDeleteRequest {
-        try StateRequests.delete(key: key, prefix: prefix, etag: etag, concurrency: try StateConcurrency(daprName: options?.concurrency),
+    func deleteRequest() throws(APIFailure) -> StateDeleteRequest {
+        try StateRequests.delete(key: key, etag: etag, concurrency: try StateConcurrency(daprName: options?.concurrency),
                                  consistency: try StateConsistency(daprName: options?.consistency), metadata: metadata ?? [:])
     }
 }
@@ -46,13 +46,13 @@ struct TransactionBody: Decodable {
     var operations: [Operation]
     var metadata: [String: String]?
 
-    func stateOperations(prefix: String) throws(APIFailure) -> [StateOperation] {
+    func stateOperations() throws(APIFailure) -> [StateOperation] {
         var result: [StateOperation] = []
         result.reserveCapacity(operations.count)
         for operation in operations {
             switch operation.operation {
-            case "upsert": result.append(.set(try operation.request.setRequest(prefix: prefix)))
-            case "delete": result.append(.delete(try operation.request.deleteRequest(prefix: prefix)))
+            case "upsert": result.append(.set(try operation.request.setRequest()))
+            case "delete": result.append(.delete(try operation.request.deleteRequest()))
             default:
                 throw APIFailure(kind: .invalidArgument, message: "operation type \(operation.operation) not supported",
                                  daprErrorCode: "ERR_NOT_SUPPORTED_STATE_OPERATION")

@@ -1,3 +1,4 @@
+import Config
 import Engine
 
 /// Where a component definition comes from, lowest precedence first.

@@ -1,6 +1,7 @@
 import Config
 import Engine
 import FoundationEssentials
+import Persistence
 import PluginHost
 
 /// The configuration layers' sources (etcd keys, watched files) as last applied, kept in

@@ -1,0 +1,42 @@
+import PluginHost
+
+extension Engine {
+    /// The binary a definition runs on. Plugin name and version default to the current generation's;
+    /// a version the catalog lacks triggers one rescan (a file may have been dropped in since).
+    func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> PluginBinary {
+        let key = definition.key
+        guard let pluginName = definition.plugin ?? current?.binary.info.name else {
+            throw ConfigProblem("component \(key) is new: name its plugin")
+        }
+        let keepCurrent = current.map { $0.binary.info.name == pluginName && definition.version == nil } ?? false
+        let version = keepCurrent ? current?.binary.info.version : definition.version
+        if keepCurrent, let current, definition.pin == nil || definition.pin == current.pin {
+            return current.binary
+        }
+        var entry = catalog.find(kind: key.kind, name: pluginName, version: version)
+        if entry == nil {
+            catalog.rescan()
+            entry = catalog.find(kind: key.kind, name: pluginName, version: version)
+        }
+        guard let entry else {
+            let available = catalog.versions(of: pluginName).map(\.description)
+            let wanted = version.map { "\(pluginName)@\($0)" } ?? pluginName
+            throw ConfigProblem("no \(key.kind.rawValue) plugin \(wanted) in \(loader.pluginsDirectory)"
+                + (available.isEmpty ? "" : " (available versions: \(available.joined(separator: ", ")))"))
+        }
+        return try loader.load(path: entry.path, pin: definition.pin)
+    }
+
+    /// The state format a reload from `old` to `new` hands over in: nil when `old` holds no state,
+    /// else the newest format both understand. Refuses a reload that would drop state.
+    static func handoffFormat(from old: PluginBinary, to new: PluginBinary) throws(StepFailure) -> UInt32? {
+        guard let oldFormats = old.info.stateFormats else { return nil }
+        guard let newFormats = new.info.stateFormats else {
+            throw StepFailure(.invalidDefinition, "\(new.info.id) cannot import state, so a reload would drop \(old.info.id)'s state; refusing")
+        }
+        guard oldFormats.overlaps(newFormats) else {
+            throw StepFailure(.invalidDefinition, "no common state format: \(old.info.id) has \(oldFormats), \(new.info.id) has \(newFormats)")
+        }
+        return min(oldFormats.upperBound, newFormats.upperBound)
+    }
+}

@@ -1,0 +1,198 @@
+import Glibc
+
+/// A call the timer can expire. `timerIndex` is the call's position in the timer's heap (-1: not in
+/// it); only the timer reads or writes it, under its lock.
+protocol TimedCall: AnyObject, Sendable {
+    var timerIndex: Int { get set }
+    /// Runs on the timer's thread once the deadline passed, outside the timer's lock.
+    func expire()
+}
+
+/// Expires plugin calls whose caller's deadline passed. One thread sleeps until the earliest deadline;
+/// scheduling a deadline later than the one it sleeps towards does not wake it, so a steady stream of
+/// calls that complete in time costs no wake-up. Calls that complete before `schedule` (a plugin that
+/// completes inline) never reach the timer.
+///
+/// Thread: `schedule`, `cancel` and `expireAll` from any thread; `TimedCall.expire` on the timer's own.
+public final class CallTimer: @unchecked Sendable {
+    // @unchecked: every stored var is read and written only under `mutex`.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var heap: [(deadline: ContinuousClock.Instant, call: any TimedCall)] = []
+    /// The deadline the thread sleeps towards; nil: it sleeps until signalled.
+    private var sleepingUntil: ContinuousClock.Instant?
+    private var threadStarted = false
+    private var stopping = false
+
+    public init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    /// Calls waiting for their deadline.
+    public var scheduledCount: Int { locked { heap.count } }
+
+    func schedule(_ call: any TimedCall, at deadline: ContinuousClock.Instant) {
+        locked {
+            precondition(call.timerIndex < 0, "call scheduled twice")
+            heap.append((deadline, call))
+            call.timerIndex = heap.count - 1
+            siftUp(heap.count - 1)
+            if !threadStarted { startThread() }
+            if sleepingUntil.map({ deadline < $0 }) ?? true { pthread_cond_signal(condition) }
+        }
+    }
+
+    /// Removes `call` if it is scheduled (idempotent).
+    func cancel(_ call: any TimedCall) {
+        locked { remove(at: call.timerIndex) }
+    }
+
+    /// Expires every scheduled call now (shutdown: the drain timeout has passed). Returns how many.
+    @discardableResult
+    public func expireAll() -> Int {
+        let due = locked { () -> [any TimedCall] in
+            let calls = heap.map(\.call)
+            for call in calls { call.timerIndex = -1 }
+            heap.removeAll()
+            return calls
+        }
+        for call in due { call.expire() }
+        return due.count
+    }
+
+    /// Ends the timer's thread (its owner is going away); calls still scheduled are expired first.
+    public func stop() {
+        expireAll()
+        locked {
+            stopping = true
+            pthread_cond_signal(condition)
+        }
+    }
+
+    // MARK: - The timer thread
+
+    private func startThread() {
+        threadStarted = true
+        let context = Unmanaged.passRetained(self).toOpaque()  // released by the thread when it ends (`stop`)
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { context in
+            Unmanaged<CallTimer>.fromOpaque(context!).takeRetainedValue().runLoop()
+            return nil
+        }, context)
+        precondition(created == 0, "cannot start the call timer thread: \(created)")
+        pthread_detach(thread)
+    }
+
+    private func runLoop() {
+        pthread_mutex_lock(mutex)
+        while !stopping {
+            let now = ContinuousClock.now
+            var due: [any TimedCall] = []
+            while let first = heap.first, first.deadline <= now {
+                due.append(first.call)
+                remove(at: 0)
+            }
+            if !due.isEmpty {
+                pthread_mutex_unlock(mutex)
+                for call in due { call.expire() }
+                pthread_mutex_lock(mutex)
+                continue
+            }
+            if let next = heap.first?.deadline {
+                sleepingUntil = next
+                var wake = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &wake)
+                let (seconds, attoseconds) = (next - now).components
+                let nanoseconds = Int(wake.tv_nsec) + Int(attoseconds / 1_000_000_000) + 1_000_000  // +1 ms: never wake just early
+                wake.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+                wake.tv_nsec = nanoseconds % 1_000_000_000
+                pthread_cond_timedwait(condition, mutex, &wake)
+            } else {
+                sleepingUntil = nil
+                pthread_cond_wait(condition, mutex)
+            }
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    // MARK: - The heap (callers hold the lock)
+
+    private func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    private func remove(at index: Int) {
+        guard index >= 0, index < heap.count else { return }
+        heap[index].call.timerIndex = -1
+        let last = heap.count - 1
+        if index != last {
+            heap.swapAt(index, last)
+            heap[index].call.timerIndex = index
+        }
+        heap.removeLast()
+        if index < heap.count {
+            siftDown(index)
+            siftUp(index)
+        }
+    }
+
+    private func siftUp(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].deadline < heap[parent].deadline else { return }
+            swapEntries(child, parent)
+            child = parent
+        }
+    }
+
+    private func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            var smallest = parent
+            for child in [2 * parent + 1, 2 * parent + 2] where child < heap.count && heap[child].deadline < heap[smallest].deadline {
+                smallest = child
+            }
+            guard smallest != parent else { return }
+            swapEntries(parent, smallest)
+            parent = smallest
+        }
+    }
+
+    private func swapEntries(_ a: Int, _ b: Int) {
+        heap.swapAt(a, b)
+        heap[a].call.timerIndex = a
+        heap[b].call.timerIndex = b
+    }
+}
+
+/// When a plugin call must complete, and who to tell when it does not.
+public struct CallDeadline: Sendable {
+    public let instant: ContinuousClock.Instant
+    public let timer: CallTimer
+    public let owner: any PluginCallOwner
+
+    public init(_ instant: ContinuousClock.Instant, timer: CallTimer, owner: any PluginCallOwner) {
+        self.instant = instant
+        self.timer = timer
+        self.owner = owner
+    }
+}
+
+/// Who answers for a plugin instance while a call the caller gave up on is still in the plugin (the
+/// engine's lease cell): the instance must not be destroyed until the plugin completes that call.
+/// Every `callDetached` is followed by exactly one `detachedCallCompleted`: at once when the call
+/// completed before it could be detached, else when the plugin completes it.
+public protocol PluginCallOwner: AnyObject, Sendable {
+    /// The caller's deadline passed and the call may be detached (timer thread).
+    func callDetached()
+    /// The detached call is over (any thread).
+    func detachedCallCompleted()
+}
