@@ -89,6 +89,12 @@ build/venv/bin/python Benchmarks/config-agents/config_agents_bench.py --molt "$B
     --output "$OUT/config-agents.json" ${quick:+--puts 20 --file-rewrites 10 --restarts 2} \
     || failed+=("--failed=config-agents:$?")
 
+# RSS over 20 000 applies through the Control API (reloads of memorylock), flat within 2 MiB after a warm-up.
+echo "== RSS over applies (Benchmarks/apply-rss)" >&2
+build/venv/bin/python Benchmarks/apply-rss/apply_rss.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
+    --applies "$([ -n "$quick" ] && echo 2000 || echo 20000)" --every 2000 --json "$OUT/apply-rss.json" < /dev/null >&2 \
+    || failed+=("--failed=apply-rss:$?")
+
 # Reload under load, faults and baselines: every scenario of Benchmarks/scenarios against real molt, redis-server
 # and etcd processes with molt-bench loadgen; a report, CSV and plot each in build/bench/scenarios/<name>/.
 echo "== scenarios (Benchmarks/scenarios)" >&2

@@ -32,6 +32,8 @@ public final class Engine: Sendable {
     let readiness = BootstrapReadiness()
     /// Expires app calls whose deadline passed.
     let callTimer = CallTimer()
+    /// Times the blocking plugin steps (apart from `callTimer`, whose `expireAll` ends calls at shutdown).
+    let stepTimer = CallTimer()
 
     /// Records the running configuration after every change; nil: nothing is persisted.
     let journal: (any ConfigJournal)?
@@ -39,7 +41,7 @@ public final class Engine: Sendable {
     /// older than the one written before it and a slow disk never stalls the app's calls.
     let journalQueue = BlockingWorkQueue(label: "molt.engine.journal", serial: true)
     /// Plugin init, apply_config, export, import and destroy, each on a thread of its own with a timeout.
-    let pluginSteps = PluginSteps(label: "molt.engine.plugin-step")
+    let pluginSteps: PluginSteps
 
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
                 logger: Logger = Logger(label: "molt.engine")) {
@@ -48,9 +50,13 @@ public final class Engine: Sendable {
         self.journal = journal
         self.logger = logger
         self.history = ApplyHistory(limit: settings.historyLimit, logger: logger)
+        self.pluginSteps = PluginSteps(label: "molt.engine.plugin-step", timer: stepTimer)
     }
 
-    deinit { callTimer.stop() }
+    deinit {
+        callTimer.stop()
+        stepTimer.stop()
+    }
 
     public var loader: PluginLoader { catalog.loader }
 

@@ -11,6 +11,8 @@ import Synchronization
 /// through it the plugin's binary) stays alive until it returns, so its code is never unmapped under it.
 struct PluginSteps: Sendable {
     let label: String
+    /// Times the steps; an entry is removed as soon as its step returns.
+    let timer: CallTimer
 
     /// `work` on a thread of its own; nil when `timeout` passed first.
     func run<Value: Sendable>(timeout: Duration, late: @escaping @Sendable (Value) -> Void = { _ in },
@@ -18,12 +20,13 @@ struct PluginSteps: Sendable {
         let race = StepRace<Value>()
         let job = RunOnce(work)
         let queue = DispatchQueue(label: label)
+        let timer = self.timer
         return await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
             race.continuation = continuation
-            // Fires even when the step finished first (then it does nothing): the race decides once.
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval) { race.timeOut() }
+            timer.schedule(race, at: ContinuousClock.now.advanced(by: timeout))
             queue.async {
                 let value = job.run()  // releases what `work` captured before the caller can resume
+                timer.cancel(race)
                 if !race.finish(value) { late(value) }
             }
         }
@@ -31,10 +34,14 @@ struct PluginSteps: Sendable {
 }
 
 /// Decides, once, whether a step's result or its timeout resumes the caller.
-private final class StepRace<Value: Sendable>: @unchecked Sendable {
-    // @unchecked: `continuation` is set before either side can run and resumed by the side that wins `decided`.
+private final class StepRace<Value: Sendable>: TimedCall, @unchecked Sendable {
+    // @unchecked: `continuation` is set before either side can run and resumed by the side that wins
+    // `decided`; `timerIndex` belongs to the timer (its lock).
     var continuation: CheckedContinuation<Value?, Never>?
     private let decided = Atomic<Bool>(false)
+    var timerIndex = -1
+
+    func expire() { timeOut() }
 
     /// false: the timeout won; the value is the caller's no more.
     func finish(_ value: Value) -> Bool {
@@ -52,10 +59,5 @@ private final class StepRace<Value: Sendable>: @unchecked Sendable {
 }
 
 extension Duration {
-    var dispatchInterval: DispatchTimeInterval {
-        let (seconds, attoseconds) = components
-        return .nanoseconds(Int(clamping: seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000))
-    }
-
     var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
 }

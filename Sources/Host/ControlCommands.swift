@@ -32,7 +32,7 @@ struct ControlOptions: ParsableArguments {
     /// the command exits with `ControlExit.stillRunning` instead, since molt goes on with it.
     func withControl<Result: Sendable>(
         change: String? = nil,
-        _ body: (Molt_Control_V1_Control.Client<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Result
+        _ body: @escaping @Sendable (Molt_Control_V1_Control.Client<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Result
     ) async throws -> Result {
         let address: ListenAddress
         do {
@@ -45,11 +45,23 @@ struct ControlOptions: ParsableArguments {
                                                                : ResolvableTargets.IPv4.ipv4(address: host, port: address.port)
         var metadata: Metadata = [:]
         if !controlToken.isEmpty { metadata.addString(controlToken, forKey: TokenHeader.control) }
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(timeout * 1000))
+        // --timeout is kept here, not sent as the call's grpc-timeout: grpc-swift's server pins about a
+        // kilobyte per call that carries one until that timeout has passed, even after the call ended.
+        let options = CallOptions.defaults
+        let limit = Duration.milliseconds(Int64(timeout * 1000))
         do {
             return try await withGRPCClient(transport: try .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
-                try await body(Molt_Control_V1_Control.Client(wrapping: client), metadata, options)
+                let control = Molt_Control_V1_Control.Client(wrapping: client)
+                let metadata = metadata
+                return try await withThrowingTaskGroup(of: Result?.self) { group in
+                    group.addTask { try await body(control, metadata, options) }
+                    group.addTask {
+                        try await Task.sleep(for: limit)
+                        throw RPCError(code: .deadlineExceeded, message: "no answer within \(timeout) s")
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next()!
+                }!
             }
         } catch let error as RPCError {
             if let change, error.code == .deadlineExceeded {
@@ -164,9 +176,10 @@ struct Remove: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        var request = Molt_Control_V1_RemoveComponentRequest()
-        request.kind = kind
-        request.name = name
+        var removal = Molt_Control_V1_RemoveComponentRequest()
+        removal.kind = kind
+        removal.name = name
+        let request = removal
         let outcome = try await control.withControl(change: "removal") { client, metadata, options -> Molt_Control_V1_ApplyResult? in
             do {
                 return try await client.removeComponent(request, metadata: metadata, options: options).result

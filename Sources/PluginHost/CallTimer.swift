@@ -1,14 +1,17 @@
 import Glibc
 
-/// A call the timer can expire. `timerIndex` is the call's position in the timer's heap (-1: not in
-/// it); only the timer reads or writes it, under its lock.
-protocol TimedCall: AnyObject, Sendable {
+/// Something the timer can expire: a plugin call, a blocking plugin step. `timerIndex` is its position
+/// in the timer's heap (-1: not in it, the initial value); only the timer reads or writes it, under
+/// its lock.
+public protocol TimedCall: AnyObject, Sendable {
     var timerIndex: Int { get set }
     /// Runs on the timer's thread once the deadline passed, outside the timer's lock.
     func expire()
 }
 
-/// Expires plugin calls whose caller's deadline passed. One thread sleeps until the earliest deadline;
+/// Expires plugin calls whose caller's deadline passed, and plugin steps that overran their timeout.
+/// Cancelling removes an entry at once, so nothing outlives what it times (a dispatch timer, or a
+/// cancelled `Task.sleep`, stays allocated until its deadline). One thread sleeps until the earliest deadline;
 /// scheduling a deadline later than the one it sleeps towards does not wake it, so a steady stream of
 /// calls that complete in time costs no wake-up. Calls that complete before `schedule` (a plugin that
 /// completes inline) never reach the timer.
@@ -36,7 +39,7 @@ public final class CallTimer: @unchecked Sendable {
     /// Calls waiting for their deadline.
     public var scheduledCount: Int { locked { heap.count } }
 
-    func schedule(_ call: any TimedCall, at deadline: ContinuousClock.Instant) {
+    public func schedule(_ call: any TimedCall, at deadline: ContinuousClock.Instant) {
         locked {
             precondition(call.timerIndex < 0, "call scheduled twice")
             heap.append((deadline, call))
@@ -48,7 +51,7 @@ public final class CallTimer: @unchecked Sendable {
     }
 
     /// Removes `call` if it is scheduled (idempotent).
-    func cancel(_ call: any TimedCall) {
+    public func cancel(_ call: any TimedCall) {
         locked { remove(at: call.timerIndex) }
     }
 

@@ -5,14 +5,19 @@
  * It declares no config keys, so the host hands it any key.
  *
  *   initError=MSG        init fails with MOLT_ERR_INVALID_ARGUMENT and exactly MSG as message.
+ *   initBlockMs=N        init sleeps N ms on its caller's thread before returning.
  *   readyAfterPolls=N    readiness is NOT_READY ("probe: warming up (k/N)") for the first N polls.
- *   readiness=failed     readiness is FAILED ("probe: readiness failed by config"); "ready" is the default.
+ *   readiness=failed     readiness is FAILED ("probe: readiness failed by config"); readiness=never:
+ *                        NOT_READY forever ("probe: never ready"); "ready" is the default.
  *   importError=MSG      import_state refuses with MOLT_ERR_INTERNAL and MSG (stateful variant).
  *   applyError=MSG       see apply_config below.
  *   hangMs=N             try_lock of resource "hang" completes N ms later (default 0) from a thread.
- *   initWaitFor=PATH     init blocks its caller's thread until PATH exists, at most 10 s (against the
- *                        ABI's advice: a plugin that connects synchronously); destroyWaitFor=PATH, the
- *                        same for destroy.
+ *   releaseWhen=PATH     held try_locks (resources "never:*", see below) complete once PATH exists.
+ *   initWaitFor=PATH     init blocks its caller's thread until PATH exists, at most 120 s (against the
+ *                        ABI's advice: a plugin that connects synchronously); destroyWaitFor=PATH,
+ *                        exportWaitFor=PATH (stateful variant: export_state) and applyWaitFor=PATH
+ *                        (apply_config, before it decides; the new config's path, else the instance's)
+ *                        the same for those functions.
  *   live.*               keys that apply in place.
  *
  * apply_config: when every key that differs (added, removed or changed) starts with "live." the
@@ -21,9 +26,13 @@
  *
  * Operations: a correct simple lock (fixture_lock.c). try_lock of resource "hang" completes after
  * hangMs from a thread the plugin started; any resource starting with "async:" completes from a
- * new thread at once (asynchronous completion). unlock completes inline. destroy joins every
- * thread started. The stateful variant exports and imports the lock table (fixture_lock.h's
- * format 1), so held locks survive a reload.
+ * new thread at once (asynchronous completion). A resource starting with "never:" is held: its
+ * done is not called until the releaseWhen file exists (never without releaseWhen); a plugin thread
+ * polls for it every 20 ms and then completes every held call with acquired=true (the lock table
+ * is not touched). unlock completes inline. destroy completes the calls still held with
+ * MOLT_ERR_UNAVAILABLE (the host should never leave any) and joins every thread started. The
+ * stateful variant exports and imports the lock table (fixture_lock.h's format 1), so held locks
+ * survive a reload.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -78,18 +87,37 @@ typedef struct probe_thread {
     uint32_t delay_ms;
 } probe_thread;
 
+/* One try_lock of a "never:" resource, held until the releaseWhen file exists. */
+typedef struct probe_held {
+    struct probe_held *next;
+    molt_try_lock_done done;
+    void *call_context;
+} probe_held;
+
+typedef enum { PROBE_READY, PROBE_FAILED, PROBE_NEVER_READY } probe_readiness_mode;
+
+#define PROBE_WAIT_CAP_MS 120000u /* the longest any *WaitFor blocks */
+
 struct probe {
     fx_table table;
-    pthread_mutex_t mu; /* guards config and threads */
+    pthread_mutex_t mu; /* guards config, threads, held and releaser_started */
     molt_kv *config;    /* owned copy of the running config */
     uint32_t config_count;
     probe_thread *threads;
+    probe_held *held;       /* newest first */
+    pthread_t releaser;     /* polls release_when; started with the first held call */
+    bool releaser_started;
+    atomic_bool stopping;   /* destroy has begun: the releaser ends */
     uint32_t ready_after_polls;
     atomic_uint polls;
-    bool readiness_failed;
+    probe_readiness_mode readiness;
     uint32_t hang_ms;
-    char *destroy_wait_for; /* NULL: destroy does not wait */
-    char *import_error; /* NULL: imports work */
+    /* Owned strings, NULL when not configured. */
+    char *destroy_wait_for;
+    char *export_wait_for;
+    char *apply_wait_for;
+    char *release_when;
+    char *import_error;
 };
 
 static void probe_free_config(molt_kv *entries, uint32_t count) {
@@ -131,10 +159,27 @@ static void probe_sleep_ms(uint32_t ms) {
     }
 }
 
-/* Blocks until `path` exists, polling every 5 ms, for at most 10 s. */
+/* Blocks until `path` exists, polling every 5 ms, for at most PROBE_WAIT_CAP_MS. */
 static void probe_wait_for(const char *path) {
     if (path == NULL) return;
-    for (int i = 0; i < 2000 && access(path, F_OK) != 0; i++) probe_sleep_ms(5);
+    for (uint32_t i = 0; i < PROBE_WAIT_CAP_MS / 5 && access(path, F_OK) != 0; i++) probe_sleep_ms(5);
+}
+
+/* Copies config[key] into *out when present. Returns false when out of memory. */
+static bool probe_copy_value(const molt_config *config, const char *key, char **out) {
+    const char *value = molt_config_get(config, key);
+    return value == NULL || (*out = probe_strdup(value)) != NULL;
+}
+
+/* Frees an instance's memory (not its mutexes and threads). */
+static void probe_free(probe *p) {
+    probe_free_config(p->config, p->config_count);
+    free(p->destroy_wait_for);
+    free(p->export_wait_for);
+    free(p->apply_wait_for);
+    free(p->release_when);
+    free(p->import_error);
+    free(p);
 }
 
 static bool probe_parse_u32(const char *text, uint32_t *out) {
@@ -156,7 +201,12 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
         return MOLT_ERR_INVALID_ARGUMENT;
     }
     probe_wait_for(molt_config_get(config, "initWaitFor"));
-    uint32_t ready_after = 0, hang_ms = 0;
+    uint32_t ready_after = 0, hang_ms = 0, block_ms = 0;
+    if (!probe_parse_u32(molt_config_get(config, "initBlockMs"), &block_ms)) {
+        molt_message_set(error_out, "probe: initBlockMs must be a non-negative integer");
+        return MOLT_ERR_INVALID_ARGUMENT;
+    }
+    probe_sleep_ms(block_ms);
     if (!probe_parse_u32(molt_config_get(config, "readyAfterPolls"), &ready_after)) {
         molt_message_set(error_out, "probe: readyAfterPolls must be a non-negative integer");
         return MOLT_ERR_INVALID_ARGUMENT;
@@ -166,8 +216,13 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
         return MOLT_ERR_INVALID_ARGUMENT;
     }
     const char *readiness = molt_config_get(config, "readiness");
-    if (readiness != NULL && strcmp(readiness, "failed") != 0 && strcmp(readiness, "ready") != 0) {
-        molt_message_set(error_out, "probe: readiness must be \"failed\" or \"ready\"");
+    probe_readiness_mode mode = PROBE_READY;
+    if (readiness != NULL && strcmp(readiness, "failed") == 0) {
+        mode = PROBE_FAILED;
+    } else if (readiness != NULL && strcmp(readiness, "never") == 0) {
+        mode = PROBE_NEVER_READY;
+    } else if (readiness != NULL && strcmp(readiness, "ready") != 0) {
+        molt_message_set(error_out, "probe: readiness must be \"ready\", \"failed\" or \"never\"");
         return MOLT_ERR_INVALID_ARGUMENT;
     }
 
@@ -177,27 +232,30 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
         free(p);
         goto out_of_memory;
     }
-    const char *import_error = molt_config_get(config, "importError");
-    const char *destroy_wait_for = molt_config_get(config, "destroyWaitFor");
-    if ((import_error != NULL && (p->import_error = probe_strdup(import_error)) == NULL) ||
-        (destroy_wait_for != NULL && (p->destroy_wait_for = probe_strdup(destroy_wait_for)) == NULL)) {
-        probe_free_config(p->config, p->config_count);
-        free(p->import_error);
-        free(p);
+    if (!probe_copy_value(config, "importError", &p->import_error) ||
+        !probe_copy_value(config, "destroyWaitFor", &p->destroy_wait_for) ||
+        !probe_copy_value(config, "exportWaitFor", &p->export_wait_for) ||
+        !probe_copy_value(config, "applyWaitFor", &p->apply_wait_for) ||
+        !probe_copy_value(config, "releaseWhen", &p->release_when)) {
+        probe_free(p);
         goto out_of_memory;
     }
-    if (fx_table_init(&p->table) != 0 || pthread_mutex_init(&p->mu, NULL) != 0) {
-        probe_free_config(p->config, p->config_count);
-        free(p->import_error);
-        free(p->destroy_wait_for);
-        free(p);
+    if (fx_table_init(&p->table) != 0) {
+        probe_free(p);
+        molt_message_set(error_out, "probe: cannot initialize a mutex");
+        return MOLT_ERR_INTERNAL;
+    }
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        fx_table_destroy(&p->table);
+        probe_free(p);
         molt_message_set(error_out, "probe: cannot initialize a mutex");
         return MOLT_ERR_INTERNAL;
     }
     p->ready_after_polls = ready_after;
     p->hang_ms = hang_ms;
-    p->readiness_failed = readiness != NULL && strcmp(readiness, "failed") == 0;
+    p->readiness = mode;
     atomic_init(&p->polls, 0);
+    atomic_init(&p->stopping, false);
     *instance_out = p;
     return MOLT_OK;
 
@@ -208,9 +266,13 @@ out_of_memory:
 
 MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_message *message_out) {
     probe *p = instance;
-    if (p->readiness_failed) {
+    if (p->readiness == PROBE_FAILED) {
         molt_message_set(message_out, "probe: readiness failed by config");
         return MOLT_FAILED;
+    }
+    if (p->readiness == PROBE_NEVER_READY) {
+        molt_message_set(message_out, "probe: never ready");
+        return MOLT_NOT_READY;
     }
     if (p->ready_after_polls == 0) return MOLT_READY;
     unsigned poll = atomic_fetch_add(&p->polls, 1) + 1;
@@ -235,18 +297,45 @@ static void probe_reap(probe *p, bool all) {
     }
 }
 
+/* Completes every held call with `status` (MOLT_OK: acquired). Each is taken off the list under the
+ * mutex first, so the releaser and destroy never complete the same call twice. */
+static void probe_complete_held(probe *p, molt_status status) {
+    pthread_mutex_lock(&p->mu);
+    probe_held *held = p->held;
+    p->held = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (held != NULL) {
+        probe_held *next = held->next;
+        molt_try_lock_result result = {.struct_size = sizeof result, .status = status, .acquired = status == MOLT_OK,
+                                       .message = status == MOLT_OK ? NULL : "probe: destroyed while the call was held"};
+        held->done(held->call_context, &result);
+        free(held);
+        held = next;
+    }
+}
+
+/* The releaser: once the releaseWhen file exists, completes the held calls (and later ones) until destroy. */
+static void *probe_releaser_main(void *arg) {
+    probe *p = arg;
+    while (!atomic_load(&p->stopping)) {
+        if (access(p->release_when, F_OK) == 0) probe_complete_held(p, MOLT_OK);
+        probe_sleep_ms(20);
+    }
+    return NULL;
+}
+
 MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
     probe *p = instance;
     probe_wait_for(p->destroy_wait_for);
+    atomic_store(&p->stopping, true);
+    probe_complete_held(p, MOLT_ERR_UNAVAILABLE);
+    if (p->releaser_started) pthread_join(p->releaser, NULL);
     pthread_mutex_lock(&p->mu);
     probe_reap(p, true);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_destroy(&p->mu);
     fx_table_destroy(&p->table);
-    probe_free_config(p->config, p->config_count);
-    free(p->import_error);
-    free(p->destroy_wait_for);
-    free(p);
+    probe_free(p);
 }
 
 /* The value of `key` among copied entries, or NULL. */
@@ -264,6 +353,8 @@ static void probe_note_difference(const char *key, const char **first, bool *onl
 MOLT_EXPORT molt_apply_outcome molt_plugin_apply_config(molt_instance instance, const molt_config *config,
                                                         molt_message *message_out) {
     probe *p = instance;
+    const char *wait_for = molt_config_get(config, "applyWaitFor");
+    probe_wait_for(wait_for != NULL ? wait_for : p->apply_wait_for);
     pthread_mutex_lock(&p->mu);
     const char *first = NULL;
     bool only_live = true;
@@ -314,12 +405,40 @@ static void *probe_thread_main(void *arg) {
     return NULL;
 }
 
+/* Holds a "never:" call until the releaser completes it. Returns false when it cannot. */
+static bool probe_hold(probe *p, molt_try_lock_done done, void *call_context) {
+    probe_held *held = malloc(sizeof *held);
+    if (held == NULL) return false;
+    held->done = done;
+    held->call_context = call_context;
+    pthread_mutex_lock(&p->mu);
+    if (p->release_when != NULL && !p->releaser_started) {
+        if (pthread_create(&p->releaser, NULL, probe_releaser_main, p) != 0) {
+            pthread_mutex_unlock(&p->mu);
+            free(held);
+            return false;
+        }
+        p->releaser_started = true;
+    }
+    held->next = p->held;
+    p->held = held;
+    pthread_mutex_unlock(&p->mu);
+    return true;
+}
+
 MOLT_EXPORT void molt_lock_try_lock(molt_instance instance, const molt_lock_request *request, molt_try_lock_done done,
                                     void *call_context) {
     probe *p = instance;
     const char *resource = request->resource_id ? request->resource_id : "";
     bool hang = strcmp(resource, "hang") == 0, async = strncmp(resource, "async:", 6) == 0;
     molt_try_lock_result result;
+    if (strncmp(resource, "never:", 6) == 0) {
+        if (probe_hold(p, done, call_context)) return; /* the releaser or destroy calls done */
+        result = (molt_try_lock_result){.struct_size = sizeof result, .status = MOLT_ERR_INTERNAL,
+                                        .message = "probe: cannot hold the call"};
+        done(call_context, &result);
+        return;
+    }
     if (hang || async) {
         probe_thread *t = calloc(1, sizeof *t);
         if (t != NULL) {
@@ -361,6 +480,7 @@ MOLT_EXPORT void molt_lock_unlock(molt_instance instance, const molt_lock_reques
 MOLT_EXPORT molt_status molt_plugin_export_state(molt_instance instance, uint32_t format, molt_bytes_sink sink,
                                                  void *sink_context, molt_message *message_out) {
     probe *p = instance;
+    probe_wait_for(p->export_wait_for);
     if (format != 1) {
         molt_message_set(message_out, "probe: only state format 1 exists");
         return MOLT_ERR_UNSUPPORTED;
