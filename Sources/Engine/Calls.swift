@@ -18,7 +18,7 @@ extension Engine {
         if let leased = try slot.tryAcquire() { lease = leased } else { lease = try await slot.acquire() }
         defer { slot.release(lease) }
         let generation = lease.generation
-        let callDeadline = CallDeadline(deadline ?? ContinuousClock.now.advanced(by: settings.callTimeout), timer: callTimer, owner: lease.cell)
+        let callDeadline = CallDeadline(deadline ?? defaultCallDeadline, timer: callTimer, owner: lease.cell)
         do {
             return Served(value: try await body(generation, callDeadline), generation: generation.number)
         } catch {

@@ -14,7 +14,12 @@ import Synchronization
 /// (`Calls.swift`), so no plugin can wedge an apply, a removal or the shutdown.
 public final class Engine: Sendable {
     public let catalog: PluginCatalog
-    public let settings: EngineSettings
+    /// The settings in force. Timeouts can change while running (`updateTimeouts`); an apply reads them
+    /// as it reaches each step.
+    public var settings: EngineSettings { currentSettings.withLock { $0 } }
+    private let currentSettings: Mutex<EngineSettings>
+    /// `settings.callTimeout` in nanoseconds, read on every call without a lock.
+    private let callTimeoutNanoseconds: Atomic<Int64>
     let logger: Logger
     /// Serving components. Read on every call (short critical section); written on add/remove.
     let slots = Mutex<[ComponentKey: ComponentSlot]>([:])
@@ -46,7 +51,8 @@ public final class Engine: Sendable {
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
                 logger: Logger = Logger(label: "molt.engine")) {
         self.catalog = catalog
-        self.settings = settings
+        self.currentSettings = Mutex(settings)
+        self.callTimeoutNanoseconds = Atomic(settings.callTimeout.nanoseconds)
         self.journal = journal
         self.logger = logger
         self.history = ApplyHistory(limit: settings.historyLimit, logger: logger)
@@ -59,6 +65,30 @@ public final class Engine: Sendable {
     }
 
     public var loader: PluginLoader { catalog.loader }
+
+    /// Replaces the timeouts (readiness, drain, call, and each plugin step's) with those of `new` (a
+    /// SIGHUP re-read); the other settings stay. Returns the names of the timeouts that changed.
+    @discardableResult
+    public func updateTimeouts(from new: EngineSettings) -> [String] {
+        let timeouts: [(String, WritableKeyPath<EngineSettings, Duration>)] = [
+            ("readinessTimeout", \.readinessTimeout), ("drainTimeout", \.drainTimeout), ("callTimeout", \.callTimeout),
+            ("initTimeout", \.initTimeout), ("applyConfigTimeout", \.applyConfigTimeout),
+            ("stateTransferTimeout", \.stateTransferTimeout), ("destroyTimeout", \.destroyTimeout),
+        ]
+        let changed = currentSettings.withLock { settings in
+            timeouts.filter { settings[keyPath: $0.1] != new[keyPath: $0.1] }.map { name, path in
+                settings[keyPath: path] = new[keyPath: path]
+                return name
+            }
+        }
+        callTimeoutNanoseconds.store(new.callTimeout.nanoseconds, ordering: .relaxed)
+        return changed
+    }
+
+    /// The deadline of a call started now whose caller gave none.
+    var defaultCallDeadline: ContinuousClock.Instant {
+        ContinuousClock.now.advanced(by: .nanoseconds(callTimeoutNanoseconds.load(ordering: .relaxed)))
+    }
 
     // MARK: - Changes
 

@@ -60,4 +60,5 @@ private final class StepRace<Value: Sendable>: TimedCall, @unchecked Sendable {
 
 extension Duration {
     var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -17,11 +17,9 @@ public struct AbandonedGeneration: Sendable {
     public var callsOutstanding: Int { cell.leases.load(ordering: .relaxed) & ~LeaseCell.abandonedBit }
 }
 
-/// The abandoned generations, until each is destroyed.
+/// The abandoned generations, until each is destroyed (a record leaves once its destroy returned).
 final class AbandonedGenerations: Sendable {
     private let byCell = Mutex<[ObjectIdentifier: AbandonedGeneration]>([:])
-    /// Destroys of abandoned generations still running (`Engine.settle`).
-    let destroying = Atomic<Int>(0)
 
     var list: [AbandonedGeneration] {
         byCell.withLock { Array($0.values) }.sorted { ($0.key, $0.generation) < ($1.key, $1.generation) }
@@ -31,7 +29,7 @@ final class AbandonedGenerations: Sendable {
 
     func remove(_ cell: LeaseCell) { _ = byCell.withLock { $0.removeValue(forKey: ObjectIdentifier(cell)) } }
 
-    var isEmpty: Bool { byCell.withLock { $0.isEmpty } && destroying.load(ordering: .acquiring) == 0 }
+    var isEmpty: Bool { byCell.withLock { $0.isEmpty } }
 }
 
 extension Engine {
@@ -54,14 +52,12 @@ extension Engine {
         logger.warning("generation abandoned: the plugin still holds calls after the drain timeout; it is destroyed when they complete",
                        metadata: ["component": "\(slot.key)", "generation": "\(generation.number)", "plugin": "\(generation.pluginID)",
                                   "calls": "\(calls)", "drain_timeout": "\(settings.drainTimeout)"])
-        abandoned.destroying.add(1, ordering: .acquiringAndReleasing)
         cell.abandon { [self] in
             // The plugin completed the last call: on a thread of its own, never the caller's.
             Task.detached {
                 await self.destroy(generation)
                 cell.clear()
                 self.abandoned.remove(cell)
-                self.abandoned.destroying.subtract(1, ordering: .acquiringAndReleasing)
                 self.logger.info("abandoned generation destroyed: the plugin completed its last call",
                                  metadata: ["component": "\(record.key)", "generation": "\(record.generation)"])
             }

@@ -29,7 +29,7 @@ struct Serve: AsyncParsableCommand {
             finish for up to the drain timeout (then answers those a plugin still holds with DEADLINE_EXCEEDED and \
             abandons their generations, logging them), destroys every component and exits 0. On SIGHUP it re-reads \
             the bootstrap configuration and the --components files and applies the differences to the components \
-            (settings other than the components need a restart, and say so in the log).
+            and the timeouts (other settings need a restart, and say so in the log).
             """)
 
     // Declared for --help and for ArgumentParser's validation; the values are read by
@@ -108,15 +108,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        var engineSettings = EngineSettings()
-        engineSettings.readinessTimeout = .milliseconds(settings.readinessTimeoutMs)
-        engineSettings.drainTimeout = .milliseconds(settings.drainTimeoutMs)
-        engineSettings.callTimeout = .milliseconds(settings.callTimeoutMs)
-        engineSettings.initTimeout = .milliseconds(settings.initTimeoutMs)
-        engineSettings.applyConfigTimeout = .milliseconds(settings.applyConfigTimeoutMs)
-        engineSettings.stateTransferTimeout = .milliseconds(settings.stateTransferTimeoutMs)
-        engineSettings.destroyTimeout = .milliseconds(settings.destroyTimeoutMs)
-        engineSettings.appID = settings.appID
+        let engineSettings = EngineSettings(settings)
         let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: settings.pluginsDirectory))
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
@@ -169,9 +161,7 @@ struct Serve: AsyncParsableCommand {
                                             "control_token": "\(controlSecret != nil)"])
 
         let appServers = AppServers(grpc: appGRPC, http: appHTTP, engine: engine, drainTimeout: engineSettings.drainTimeout, logger: logger)
-        let hangup = HangupReloader(logger: logger) {
-            await Self.reload(options: options, running: settings, layers: layers, logger: logger)
-        }
+        let hangup = HangupReloader(options: options, running: settings, engine: engine, layers: layers, logger: logger)
 
         // Graceful shutdown runs from the last service to the first, each after the previous one
         // returned: readiness goes DOWN, both app servers stop accepting at once and finish their calls
@@ -187,32 +177,6 @@ struct Serve: AsyncParsableCommand {
         configuration.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: configuration).run()
         logger.info("stopped")
-    }
-
-    /// SIGHUP: re-reads the bootstrap configuration and the component files, and applies the
-    /// differences to the components (through the layers, as the file agent does). Other settings need
-    /// a restart; the log names them.
-    static func reload(options: [String], running: BootstrapConfig, layers: ComponentLayers, logger: Logger) async {
-        logger.info("SIGHUP: re-reading the bootstrap configuration and component files")
-        do {
-            let reloaded = try await BootstrapConfig.load(arguments: options, environment: ProcessInfo.processInfo.environment)
-            let changed = running.changedSettings(in: reloaded.config).filter { $0 != "components" }
-            if !changed.isEmpty {
-                logger.warning("SIGHUP: these settings changed and take effect only after a restart", metadata: ["settings": "\(changed)"])
-            }
-            let specs = try ComponentFiles.specs(reloaded.config.components, strict: reloaded.config.strict, logger: logger)
-            let result = await layers.update([LayerChange(layer: .local, source: ComponentLayers.bootstrapSource, components: specs)])
-            let metadata: Logger.Metadata = ["applied": "\(result.applies.map { "\($0.key)=\($0.action.rawValue)" })",
-                                             "removed": "\(result.removals.map { "\($0.key)" })"]
-            if let error = result.error {
-                logger.error("SIGHUP: the component files were NOT applied; the running components are unchanged",
-                             metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            } else {
-                logger.info("SIGHUP: component files applied", metadata: metadata)
-            }
-        } catch {
-            logger.error("SIGHUP: the configuration cannot be read; nothing changed", metadata: ["error": "\(error)"])
-        }
     }
 
     private func parseAddresses(_ settings: BootstrapConfig) throws -> (grpc: ListenAddress, http: ListenAddress, control: ListenAddress, admin: ListenAddress) {
@@ -315,18 +279,6 @@ struct AppServers: Service {
                 if member == .server { serversRunning -= 1 }
             }
             group.cancelAll()
-        }
-    }
-}
-
-/// Re-reads the configuration on every SIGHUP until graceful shutdown.
-struct HangupReloader: Service {
-    let logger: Logger
-    let reload: @Sendable () async -> Void
-
-    func run() async throws {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            await reload()
         }
     }
 }
