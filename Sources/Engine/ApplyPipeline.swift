@@ -238,9 +238,18 @@ extension Engine {
         }
         change.result.newPlugin = binary.info.id
         do {
-            (change.config, change.result.warnings) = try binary.normalize(config: definition.config)
+            let wanted = definition.keepsRunningConfig ? (old?.config ?? definition.config) : definition.config
+            (change.config, change.result.warnings) = try binary.normalize(config: wanted)
         } catch {
             throw StepFailure(.invalidDefinition, "\(error)")
+        }
+        if let old {
+            let running = old.config
+            change.result.droppedKeys = running.keys.filter { change.config[$0] == nil }.sorted()
+            change.result.changedKeys = running.keys.filter { change.config[$0] != nil && change.config[$0] != running[$0] }.sorted()
+            if !change.result.droppedKeys.isEmpty {
+                change.result.warnings.append("keys of the running configuration dropped: \(change.result.droppedKeys.joined(separator: ", "))")
+            }
         }
         if let old, binary.sha256 == old.binary.sha256, change.config == old.config, definition.pin == old.pin {
             change.result.action = .unchanged
@@ -398,6 +407,7 @@ extension Engine {
             var result = change.result
             result.action = .failed
             result.newGeneration = nil
+            (result.droppedKeys, result.changedKeys) = ([], [])
             result.failure = index == failed ? error.kind : .aborted
             result.error = index == failed ? error.description : "batch aborted: \(culprit) failed; nothing was changed"
             return result

@@ -28,9 +28,33 @@ public enum ComponentLimits {
     /// 1.5 MiB request limit, so a component at the limit still fits one etcd key.
     public static let maxMetadataBytes = 1 << 20
 
-    /// Refuses a definition whose metadata breaks a limit (the first problem found, in the order above).
+    /// Longest component name, and longest dot-separated label in it (Dapr's rule for component names,
+    /// Kubernetes' DNS-1123 subdomain: names also become file names, metric labels and etcd keys).
+    public static let maxNameBytes = 253
+    public static let maxNameLabelBytes = 63
+
+    /// Refuses a definition whose name or metadata breaks a limit (the first problem found, in the order above).
     public static func check(_ definition: ComponentDefinition) throws(ConfigProblem) {
+        if let problem = nameProblem(definition.key.name) { throw ConfigProblem(problem) }
         if let problem = metadataProblem(definition.config, of: definition.key) { throw ConfigProblem(problem) }
+    }
+
+    /// Why `name` is not a valid component name, or nil: lowercase RFC 1123 labels (a–z, 0–9 and '-',
+    /// starting and ending with a letter or digit, at most 63 characters) joined by '.', at most 253 in all.
+    public static func nameProblem(_ name: String) -> String? {
+        let rule = "a component name is lowercase RFC 1123 labels (a-z, 0-9 and '-', starting and ending with a letter or digit, "
+            + "at most \(maxNameLabelBytes) characters each) joined by '.', at most \(maxNameBytes) characters"
+        if name.isEmpty { return "component name is empty: \(rule)" }
+        let shown = "'\(messageExcerpt(name))'"
+        if name.utf8.count > maxNameBytes { return "component name \(shown) is \(name.utf8.count) characters: \(rule)" }
+        for label in name.split(separator: ".", omittingEmptySubsequences: false) {
+            let bytes = Array(label.utf8)
+            let valid = !bytes.isEmpty && bytes.count <= maxNameLabelBytes
+                && bytes.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+                && bytes.first != 0x2D && bytes.last != 0x2D
+            if !valid { return "component name \(shown) is invalid: \(rule)" }
+        }
+        return nil
     }
 
     /// Why `metadata` of component `key` breaks a limit, or nil when it breaks none. When several keys

@@ -21,6 +21,9 @@ public struct ComponentDefinition: Sendable, Equatable {
     public var config: [String: String]
     /// Optional sha256 the plugin binary's bytes must have.
     public var pin: String?
+    /// true: `config` is ignored for a running component, which keeps its running configuration (a
+    /// version or plugin change given without metadata). A new component gets `config`.
+    public var keepsRunningConfig = false
 
     public init(kind: ComponentKind, name: String, plugin: String? = nil, version: SemanticVersion? = nil,
                 config: [String: String] = [:], pin: String? = nil) {
@@ -87,6 +90,10 @@ public struct ApplyResult: Sendable, CustomStringConvertible {
     public var failure: ApplyFailure?
     /// When the apply finished (wall clock), for status APIs and event streams.
     public var finishedAt = Date()
+    /// Keys of the running configuration the new one no longer has, and keys whose value it changes
+    /// (sorted; empty for added components and failed applies).
+    public var droppedKeys: [String] = []
+    public var changedKeys: [String] = []
 
     public var succeeded: Bool { action != .failed }
 

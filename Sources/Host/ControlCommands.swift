@@ -97,13 +97,20 @@ struct Apply: AsyncParsableCommand {
     @OptionGroup var control: ControlOptions
     @Option(help: "Component kind: lock or state.") var kind: String?
     @Option(help: "Component name.") var name: String?
-    @Option(name: .customLong("metadata"), parsing: .singleValue, help: "A configuration entry key=value (repeatable; the full configuration).")
+    @Option(name: .customLong("metadata"), parsing: .singleValue,
+            help: "A configuration entry key=value (repeatable; together the full configuration; none: keep the running one).")
     var entries: [String] = []
     @Option(help: "Plugin name (required for a new component; default: the current one).") var plugin: String?
-    @Option(help: "Plugin version (default: the current one; the newest for a new component).") var version: String?
+    @Option(help: "Plugin version (default: the current one; the newest for a new component). The configuration is kept unless --metadata is given.")
+    var version: String?
     @Option(help: "sha256 the plugin binary must have.") var pin: String?
     @Option(name: .shortAndLong, help: "Components file to apply instead of --kind/--name.") var file: String?
     @Flag(help: "Apply the file's components all-or-nothing: all switch together, or none changes.") var batch = false
+    @Flag(help: """
+        Replace the running configuration with --metadata even when none is given. Without it, an apply without \
+        --metadata to a running component (a version or plugin change) keeps its running configuration.
+        """)
+    var replaceMetadata = false
     @Flag(help: "Print the results as JSON (one object per line).") var json = false
 
     func run() async throws {
@@ -140,6 +147,7 @@ struct Apply: AsyncParsableCommand {
                 request.plugin = definition.plugin ?? ""
                 request.version = definition.version?.description ?? ""
                 request.pin = definition.pin ?? ""
+                request.replaceMetadata = true  // a file's component is its full definition
                 return request
             }
         }
@@ -156,6 +164,7 @@ struct Apply: AsyncParsableCommand {
         request.plugin = plugin ?? ""
         request.version = version ?? ""
         request.pin = pin ?? ""
+        request.replaceMetadata = replaceMetadata
         return [request]
     }
 }
@@ -196,15 +205,30 @@ struct Remove: AsyncParsableCommand {
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the components of a running molt: plugin, generation, state, calls in flight, last apply; applies in progress; abandoned generations.",
-        discussion: "Exit 0, or 2 when the control plane cannot be reached or refuses the call.")
+        abstract: "Show the components of a running molt (plugin, generation, state, calls in flight, configuration, last apply), applies in progress and abandoned generations; or one component in detail.",
+        discussion: """
+            With NAME: that component (of --kind, when names repeat across kinds) in detail, with the apply results \
+            molt still keeps for it. Values of secret-looking configuration keys read <redacted>.
+            Exit 0, 1 when NAME names no component, 2 when the control plane cannot be reached or refuses the call.
+            """)
 
     @OptionGroup var control: ControlOptions
+    @Argument(help: "A component's name: show it in detail, with its history of applies.") var name: String?
+    @Option(help: "With NAME: the component's kind (lock or state).") var kind: String?
     @Flag(help: "Print JSON: {\"components\": [...]}.") var json = false
 
     func run() async throws {
+        var request = Molt_Control_V1_ListComponentsRequest()
+        request.name = name ?? ""
+        request.kind = kind ?? ""
+        request.includeHistory = name != nil
+        let listing = request
         let response = try await control.withControl { client, metadata, options in
-            try await client.listComponents(Molt_Control_V1_ListComponentsRequest(), metadata: metadata, options: options)
+            try await client.listComponents(listing, metadata: metadata, options: options)
+        }
+        if let name, response.components.isEmpty {
+            printError("molt: no component named \(name)\(kind.map { " of kind \($0)" } ?? "") runs")
+            throw ControlExit.failed
         }
         if json {
             var options = JSONEncodingOptions()
@@ -212,20 +236,44 @@ struct Status: AsyncParsableCommand {
             print(try response.jsonString(options: options))
             return
         }
-        let header = ["KIND", "NAME", "PLUGIN", "GEN", "STATE", "IN-FLIGHT", "LAST APPLY"]
+        if name != nil {
+            for component in response.components { printDetail(component, abandoned: response.abandoned) }
+            return
+        }
+        let header = ["KIND", "NAME", "PLUGIN", "GEN", "STATE", "IN-FLIGHT", "CONFIG", "LAST APPLY"]
         let rows = response.components.map { component in
             [component.kind, component.name, component.plugin, String(component.generation), component.state,
-             String(component.inFlight), component.hasLastResult ? component.lastResult.summary : "-"]
+             String(component.inFlight), Self.configText(component.metadata), component.hasLastResult ? component.lastResult.summary : "-"]
         }
         printTable([header] + rows)
         for apply in response.appliesInProgress {
             let what = apply.components > 1 ? "batch of \(apply.components) (\(apply.kind)/\(apply.name), …)" : "\(apply.kind)/\(apply.name)"
             print("apply in progress: \(what), step \(apply.step), for \((apply.elapsedMs / 10).rounded() / 100) s")
         }
-        for abandoned in response.abandoned {
-            print("abandoned: \(abandoned.kind)/\(abandoned.name) generation \(abandoned.generation) (\(abandoned.plugin)): "
-                + "\(abandoned.callsOutstanding) calls the plugin never completed; destroyed when it does")
+        for abandoned in response.abandoned { print(Self.abandonedLine(abandoned)) }
+    }
+
+    private func printDetail(_ component: Molt_Control_V1_ComponentStatus, abandoned: [Molt_Control_V1_AbandonedGeneration]) {
+        print("\(component.kind)/\(component.name)")
+        print("  plugin:      \(component.plugin)")
+        print("  generation:  \(component.generation) (\(component.state), \(component.inFlight) calls in flight)")
+        print("  config:      \(Self.configText(component.metadata))")
+        for generation in abandoned where generation.kind == component.kind && generation.name == component.name {
+            print("  " + Self.abandonedLine(generation))
         }
+        print("  history (oldest first, as kept):")
+        for result in component.history {
+            print(result.summary.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n"))
+        }
+    }
+
+    static func configText(_ config: [String: String]) -> String {
+        config.isEmpty ? "-" : config.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    static func abandonedLine(_ abandoned: Molt_Control_V1_AbandonedGeneration) -> String {
+        "abandoned: \(abandoned.kind)/\(abandoned.name) generation \(abandoned.generation) (\(abandoned.plugin)): "
+            + "\(abandoned.callsOutstanding) calls the plugin never completed; destroyed when it does"
     }
 
     private func printTable(_ rows: [[String]]) {
@@ -249,7 +297,9 @@ extension Molt_Control_V1_ApplyResult {
         }
         if !newPlugin.isEmpty { line += " \(newPlugin)" }
         line += " (\((totalMs * 100).rounded() / 100) ms)"
-        for warning in warnings { line += "\n  warning: \(warning)" }
+        if !changedKeys.isEmpty { line += "\n  changed keys: \(changedKeys.joined(separator: ", "))" }
+        if !droppedKeys.isEmpty { line += "\n  dropped keys: \(droppedKeys.joined(separator: ", "))" }
+        for warning in warnings where !warning.hasPrefix("keys of the running configuration dropped") { line += "\n  warning: \(warning)" }
         if !error.isEmpty { line += "\n  error (\(failure)): \(error)" }
         return line
     }

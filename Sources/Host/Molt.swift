@@ -7,8 +7,27 @@ struct Molt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "molt",
         abstract: "A sidecar that hot-reloads its components' configuration and plugin binaries without a failed call.",
-        version: MoltVersion.current,
         subcommands: [Serve.self, Apply.self, Remove.self, Status.self, ConfigCommand.self, PluginCommand.self])
+
+    /// `molt --version` prints molt's version. Not the configuration's `version`, nor a flag of this
+    /// command: ArgumentParser offers either on every subcommand, where it collided with
+    /// `molt apply --version`, the plugin version.
+    static func main() async {
+        if Array(CommandLine.arguments.dropFirst()) == ["--version"] {
+            print(MoltVersion.current)
+            return
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     static func bootstrapLogging(level: Logger.Level) {
         LoggingSystem.bootstrap { label in

@@ -45,10 +45,10 @@ public enum ComponentSources {
     }
 
     /// The engine's `ComponentLimits` on what files define, refused here to name the file and line:
-    /// every component's metadata, and the number of components.
+    /// every component's name and metadata, and the number of components.
     static func checkLimits(_ components: [ComponentSpec], file: String) throws {
         for component in components {
-            if let problem = ComponentLimits.metadataProblem(component.metadata, of: component.key) {
+            if let problem = ComponentLimits.nameProblem(component.name) ?? ComponentLimits.metadataProblem(component.metadata, of: component.key) {
                 throw ConfigError(origin: component.origin ?? ConfigOrigin(file: file), keyPath: "", message: problem)
             }
         }

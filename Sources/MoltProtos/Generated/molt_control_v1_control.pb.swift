@@ -46,6 +46,11 @@ public nonisolated struct Molt_Control_V1_ApplyRequest: Sendable {
   /// Optional sha256 (hex) the plugin binary must have.
   public var pin: String = String()
 
+  /// false (default): an apply with no metadata to a running component keeps its running configuration
+  /// (a version or plugin change). true: metadata replaces it even when empty. Non-empty metadata is
+  /// always the full configuration.
+  public var replaceMetadata: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -204,6 +209,17 @@ public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
     set {_uniqueStorage()._finishedUnixMs = newValue}
   }
 
+  /// Keys of the running configuration the new one drops, and keys whose value it changes.
+  public var droppedKeys: [String] {
+    get {_storage._droppedKeys}
+    set {_uniqueStorage()._droppedKeys = newValue}
+  }
+
+  public var changedKeys: [String] {
+    get {_storage._changedKeys}
+    set {_uniqueStorage()._changedKeys = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -215,6 +231,14 @@ public nonisolated struct Molt_Control_V1_ListComponentsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// Only the components of this name (all kinds unless kind is set too); empty: every component.
+  public var name: String = String()
+
+  public var kind: String = String()
+
+  /// Fill ComponentStatus.history (the apply results still kept for each component).
+  public var includeHistory: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -323,8 +347,12 @@ public nonisolated struct Molt_Control_V1_ComponentStatus: Sendable {
   /// Clears the value of `lastResult`. Subsequent reads from it will return its default value.
   public mutating func clearLastResult() {self._lastResult = nil}
 
-  /// The active generation's configuration (normalized by the plugin when it declares aliases).
+  /// The active generation's configuration (normalized by the plugin when it declares aliases). Values
+  /// of secret-looking keys (password, secret, token, credential, or ending in "key") read "<redacted>".
   public var metadata: Dictionary<String,String> = [:]
+
+  /// With ListComponentsRequest.include_history: this component's apply results still kept, oldest first.
+  public var history: [Molt_Control_V1_ApplyResult] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -366,7 +394,7 @@ fileprivate nonisolated let _protobuf_package = "molt.control.v1"
 
 nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -380,6 +408,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
       case 4: try { try decoder.decodeSingularStringField(value: &self.plugin) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.pin) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.replaceMetadata) }()
       default: break
       }
     }
@@ -404,6 +433,9 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if !self.pin.isEmpty {
       try visitor.visitSingularStringField(value: self.pin, fieldNumber: 6)
     }
+    if self.replaceMetadata != false {
+      try visitor.visitSingularBoolField(value: self.replaceMetadata, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -414,6 +446,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if lhs.plugin != rhs.plugin {return false}
     if lhs.version != rhs.version {return false}
     if lhs.pin != rhs.pin {return false}
+    if lhs.replaceMetadata != rhs.replaceMetadata {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -525,7 +558,7 @@ nonisolated extension Molt_Control_V1_ApplyBatchResponse: SwiftProtobuf.Message,
 
 nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}action\0\u{3}old_generation\0\u{3}new_generation\0\u{3}old_plugin\0\u{3}new_plugin\0\u{3}init_ms\0\u{3}readiness_ms\0\u{3}pause_ms\0\u{3}drain_ms\0\u{3}switch_ms\0\u{3}total_ms\0\u{3}calls_still_draining\0\u{1}warnings\0\u{1}error\0\u{1}failure\0\u{3}finished_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}action\0\u{3}old_generation\0\u{3}new_generation\0\u{3}old_plugin\0\u{3}new_plugin\0\u{3}init_ms\0\u{3}readiness_ms\0\u{3}pause_ms\0\u{3}drain_ms\0\u{3}switch_ms\0\u{3}total_ms\0\u{3}calls_still_draining\0\u{1}warnings\0\u{1}error\0\u{1}failure\0\u{3}finished_unix_ms\0\u{3}dropped_keys\0\u{3}changed_keys\0")
 
   fileprivate class _StorageClass {
     var _kind: String = String()
@@ -546,6 +579,8 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
     var _error: String = String()
     var _failure: String = String()
     var _finishedUnixMs: Int64 = 0
+    var _droppedKeys: [String] = []
+    var _changedKeys: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -574,6 +609,8 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
       _error = source._error
       _failure = source._failure
       _finishedUnixMs = source._finishedUnixMs
+      _droppedKeys = source._droppedKeys
+      _changedKeys = source._changedKeys
     }
   }
 
@@ -610,6 +647,8 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
         case 16: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
         case 17: try { try decoder.decodeSingularStringField(value: &_storage._failure) }()
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._finishedUnixMs) }()
+        case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._droppedKeys) }()
+        case 20: try { try decoder.decodeRepeatedStringField(value: &_storage._changedKeys) }()
         default: break
         }
       }
@@ -672,6 +711,12 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
       if _storage._finishedUnixMs != 0 {
         try visitor.visitSingularInt64Field(value: _storage._finishedUnixMs, fieldNumber: 18)
       }
+      if !_storage._droppedKeys.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._droppedKeys, fieldNumber: 19)
+      }
+      if !_storage._changedKeys.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._changedKeys, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -699,6 +744,8 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
         if _storage._error != rhs_storage._error {return false}
         if _storage._failure != rhs_storage._failure {return false}
         if _storage._finishedUnixMs != rhs_storage._finishedUnixMs {return false}
+        if _storage._droppedKeys != rhs_storage._droppedKeys {return false}
+        if _storage._changedKeys != rhs_storage._changedKeys {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -710,18 +757,39 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Molt_Control_V1_ListComponentsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListComponentsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}kind\0\u{3}include_history\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.includeHistory) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if self.includeHistory != false {
+      try visitor.visitSingularBoolField(value: self.includeHistory, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Molt_Control_V1_ListComponentsRequest, rhs: Molt_Control_V1_ListComponentsRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.includeHistory != rhs.includeHistory {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -874,7 +942,7 @@ nonisolated extension Molt_Control_V1_ApplyInProgress: SwiftProtobuf.Message, Sw
 
 nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ComponentStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}plugin\0\u{1}generation\0\u{1}state\0\u{3}in_flight\0\u{3}draining_generation\0\u{3}draining_in_flight\0\u{3}last_result\0\u{1}metadata\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}plugin\0\u{1}generation\0\u{1}state\0\u{3}in_flight\0\u{3}draining_generation\0\u{3}draining_in_flight\0\u{3}last_result\0\u{1}metadata\0\u{1}history\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -892,6 +960,7 @@ nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, Sw
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.drainingInFlight) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._lastResult) }()
       case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
+      case 11: try { try decoder.decodeRepeatedMessageField(value: &self.history) }()
       default: break
       }
     }
@@ -932,6 +1001,9 @@ nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, Sw
     if !self.metadata.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.metadata, fieldNumber: 10)
     }
+    if !self.history.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.history, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -946,6 +1018,7 @@ nonisolated extension Molt_Control_V1_ComponentStatus: SwiftProtobuf.Message, Sw
     if lhs.drainingInFlight != rhs.drainingInFlight {return false}
     if lhs._lastResult != rhs._lastResult {return false}
     if lhs.metadata != rhs.metadata {return false}
+    if lhs.history != rhs.history {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

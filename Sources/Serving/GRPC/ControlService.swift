@@ -41,16 +41,35 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
             }
             version = parsed
         }
-        return ComponentDefinition(kind: key.kind, name: key.name, plugin: request.plugin.isEmpty ? nil : request.plugin,
-                                   version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
+        var definition = ComponentDefinition(kind: key.kind, name: key.name, plugin: request.plugin.isEmpty ? nil : request.plugin,
+                                             version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
+        definition.keepsRunningConfig = request.metadata.isEmpty && !request.replaceMetadata
+        return definition
+    }
+
+    /// Configuration keys whose values status APIs never show.
+    static func isSecret(_ key: String) -> Bool {
+        let lowered = key.lowercased()
+        return ["password", "secret", "token", "credential"].contains { lowered.contains($0) } || lowered.hasSuffix("key")
+    }
+
+    static func redacted(_ config: [String: String]) -> [String: String] {
+        config.reduce(into: [:]) { $0[$1.key] = isSecret($1.key) ? "<redacted>" : $1.value }
     }
 
     public func listComponents(request: Molt_Control_V1_ListComponentsRequest,
                                context: ServerContext) async throws -> Molt_Control_V1_ListComponentsResponse {
         var response = Molt_Control_V1_ListComponentsResponse()
-        response.components = engine.components.map { status in
+        if !request.kind.isEmpty, ComponentKind(rawValue: request.kind) == nil {
+            throw RPCError(code: .invalidArgument, message: "kind '\(request.kind)' is not one of \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let history = request.includeHistory ? engine.recentApplies : []
+        response.components = engine.components.filter { status in
+            (request.name.isEmpty || status.key.name == request.name) && (request.kind.isEmpty || status.key.kind.rawValue == request.kind)
+        }.map { status in
             var component = Molt_Control_V1_ComponentStatus(status)
-            component.metadata = engine.activeConfig(of: status.key) ?? [:]
+            component.metadata = Self.redacted(engine.activeConfig(of: status.key) ?? [:])
+            component.history = history.filter { $0.key == status.key }.map(Molt_Control_V1_ApplyResult.init)
             return component
         }
         response.abandoned = engine.abandonedGenerations.map { abandoned in
@@ -138,6 +157,8 @@ extension Molt_Control_V1_ApplyResult {
         error = result.error ?? ""
         failure = result.failure?.rawValue ?? ""
         finishedUnixMs = Int64(result.finishedAt.timeIntervalSince1970 * 1000)
+        droppedKeys = result.droppedKeys
+        changedKeys = result.changedKeys
     }
 }
 

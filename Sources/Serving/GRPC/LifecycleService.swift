@@ -42,7 +42,7 @@ enum ControlRequests {
             throw RPCError(code: .invalidArgument,
                            message: "kind '\(kind)' is not one of \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard !name.isEmpty else { throw RPCError(code: .invalidArgument, message: "component name is empty") }
+        if let problem = ComponentLimits.nameProblem(name) { throw RPCError(code: .invalidArgument, message: problem) }
         return ComponentKey(kind: componentKind, name: name)
     }
 }
