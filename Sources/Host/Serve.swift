@@ -121,15 +121,12 @@ struct Serve: AsyncParsableCommand {
             let opened = try RunningConfigStore(directory: stateDirectory)
             let snapshot = opened.load()
             definitions = RunningConfigStore.restore(bootstrap: bootstrapDefinitions, snapshot: snapshot)
-            // A snapshot written by an older molt may hold names this one refuses: reported, not started
-            // (they would otherwise keep molt not ready for ever, since no apply can add them).
-            for definition in definitions {
-                if let problem = ComponentLimits.nameProblem(definition.key.name) {
-                    logger.error("a component restored from the state directory is not started", metadata: [
-                        "component": "\(definition.key)", "plugin": "\(definition.plugin ?? "?")", "error": "\(problem)"])
-                }
+            let (start, refused) = RunningConfigStore.startable(definitions)
+            for (definition, problem) in refused {
+                logger.error("a component restored from the state directory is not started", metadata: [
+                    "component": "\(definition.key)", "plugin": "\(definition.plugin ?? "?")", "error": "\(problem)"])
             }
-            definitions.removeAll { ComponentLimits.nameProblem($0.key.name) != nil }
+            definitions = start
             logger.info("state directory", metadata: ["directory": "\(stateDirectory)", "restored_snapshot": "\(snapshot?.sequence ?? 0)",
                                                       "restored_components": "\(snapshot?.components.count ?? 0)"])
             store = opened

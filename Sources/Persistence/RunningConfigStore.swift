@@ -76,6 +76,18 @@ public final class RunningConfigStore: ConfigJournal, Sendable {
         return snapshot.components + bootstrap.filter { !known.contains($0.key) }
     }
 
+    /// Splits restored definitions into those this molt starts and those it refuses, with the reason:
+    /// a snapshot written by an older molt may hold names this one does not accept (`ComponentLimits`).
+    /// The refused ones are to be reported, not started: no apply could ever add them, so as bootstrap
+    /// components they would keep molt not ready for ever.
+    public static func startable(_ definitions: [ComponentDefinition]) -> (start: [ComponentDefinition], refused: [(ComponentDefinition, String)]) {
+        var start: [ComponentDefinition] = [], refused: [(ComponentDefinition, String)] = []
+        for definition in definitions {
+            if let problem = ComponentLimits.nameProblem(definition.key.name) { refused.append((definition, problem)) } else { start.append(definition) }
+        }
+        return (start, refused)
+    }
+
     // MARK: - Writing (ConfigJournal)
 
     public func committed(_ running: [ComponentDefinition]) throws {

@@ -32,6 +32,18 @@ import Glibc
         #expect(loaded.removed.isEmpty)
     }
 
+    /// An older molt accepted any name; a snapshot it wrote reads back whole, and the names this molt
+    /// refuses are set apart with the rule, to be reported rather than started or silently dropped.
+    @Test func restoredComponentsWithInvalidNamesAreSetApartWithTheReason() throws {
+        let directory = try Fixtures.makeTemporaryDirectory()
+        try RunningConfigStore(directory: directory).committed([definition("fine"), definition("../../escape"), definition("Upper")])
+        let loaded = try #require(try RunningConfigStore(directory: directory).load())
+        let (start, refused) = RunningConfigStore.startable(RunningConfigStore.restore(bootstrap: [definition("boot")], snapshot: loaded))
+        #expect(start.map(\.key.name) == ["fine", "boot"])
+        #expect(refused.map(\.0.key.name) == ["../../escape", "Upper"])
+        #expect(refused.allSatisfy { $0.1.contains("lowercase RFC 1123 labels") })
+    }
+
     @Test func aCorruptOrPartialNewestSnapshotFallsBackToTheLastGoodOne() throws {
         let directory = try Fixtures.makeTemporaryDirectory()
         let store = try RunningConfigStore(directory: directory)
