@@ -292,7 +292,8 @@ extension Engine {
         let readinessDuration: Duration
     }
 
-    /// Step 3 for one component: init (on a thread of its own, with its timeout), then readiness polls.
+    /// Step 3 for one component: init, then readiness polls (each on a thread of its own, bounded by the
+    /// init and readiness timeouts).
     /// On any failure the new instance is destroyed before returning.
     func startGeneration(key: ComponentKey, binary: PluginBinary, config: [String: String], pin: String?) async -> Result<StartedGeneration, StepFailure> {
         let clock = ContinuousClock()
@@ -323,7 +324,13 @@ extension Engine {
         var lastMessage = ""
         while true {
             let failure: StepFailure
-            switch instance.readiness() {
+            // On a thread of its own too: a readiness call that blocks fails the start at the deadline.
+            let remaining = max(deadline - clock.now, .milliseconds(1))
+            // Destroyed only once that call returned (never under a call), on its thread.
+            guard let readiness = await pluginSteps.run(timeout: remaining, late: { _ in instance.destroy() }, { instance.readiness() }) else {
+                return .failure(StepFailure(.timedOut, "\(binary.info.id) readiness did not return within \(settings.readinessTimeout)"))
+            }
+            switch readiness {
             case .ready:
                 let generation = Generation(number: nextGenerationNumber(key), key: key, instance: instance, config: config, pin: pin,
                                             appID: settings.appID)
