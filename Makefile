@@ -8,7 +8,7 @@ PLUGINS_DIR := $(ROOT)/plugins.d
 # Build outputs that are not SwiftPM's: C objects, test fixture plugins.
 OUT         := $(ROOT)/build
 FIXTURES    := $(OUT)/fixtures
-ABI_INCLUDE := $(ROOT)/Sources/PluginABI/include
+ABI_INCLUDE := $(ROOT)/PluginKit/Sources/PluginABI/include
 ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 # C plugins are built with plain cc (no Swift runtime) so they can be unloaded.
 PLUGIN_CFLAGS := -std=c11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread -I$(ABI_INCLUDE)
