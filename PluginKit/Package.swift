@@ -38,5 +38,10 @@ let package = Package(
             dependencies: ["PluginKit", "PluginABI"],
             path: "Sources/StateTransfer"
         ),
+        .testTarget(
+            name: "PluginKitTests",
+            dependencies: ["PluginKit", "PluginKitStateTransfer"],
+            path: "Tests/PluginKitTests"
+        ),
     ]
 )
