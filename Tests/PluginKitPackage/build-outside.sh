@@ -22,8 +22,7 @@ copy "$root/docs/examples/swift-package" "$work/example"
 build() {
     local dir=$1; shift
     local log="$work/build.log"
-    (cd "$dir" && "$swift" build "$@") 2>&1 | tee "$log"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || fail "swift build $* in $dir"
+    if ! (cd "$dir" && "$swift" build "$@") 2>&1 | tee "$log"; then fail "swift build $* in $dir"; fi
     ! grep -E 'warning:' "$log" || fail "warnings in the build of $dir"
 }
 
