@@ -6,6 +6,7 @@ import PackageDescription
 // root package depends on it by path (the host links PluginABI only, never PluginKit).
 let package = Package(
     name: "PluginKit",
+    platforms: [.macOS(.v15)],  // Synchronization.Mutex
     products: [
         // The C ABI (header-only): the contract between the host and every plugin.
         .library(name: "PluginABI", targets: ["PluginABI"]),
