@@ -8,7 +8,7 @@ PLUGINS_DIR := $(ROOT)/plugins.d
 # Build outputs that are not SwiftPM's: C objects, test fixture plugins.
 OUT         := $(ROOT)/build
 FIXTURES    := $(OUT)/fixtures
-ABI_INCLUDE := $(ROOT)/Sources/PluginABI/include
+ABI_INCLUDE := $(ROOT)/PluginKit/Sources/PluginABI/include
 ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 # C plugins are built with plain cc (no Swift runtime) so they can be unloaded.
 PLUGIN_CFLAGS := -std=c11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread -I$(ABI_INCLUDE)
@@ -26,6 +26,8 @@ include $(wildcard Plugins/*/plugin.mk)
 include $(wildcard Tests/Fixtures/*/fixture.mk)
 # The API tests (pytest, against a real `molt serve`): defines python-env and test-api.
 include Tests/API/api.mk
+# PluginKit built on its own outside the repository: defines test-pluginkit.
+include Tests/PluginKitPackage/package.mk
 
 deps:
 	@bash scripts/install-deps.sh
@@ -47,6 +49,7 @@ build: deps plugins fixtures
 
 test: build python-env
 	MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) MOLT_BENCH_BIN=$(SWIFT_BIN)/molt-bench $(SWIFT) test -c $(CONFIG) $(SWIFT_FLAGS)
+	$(MAKE) test-pluginkit
 	$(MAKE) test-api
 
 run: build

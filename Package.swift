@@ -2,21 +2,17 @@
 import PackageDescription
 
 // Layout: the C ABI header (PluginABI) is the contract. PluginHost loads and vets plugin binaries,
-// Engine runs components and hot-reloads them, Host is the thin `molt` executable. PluginKit is the
-// SDK Swift plugin authors link statically into their .so; the host never links it.
+// Engine runs components and hot-reloads them, Host is the thin `molt` executable. PluginKit (a
+// package of its own in PluginKit/, which also carries PluginABI) is the SDK Swift plugin authors
+// link statically into their .so; the host never links it.
+/// A product of the PluginKit package (PluginKit/): PluginABI, PluginKit, PluginKitLock, ...
+func kit(_ product: String) -> Target.Dependency { .product(name: product, package: "PluginKit") }
+
 let package = Package(
     name: "molt",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "molt", targets: ["Host"]),
-        // The SDK for Swift plugin authors: one product per capability module, so a plugin links (and
-        // exports the symbols of) exactly the capabilities it has.
-        .library(name: "PluginKit", targets: ["PluginKit"]),
-        .library(name: "PluginKitLock", targets: ["PluginKitLock"]),
-        .library(name: "PluginKitState", targets: ["PluginKitState"]),
-        .library(name: "PluginKitStateTransact", targets: ["PluginKitStateTransact"]),
-        .library(name: "PluginKitInPlace", targets: ["PluginKitInPlace"]),
-        .library(name: "PluginKitStateTransfer", targets: ["PluginKitStateTransfer"]),
         // Swift plugins built here (dynamic libraries; the Makefile stages them).
         .library(name: "SwiftTestLockV1", type: .dynamic, targets: ["SwiftTestLockV1"]),
         .library(name: "SwiftTestLockV2", type: .dynamic, targets: ["SwiftTestLockV2"]),
@@ -25,6 +21,7 @@ let package = Package(
         .executable(name: "molt-bench", targets: ["MoltBench"]),
     ],
     dependencies: [
+        .package(path: "PluginKit"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -41,14 +38,11 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // The ABI: a header-only C target (plus compile-time layout checks).
-        .target(name: "PluginABI", path: "Sources/PluginABI"),
-
         // ---- Host side ----
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginABI",
+                kit("PluginABI"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -56,7 +50,7 @@ let package = Package(
         ),
         .target(
             name: "Engine",
-            dependencies: ["PluginHost", "PluginABI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PluginHost", kit("PluginABI"), .product(name: "Logging", package: "swift-log")],
             path: "Sources/Engine"
         ),
         // The running configuration on disk (the state directory): written before an apply is
@@ -166,50 +160,30 @@ let package = Package(
             path: "Sources/Host"
         ),
 
-        // ---- PluginKit: the Swift SDK for plugin authors (see docs/plugin-authors.md) ----
-        // PLUGINKIT-TARGETS-BEGIN
-        // One module per ABI capability: a plugin depends on the modules of the capabilities it has,
-        // and each module's `public @_cdecl` functions become that plugin's exports (the host detects
-        // capabilities by symbol presence). No Foundation anywhere: plugins use the shared runtime.
-        .target(name: "PluginKitEntry", path: "Sources/PluginKit/Entry"),
-        .target(name: "PluginKit", dependencies: ["PluginABI", "PluginKitEntry"], path: "Sources/PluginKit/Core"),
-        .target(name: "PluginKitLock", dependencies: ["PluginKit", "PluginABI"], path: "Sources/PluginKit/Lock"),
-        .target(name: "PluginKitState", dependencies: ["PluginKit", "PluginABI"], path: "Sources/PluginKit/State"),
-        .target(
-            name: "PluginKitStateTransact",
-            dependencies: ["PluginKitState", "PluginKit", "PluginABI"],
-            path: "Sources/PluginKit/StateTransact"
-        ),
-        .target(name: "PluginKitInPlace", dependencies: ["PluginKit", "PluginABI"], path: "Sources/PluginKit/InPlace"),
-        .target(
-            name: "PluginKitStateTransfer",
-            dependencies: ["PluginKit", "PluginABI"],
-            path: "Sources/PluginKit/StateTransfer"
-        ),
+        // ---- Swift plugins built with PluginKit (the package in PluginKit/) ----
         // The Swift test plugin: shared code, and two versions a few lines each.
         .target(
             name: "SwiftTestLockCore",
-            dependencies: ["PluginKit", "PluginKitLock", "PluginKitInPlace", "PluginKitStateTransfer"],
+            dependencies: [kit("PluginKit"), kit("PluginKitLock"), kit("PluginKitInPlace"), kit("PluginKitStateTransfer")],
             path: "Tests/Fixtures/SwiftTestLock/Core"
         ),
         .target(
             name: "SwiftTestLockV1",
-            dependencies: ["SwiftTestLockCore", "PluginKit"],
+            dependencies: ["SwiftTestLockCore", kit("PluginKit")],
             path: "Tests/Fixtures/SwiftTestLock/V1"
         ),
         .target(
             name: "SwiftTestLockV2",
-            dependencies: ["SwiftTestLockCore", "PluginKit"],
+            dependencies: ["SwiftTestLockCore", kit("PluginKit")],
             path: "Tests/Fixtures/SwiftTestLock/V2"
         ),
         // The minimal example of the plugin author's guide.
         .target(
             name: "MinimalSwiftLock",
-            dependencies: ["PluginKit", "PluginKitLock"],
+            dependencies: [kit("PluginKit"), kit("PluginKitLock")],
             path: "docs/examples/swift-minimal",
             exclude: ["README.md"]
         ),
-        // PLUGINKIT-TARGETS-END
 
         // The Redis state store plugin (Plugins/RedisState): hiredis as a system library.
         // No pkgConfig: Debian's hiredis.pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM rejects with a warning;
@@ -217,14 +191,14 @@ let package = Package(
         .systemLibrary(name: "CHiredis", path: "Plugins/RedisState/CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(
             name: "RedisState",
-            dependencies: ["PluginKit", "PluginKitState", "PluginKitStateTransact", "PluginKitInPlace", "CHiredis"],
+            dependencies: [kit("PluginKit"), kit("PluginKitState"), kit("PluginKitStateTransact"), kit("PluginKitInPlace"), "CHiredis"],
             path: "Plugins/RedisState/Sources"
         ),
 
         .executableTarget(
             name: "MoltBench",
             dependencies: [
-                "Engine", "PluginHost", "PluginABI", "CHiredis", "MoltProtos",
+                "Engine", "PluginHost", kit("PluginABI"), "CHiredis", "MoltProtos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -237,12 +211,12 @@ let package = Package(
         .target(name: "MoltTestSupport", dependencies: ["PluginHost"], path: "Tests/Support"),
         .testTarget(
             name: "PluginHostTests",
-            dependencies: ["PluginHost", "PluginABI", "MoltTestSupport"],
+            dependencies: ["PluginHost", kit("PluginABI"), "MoltTestSupport"],
             path: "Tests/PluginHostTests"
         ),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["Engine", "PluginHost", "PluginABI", "MoltTestSupport"],
+            dependencies: ["Engine", "PluginHost", kit("PluginABI"), "MoltTestSupport"],
             path: "Tests/EngineTests"
         ),
         .testTarget(

@@ -160,39 +160,41 @@ public final class TestLock<V: TestLockVersion>: LockComponent, InPlaceConfigura
         state.withLock { state in
             let live = state.locks.filter { $0.value.expiresAt > now }.sorted { $0.key < $1.key }
             if format == 2 {
-                out.bytes(Array("STL2".utf8))
-                out.u64(state.granted)
+                out.append(raw: Array("STL2".utf8))
+                out.append(state.granted)
             }
-            out.u32(UInt32(live.count))
+            out.append(UInt32(live.count))
             for (resource, held) in live {
-                out.string(resource)
-                out.string(held.owner)
-                out.i64(held.expiresAt - now)
+                out.append(string: resource)
+                out.append(string: held.owner)
+                out.append(held.expiresAt - now)
             }
         }
-        return out.buffer
+        return out.bytes
     }
 
     public func importState(_ bytes: [UInt8], format: UInt32) throws(PluginError) {
         var input = ByteReader(bytes)
         var granted: UInt64 = 0
         if format == 2 {
-            guard try input.bytes(4) == Array("STL2".utf8) else { throw .invalidArgument("state format 2 without its STL2 header") }
-            granted = try input.u64()
+            guard try input.readRaw(4, "STL2 header") == Array("STL2".utf8) else {
+                throw .invalidArgument("state format 2 without its STL2 header")
+            }
+            granted = try input.read(UInt64.self, "granted count")
         }
-        let count = Int(try input.u32())
+        let count = Int(try input.read(UInt32.self, "lock count"))
         guard count <= settings.capacity else {
             throw .invalidArgument("imported state holds \(count) locks, more than capacity \(settings.capacity)")
         }
         let now = monotonicMilliseconds()
         var locks: [String: Held] = [:]
         for _ in 0..<count {
-            let resource = try input.string()
-            let owner = try input.string()
-            let remaining = try input.i64()
+            let resource = try input.readString("resource id")
+            let owner = try input.readString("lock owner")
+            let remaining = try input.read(Int64.self, "remaining milliseconds")
             if remaining > 0 { locks[resource] = Held(owner: owner, expiresAt: now + remaining) }
         }
-        guard input.isAtEnd else { throw .invalidArgument("state format \(format): \(input.remaining) trailing bytes") }
+        try input.expectEnd()
         state.withLock { state in
             state.locks = locks
             state.granted = max(granted, UInt64(locks.count))
@@ -204,42 +206,4 @@ private func monotonicMilliseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-}
-
-/// Little-endian serialization for the state formats.
-struct ByteWriter {
-    var buffer: [UInt8] = []
-    mutating func bytes(_ b: [UInt8]) { buffer += b }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { buffer += $0 } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { buffer += $0 } }
-    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    mutating func string(_ s: String) {
-        u32(UInt32(s.utf8.count))
-        buffer += s.utf8
-    }
-}
-
-struct ByteReader {
-    private let buffer: [UInt8]
-    private var offset = 0
-    init(_ buffer: [UInt8]) { self.buffer = buffer }
-    var isAtEnd: Bool { offset == buffer.count }
-    var remaining: Int { buffer.count - offset }
-
-    mutating func bytes(_ n: Int) throws(PluginError) -> [UInt8] {
-        guard n >= 0, remaining >= n else { throw .invalidArgument("truncated state: wanted \(n) bytes at offset \(offset)") }
-        defer { offset += n }
-        return Array(buffer[offset..<offset + n])
-    }
-    mutating func u32() throws(PluginError) -> UInt32 {
-        try bytes(4).reversed().reduce(0) { $0 << 8 | UInt32($1) }
-    }
-    mutating func u64() throws(PluginError) -> UInt64 {
-        try bytes(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
-    }
-    mutating func i64() throws(PluginError) -> Int64 { Int64(bitPattern: try u64()) }
-    mutating func string() throws(PluginError) -> String {
-        let n = Int(try u32())
-        return String(decoding: try bytes(n), as: UTF8.self)
-    }
 }
