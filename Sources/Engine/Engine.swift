@@ -176,7 +176,7 @@ public final class Engine: Sendable {
     public func shutdown() async -> [AbandonedGeneration] {
         let keys = slots.withLock { Array($0.keys) }
         await withTaskGroup(of: Void.self) { group in
-            for key in keys { group.addTask { await self.remove(key, persist: false) } }
+            for key in keys { group.addTask { _ = await self.remove(key, persist: false) } }
         }
         return abandoned.list
     }
