@@ -1,39 +1,111 @@
 import ArgumentParser
 import Config
+import Engine
 import FoundationEssentials
+import PluginHost
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Check or migrate a bootstrap config file.",
+        abstract: "Check configuration files (bootstrap and component files) or migrate a bootstrap config file.",
         subcommands: [Check.self, Migrate.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate a bootstrap config file and the component files it names, as `molt serve` would read them.",
+            abstract: "Check configuration files as molt would read them, components against the plugins that would run them.",
             discussion: """
-                Prints every warning (DEPRECATED keys, unknown keys, legacy sources) and the effective configuration \\
-                in the current format: defaults < the file < MOLT_* environment. Tokens are shown as <redacted>. \\
-                Exit 0 when it loads (warnings allowed), 1 with the error (file, key path, expected type) when not.
+                Each FILE is detected by its content: a bootstrap config (JSON or YAML; the component files it names are \
+                checked too), or a component file: molt's components format, Dapr Component YAML (other Dapr resources, \
+                such as Subscription, are reported as skipped), or a Layotto config.json. Every component is checked \
+                against the plugins directory as an apply would plan it: the plugin and version exist (or why the loader \
+                refused them), required keys are present, every key is one the plugin declares (or keyPrefix, read by \
+                molt for state stores), state can be handed over. Each problem is printed with file, line and field.
+                For a bootstrap config, the effective configuration is printed in the current format (tokens redacted).
+                Exit 0 when every file passes (warnings allowed), 1 on any error.
                 """)
 
-        @Argument(help: "The config file (JSON or YAML).") var file: String
-        @Flag(help: "Unknown keys are errors.") var strict = false
+        @Argument(help: "Config files (JSON or YAML): bootstrap configs or component files.") var files: [String]
+        @OptionGroup var plugins: PluginDirectoryOptions
+        @Flag(help: "Unknown keys of the file formats are errors.") var strict = false
 
         func run() async throws {
-            do {
-                let loaded = try await BootstrapConfig.load(arguments: ["--config", file] + (strict ? ["--strict"] : []),
-                                                            environment: ProcessInfo.processInfo.environment)
-                var warnings = loaded.warnings
-                let components = try ComponentSources.load(paths: loaded.config.components, strict: loaded.config.strict)
-                warnings += components.warnings
-                for warning in warnings { printError("\(warning)") }
-                print(loaded.config.rendered(as: .yaml), terminator: "")
-                printError("\(file): OK (\(components.components.count) components, \(warnings.count) warnings)")
-            } catch {
-                printError("\(error)")
-                throw ExitCode.failure
+            Molt.bootstrapLogging(level: .warning)
+            var failed = false
+            for file in files {
+                do {
+                    guard let bytes = readWholeFile(file) else {
+                        printError("\(file): cannot read the file")
+                        failed = true
+                        continue
+                    }
+                    if ComponentSources.isComponentFile(String(decoding: bytes, as: UTF8.self), file: file) {
+                        let loaded = try ComponentSources.load(file: file)
+                        for warning in loaded.warnings { printError("\(warning)") }
+                        let problems = check(loaded.components, file: file)
+                        failed = failed || problems > 0
+                        printError("\(file): \(problems == 0 ? "OK" : "\(problems) problems") (component file, \(loaded.components.count) components)")
+                    } else {
+                        let loaded = try await BootstrapConfig.load(arguments: ["--config", file] + (strict ? ["--strict"] : []),
+                                                                    environment: ProcessInfo.processInfo.environment)
+                        let components = try ComponentSources.load(paths: loaded.config.components, strict: loaded.config.strict)
+                        for warning in loaded.warnings + components.warnings { printError("\(warning)") }
+                        let problems = check(components.components, file: file)
+                        failed = failed || problems > 0
+                        print(loaded.config.rendered(as: .yaml), terminator: "")
+                        printError("\(file): \(problems == 0 ? "OK" : "\(problems) problems") (bootstrap config, "
+                            + "\(components.components.count) components, \(loaded.warnings.count + components.warnings.count) warnings)")
+                    }
+                } catch {
+                    printError("\(error)")
+                    failed = true
+                }
             }
+            if failed { throw ExitCode.failure }
+        }
+
+        /// The plugins directory's catalog and an engine that runs nothing, to plan components against it;
+        /// opened on first use (a bootstrap config without components needs no plugins directory).
+        private var planner: Result<(PluginCatalog, Engine), Error> {
+            Result {
+                let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: plugins.pluginsDirectory))
+                catalog.rescan()
+                return (catalog, Engine(catalog: catalog))
+            }
+        }
+
+        /// Prints each component's problems and warnings with where it was defined; returns the problems.
+        private func check(_ components: [ComponentSpec], file: String) -> Int {
+            guard !components.isEmpty else { return 0 }
+            let catalog: PluginCatalog, engine: Engine
+            switch planner {
+            case .success(let opened): (catalog, engine) = opened
+            case .failure(let error):
+                printError("\(file): the components cannot be checked: plugins directory \(plugins.pluginsDirectory): \(error)")
+                return 1
+            }
+            var problems = 0
+            for spec in components {
+                let origin = spec.origin.map { "\($0)" } ?? file
+                let definition: ComponentDefinition
+                do {
+                    definition = try spec.definition(catalog: catalog)
+                } catch {
+                    printError("\(error)")
+                    problems += 1
+                    continue
+                }
+                let result = engine.check(definition)
+                for warning in result.warnings { printError("\(origin): \(spec.key): warning: \(warning)") }
+                for (key, message) in result.findings {
+                    if let key, let (keyOrigin, path) = spec.metadataOrigins[key] {
+                        printError("\(keyOrigin): \(spec.key): \(path): \(message)")
+                    } else {
+                        printError("\(origin): \(spec.key): \(message)")
+                    }
+                }
+                problems += result.findings.count
+            }
+            return problems
         }
     }
 

@@ -111,6 +111,7 @@ struct Apply: AsyncParsableCommand {
         --metadata to a running component (a version or plugin change) keeps its running configuration.
         """)
     var replaceMetadata = false
+    @Flag(help: "Check each definition as the apply would plan it and print what it would do; change nothing.") var dryRun = false
     @Flag(help: "Print the results as JSON (one object per line).") var json = false
 
     func run() async throws {
@@ -148,6 +149,7 @@ struct Apply: AsyncParsableCommand {
                 request.version = definition.version?.description ?? ""
                 request.pin = definition.pin ?? ""
                 request.replaceMetadata = true  // a file's component is its full definition
+                request.dryRun = dryRun
                 return request
             }
         }
@@ -165,6 +167,7 @@ struct Apply: AsyncParsableCommand {
         request.version = version ?? ""
         request.pin = pin ?? ""
         request.replaceMetadata = replaceMetadata
+        request.dryRun = dryRun
         return [request]
     }
 }
@@ -296,7 +299,11 @@ extension Molt_Control_V1_ApplyResult {
             line += " g\(oldGeneration == 0 ? "-" : String(oldGeneration)) -> g\(newGeneration == 0 ? "-" : String(newGeneration))"
         }
         if !newPlugin.isEmpty { line += " \(newPlugin)" }
-        line += " (\((totalMs * 100).rounded() / 100) ms)"
+        if action == "dry-run" {
+            line += ": would \(dryRunOutcome)"
+        } else {
+            line += " (\((totalMs * 100).rounded() / 100) ms)"
+        }
         if !changedKeys.isEmpty { line += "\n  changed keys: \(changedKeys.joined(separator: ", "))" }
         if !droppedKeys.isEmpty { line += "\n  dropped keys: \(droppedKeys.joined(separator: ", "))" }
         for warning in warnings where !warning.hasPrefix("keys of the running configuration dropped") { line += "\n  warning: \(warning)" }

@@ -623,7 +623,8 @@ CONTROL_STATUS_CASES = [
     ("apply-unknown-kind", dict(kind="queue", name="q", plugin="memorylock"),
      grpc.StatusCode.INVALID_ARGUMENT, "kind 'queue' is not one of lock, state"),
     ("apply-empty-name", dict(kind="lock", name="", plugin="memorylock"),
-     grpc.StatusCode.INVALID_ARGUMENT, "component name is empty"),
+     grpc.StatusCode.INVALID_ARGUMENT, "component name is empty: a component name is lowercase RFC 1123 labels (a-z, 0-9 and '-', "
+     "starting and ending with a letter or digit, at most 63 characters each) joined by '.', at most 253 characters"),
     ("apply-bad-semver", dict(kind="lock", name="x", plugin="memorylock", version="one.two"),
      grpc.StatusCode.INVALID_ARGUMENT, "version 'one.two' of lock/x is not a semantic version (like 1.2.0)"),
 ]

@@ -90,6 +90,16 @@ public enum ComponentSources {
         return LoadedComponents(components: read.components, warnings: read.warnings)
     }
 
+    /// Whether `text` is a component file (Dapr resources, a Layotto config.json, or molt's components
+    /// format, whose `components` lists mappings) rather than a bootstrap configuration (whose
+    /// `components` lists paths). Text that does not parse counts as neither: false.
+    public static func isComponentFile(_ text: String, file: String) -> Bool {
+        guard let documents = try? SourceNode.documents(of: text, file: file), let first = documents.first else { return false }
+        if documents.contains(where: DaprComponentFormat.recognizes) || LayottoConfigFormat.recognizes(first) { return true }
+        guard let components = try? first.child("components"), let items = try? components.items() else { return false }
+        return items.contains { (try? $0.entries()) != nil }
+    }
+
     static let fileExtensions: Set<String> = ["json", "yaml", "yml"]
 
     /// The files a path stands for: itself, or a directory's component files in name order.

@@ -31,6 +31,8 @@ public struct ComponentSpec: Sendable, Equatable, CustomStringConvertible {
     /// Optional sha256 the plugin binary must have.
     public var pin: String?
     public var origin: ConfigOrigin?
+    /// Where each metadata key was written, and its field path (`spec.metadata[2]`), for messages; not compared.
+    public var metadataOrigins: [String: (origin: ConfigOrigin, path: String)] = [:]
 
     public init(kind: ComponentKind, name: String, plugin: String, version: VersionRequirement = .any,
                 metadata: [String: String] = [:], pin: String? = nil, origin: ConfigOrigin? = nil) {

@@ -113,6 +113,7 @@ enum DaprComponentFormat {
         }
 
         var metadata: [String: String] = [:]
+        var origins: [String: (origin: ConfigOrigin, path: String)] = [:]
         for item in try spec.child("metadata")?.items() ?? [] {
             for (key, value) in try item.entries() where !["name", "value", "secretKeyRef"].contains(key) {
                 warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
@@ -127,7 +128,10 @@ enum DaprComponentFormat {
                                               message: "metadata '\(itemName)' is given again; the last value wins"))
             }
             metadata[itemName] = try item.child("value")?.scalarText() ?? ""
+            origins[itemName] = (item.origin, item.path)
         }
-        return ComponentSpec(kind: componentKind, name: name, plugin: plugin, version: version, metadata: metadata, origin: document.origin)
+        var component = ComponentSpec(kind: componentKind, name: name, plugin: plugin, version: version, metadata: metadata, origin: document.origin)
+        component.metadataOrigins = origins
+        return component
     }
 }

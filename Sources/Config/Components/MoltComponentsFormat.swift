@@ -54,12 +54,18 @@ enum MoltComponentsFormat {
                 version = .exact(parsed)
             }
             var metadata: [String: String] = [:]
+            var origins: [String: (origin: ConfigOrigin, path: String)] = [:]
             if let node = try item.child("metadata") {
-                for (key, value) in try node.entries() { metadata[key] = try value.scalarText() }
+                for (key, value) in try node.entries() {
+                    metadata[key] = try value.scalarText()
+                    origins[key] = (value.origin, value.path)
+                }
             }
-            return ComponentSpec(kind: kind, name: try item.required("name", expected: "a string").string(),
-                                 plugin: try item.required("plugin", expected: "a string").string(),
-                                 version: version, metadata: metadata, pin: try item.child("pin")?.string(), origin: item.origin)
+            var component = ComponentSpec(kind: kind, name: try item.required("name", expected: "a string").string(),
+                                          plugin: try item.required("plugin", expected: "a string").string(),
+                                          version: version, metadata: metadata, pin: try item.child("pin")?.string(), origin: item.origin)
+            component.metadataOrigins = origins
+            return component
         }
     }
 }

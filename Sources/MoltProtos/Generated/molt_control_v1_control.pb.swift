@@ -51,6 +51,11 @@ public nonisolated struct Molt_Control_V1_ApplyRequest: Sendable {
   /// always the full configuration.
   public var replaceMetadata: Bool = false
 
+  /// Check the definition as an apply would plan it, and say what the apply would do, without changing
+  /// anything: the result's action is "dry-run" (or "failed" with every problem in error), and
+  /// dry_run_outcome says what would happen.
+  public var dryRun: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -218,6 +223,12 @@ public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
   public var changedKeys: [String] {
     get {_storage._changedKeys}
     set {_uniqueStorage()._changedKeys = newValue}
+  }
+
+  /// For a dry run: what the apply would do ("add", "unchanged", "reload (new generation)", …).
+  public var dryRunOutcome: String {
+    get {_storage._dryRunOutcome}
+    set {_uniqueStorage()._dryRunOutcome = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -394,7 +405,7 @@ fileprivate nonisolated let _protobuf_package = "molt.control.v1"
 
 nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0\u{3}dry_run\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -409,6 +420,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
       case 5: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.pin) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.replaceMetadata) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.dryRun) }()
       default: break
       }
     }
@@ -436,6 +448,9 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if self.replaceMetadata != false {
       try visitor.visitSingularBoolField(value: self.replaceMetadata, fieldNumber: 7)
     }
+    if self.dryRun != false {
+      try visitor.visitSingularBoolField(value: self.dryRun, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -447,6 +462,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if lhs.version != rhs.version {return false}
     if lhs.pin != rhs.pin {return false}
     if lhs.replaceMetadata != rhs.replaceMetadata {return false}
+    if lhs.dryRun != rhs.dryRun {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -558,7 +574,7 @@ nonisolated extension Molt_Control_V1_ApplyBatchResponse: SwiftProtobuf.Message,
 
 nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}action\0\u{3}old_generation\0\u{3}new_generation\0\u{3}old_plugin\0\u{3}new_plugin\0\u{3}init_ms\0\u{3}readiness_ms\0\u{3}pause_ms\0\u{3}drain_ms\0\u{3}switch_ms\0\u{3}total_ms\0\u{3}calls_still_draining\0\u{1}warnings\0\u{1}error\0\u{1}failure\0\u{3}finished_unix_ms\0\u{3}dropped_keys\0\u{3}changed_keys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}action\0\u{3}old_generation\0\u{3}new_generation\0\u{3}old_plugin\0\u{3}new_plugin\0\u{3}init_ms\0\u{3}readiness_ms\0\u{3}pause_ms\0\u{3}drain_ms\0\u{3}switch_ms\0\u{3}total_ms\0\u{3}calls_still_draining\0\u{1}warnings\0\u{1}error\0\u{1}failure\0\u{3}finished_unix_ms\0\u{3}dropped_keys\0\u{3}changed_keys\0\u{3}dry_run_outcome\0")
 
   fileprivate class _StorageClass {
     var _kind: String = String()
@@ -581,6 +597,7 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
     var _finishedUnixMs: Int64 = 0
     var _droppedKeys: [String] = []
     var _changedKeys: [String] = []
+    var _dryRunOutcome: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -611,6 +628,7 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
       _finishedUnixMs = source._finishedUnixMs
       _droppedKeys = source._droppedKeys
       _changedKeys = source._changedKeys
+      _dryRunOutcome = source._dryRunOutcome
     }
   }
 
@@ -649,6 +667,7 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._finishedUnixMs) }()
         case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._droppedKeys) }()
         case 20: try { try decoder.decodeRepeatedStringField(value: &_storage._changedKeys) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._dryRunOutcome) }()
         default: break
         }
       }
@@ -717,6 +736,9 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
       if !_storage._changedKeys.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._changedKeys, fieldNumber: 20)
       }
+      if !_storage._dryRunOutcome.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._dryRunOutcome, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -746,6 +768,7 @@ nonisolated extension Molt_Control_V1_ApplyResult: SwiftProtobuf.Message, SwiftP
         if _storage._finishedUnixMs != rhs_storage._finishedUnixMs {return false}
         if _storage._droppedKeys != rhs_storage._droppedKeys {return false}
         if _storage._changedKeys != rhs_storage._changedKeys {return false}
+        if _storage._dryRunOutcome != rhs_storage._dryRunOutcome {return false}
         return true
       }
       if !storagesAreEqual {return false}

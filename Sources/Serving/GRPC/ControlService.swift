@@ -16,13 +16,38 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
 
     public func apply(request: Molt_Control_V1_ApplyRequest, context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
         var response = Molt_Control_V1_ApplyResponse()
-        response.result = Molt_Control_V1_ApplyResult(await engine.apply(try Self.definition(request)))
+        let definition = try Self.definition(request)
+        response.result = request.dryRun ? Self.dryRunResult(engine.check(definition))
+                                         : Molt_Control_V1_ApplyResult(await engine.apply(definition))
         return response
+    }
+
+    static func dryRunResult(_ check: DefinitionCheck) -> Molt_Control_V1_ApplyResult {
+        var result = Molt_Control_V1_ApplyResult()
+        result.kind = check.key.kind.rawValue
+        result.name = check.key.name
+        result.newPlugin = check.plugin ?? ""
+        result.warnings = check.warnings
+        if check.passed {
+            result.action = "dry-run"
+            result.dryRunOutcome = check.outcome ?? ""
+        } else {
+            result.action = "failed"
+            result.failure = ApplyFailure.invalidDefinition.rawValue
+            result.error = check.problems.joined(separator: "; ")
+        }
+        return result
     }
 
     public func applyBatch(request: Molt_Control_V1_ApplyBatchRequest,
                            context: ServerContext) async throws -> Molt_Control_V1_ApplyBatchResponse {
         guard !request.applies.isEmpty else { throw RPCError(code: .invalidArgument, message: "the batch is empty") }
+        if request.applies.contains(where: \.dryRun) {
+            var response = Molt_Control_V1_ApplyBatchResponse()
+            response.results = try request.applies.map { Self.dryRunResult(engine.check(try Self.definition($0))) }
+            response.succeeded = !response.results.contains { $0.action == "failed" }
+            return response
+        }
         let batch = await engine.applyBatch(try request.applies.map(Self.definition))
         var response = Molt_Control_V1_ApplyBatchResponse()
         response.results = batch.results.map(Molt_Control_V1_ApplyResult.init)
