@@ -14,7 +14,7 @@ ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 PLUGIN_CFLAGS := -std=c11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread -I$(ABI_INCLUDE)
 SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
 
-.PHONY: all build run test deps plugins swift-build swift-plugins fixtures bench protos clean
+.PHONY: all build run demo-redis-dr test deps plugins swift-build swift-plugins fixtures bench protos clean
 
 all: build
 
@@ -54,6 +54,11 @@ test: build python-env
 
 run: build
 	$(SWIFT_BIN)/molt serve --plugins-directory $(PLUGINS_DIR) --components examples/demo-components.json
+
+# The Redis DR story in one command: two local redis-servers, molt serving statestore on the first, then
+# `molt apply` switches it to the second while molt keeps running (scripts/demo-redis-dr.sh).
+demo-redis-dr: build
+	MOLT_BIN=$(SWIFT_BIN)/molt MOLT_PLUGINS_DIR=$(PLUGINS_DIR) bash scripts/demo-redis-dr.sh
 
 bench:
 	@bash scripts/bench.sh

@@ -153,8 +153,7 @@ def refuses_connections(port) -> bool:
 
 def abandoned_lines(status_text, name) -> list[str]:
     """The lines of `molt status` that report an abandoned generation of `name` (not the warnings of a last apply)."""
-    return [line for line in status_text.splitlines()
-            if "abandoned" in line.lower() and name in line and "warning" not in line.lower()]
+    return [line for line in status_text.splitlines() if line.strip().startswith("abandoned:") and f"/{name} " in line]
 
 
 def shows_in_progress(status_text, name) -> bool:
