@@ -5,8 +5,9 @@ set -euo pipefail
 
 # Debian packages the build and the tests need (C compiler for C plugins, make; hiredis and
 # redis-server for the RedisState plugin and its tests; etcd-server for the etcd agent tests; python3-venv and
-# curl for the API tests).
-packages=(gcc make libhiredis-dev redis-server etcd-server python3-venv curl)
+# curl for the API tests; nginx, nghttp2-client (h2load) and wrk for the serving-floor benchmark,
+# Benchmarks/serving-floor, which runs its own nginx as the current user and never the system service).
+packages=(gcc make libhiredis-dev redis-server etcd-server python3-venv curl nginx nghttp2-client wrk)
 
 missing=()
 for package in "${packages[@]}"; do

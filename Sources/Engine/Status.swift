@@ -40,6 +40,14 @@ extension Engine {
         }.sorted { $0.key < $1.key }
     }
 
+    /// What the metadata APIs list, on every call: each component's serving plugin and generation,
+    /// without the statuses and apply history `components` builds.
+    public var registeredComponents: [(key: ComponentKey, plugin: String, generation: UInt64)] {
+        slots.withLock { Array($0.values) }.compactMap { slot in
+            slot.activeCell.current.map { (slot.key, $0.pluginID, $0.number) }
+        }.sorted { $0.key < $1.key }
+    }
+
     /// Applies (and removals) running now, oldest first.
     public var appliesInProgress: [ApplyInProgress] {
         inProgress.withLock { Array($0.values) }

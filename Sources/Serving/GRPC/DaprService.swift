@@ -155,17 +155,17 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         var reply = Dapr_Proto_Runtime_V1_GetMetadataResponse()
         reply.id = appID
         reply.runtimeVersion = MoltVersion.current
-        for status in engine.components {
-            let (plugin, version) = PluginID.split(status.plugin)
+        for registered in engine.registeredComponents {
+            let (plugin, version) = PluginID.split(registered.plugin)
             var component = Dapr_Proto_Runtime_V1_RegisteredComponents()
-            component.name = status.key.name
-            component.type = "\(status.key.kind.rawValue).\(plugin)"
+            component.name = registered.key.name
+            component.type = "\(registered.key.kind.rawValue).\(plugin)"
             component.version = version
             reply.registeredComponents.append(component)
             // molt's own view of each component, for operators reading Dapr's metadata API.
-            let prefix = "molt.\(status.key.kind.rawValue).\(status.key.name)"
-            reply.extendedMetadata["\(prefix).plugin"] = status.plugin
-            reply.extendedMetadata["\(prefix).generation"] = String(status.generation)
+            let prefix = "molt.\(registered.key.kind.rawValue).\(registered.key.name)"
+            reply.extendedMetadata["\(prefix).plugin"] = registered.plugin
+            reply.extendedMetadata["\(prefix).generation"] = String(registered.generation)
         }
         reply.extendedMetadata["molt.version"] = MoltVersion.current
         return reply

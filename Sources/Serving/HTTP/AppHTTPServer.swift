@@ -220,9 +220,9 @@ struct AppHTTPAPI: Sendable {
 
     /// `GET /v1.0/metadata`: the app ID and the components being served.
     func metadata(appID: String?) -> Response {
-        let components = engine.components.map { status in
-            let (name, version) = PluginID.split(status.plugin)
-            return MetadataResponseBody.Component(name: status.key.name, type: "\(status.key.kind.rawValue).\(name)", version: version)
+        let components = engine.registeredComponents.map { registered in
+            let (name, version) = PluginID.split(registered.plugin)
+            return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.rawValue).\(name)", version: version)
         }
         return .json(MetadataResponseBody(id: appID, components: components))
     }
