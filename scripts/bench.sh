@@ -95,6 +95,15 @@ build/venv/bin/python Benchmarks/apply-rss/apply_rss.py --molt "$BIN/molt" --plu
     --applies "$([ -n "$quick" ] && echo 2000 || echo 20000)" --every 2000 --json "$OUT/apply-rss.json" < /dev/null >&2 \
     || failed+=("--failed=apply-rss:$?")
 
+# Issue 15's serving-path comparison: molt's gRPC and HTTP app APIs under h2load and wrk (C clients) beside the
+# floors of this machine (nginx h2c and HTTP/1.1 return 200, redis-benchmark HGET), with latency, calls/s, context
+# switches and CPU per call; installs nginx, nghttp2-client and wrk through scripts/install-deps.sh, runs its own
+# nginx and redis-server on loopback and stops them.
+echo "== serving path against C-client floors (Benchmarks/serving-floor)" >&2
+build/venv/bin/python Benchmarks/serving-floor/serving_floor.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
+    ${quick:+--seconds 1} --json "$OUT/serving-floor.json" --markdown "$OUT/serving-floor.md" < /dev/null \
+    || failed+=("--failed=serving-floor:$?")
+
 # Reload under load, faults and baselines: every scenario of Benchmarks/scenarios against real molt, redis-server
 # and etcd processes with molt-bench loadgen; a report, CSV and plot each in build/bench/scenarios/<name>/.
 echo "== scenarios (Benchmarks/scenarios)" >&2
@@ -109,5 +118,5 @@ if [ -z "$quick" ]; then
 fi
 
 echo >&2
-echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json, $OUT/config-agents.json, $OUT/scenarios/" >&2
+echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json, $OUT/config-agents.json, $OUT/serving-floor.json, $OUT/scenarios/" >&2
 [ ${#failed[@]} -eq 0 ]
