@@ -97,7 +97,7 @@ build/venv/bin/python Benchmarks/apply-rss/apply_rss.py --molt "$BIN/molt" --plu
 
 # Issue 15's serving-path comparison: molt's gRPC and HTTP app APIs under h2load and wrk (C clients) beside the
 # floors of this machine (nginx h2c and HTTP/1.1 return 200, redis-benchmark HGET), with latency, calls/s, context
-# switches and CPU per call; installs nginx, nghttp2-client and wrk through scripts/install-deps.sh, runs its own
+# switches and CPU per call; installs nginx, nghttp2-client and wrk through scripts/install-deps.sh --bench, runs its own
 # nginx and redis-server on loopback and stops them.
 echo "== serving path against C-client floors (Benchmarks/serving-floor)" >&2
 build/venv/bin/python Benchmarks/serving-floor/serving_floor.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \

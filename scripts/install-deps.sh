@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what molt needs to build and test on a fresh Debian machine that has the Swift toolchain.
-# Idempotent: installs only missing packages. Used by `make run`, `make test` and .ci/run.
+# Idempotent: installs only missing packages. Used by `make run`, `make test` and .ci/run; with --bench,
+# also what the benchmarks need (scripts/bench.sh, Benchmarks/serving-floor).
 set -euo pipefail
 
 # Debian packages the build and the tests need (C compiler for C plugins, make; hiredis and
 # redis-server for the RedisState plugin and its tests; etcd-server for the etcd agent tests; python3-venv and
-# curl for the API tests; nginx, nghttp2-client (h2load) and wrk for the serving-floor benchmark,
-# Benchmarks/serving-floor, which runs its own nginx as the current user and never the system service).
-packages=(gcc make libhiredis-dev redis-server etcd-server python3-venv curl nginx nghttp2-client wrk)
+# curl for the API tests).
+packages=(gcc make libhiredis-dev redis-server etcd-server python3-venv curl)
+# --bench: nginx, nghttp2-client (h2load) and wrk for Benchmarks/serving-floor, which runs its own nginx as the
+# current user and never the system service (kept out of `make test`: the package starts that service).
+[ "${1:-}" = "--bench" ] && packages+=(nginx nghttp2-client wrk)
 
 missing=()
 for package in "${packages[@]}"; do

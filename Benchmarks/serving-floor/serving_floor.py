@@ -2,7 +2,7 @@
 
 In one run, on loopback ports it picks, this script
 
-1. installs what it needs through the project's script (`scripts/install-deps.sh`: nginx, nghttp2-client for
+1. installs what it needs through the project's script (`scripts/install-deps.sh --bench`: nginx, nghttp2-client for
    h2load and nghttp, wrk, redis-server; only what is missing; `--no-install` skips it);
 2. starts nginx as the current user with a config of its own in a temp dir (an h2c listener answering every
    request `return 200` with a small body, an HTTP/1.1 listener for wrk, keepalive_requests high, pid, logs and
@@ -559,7 +559,7 @@ def main() -> int:
     parser.add_argument("--warmup-seconds", type=float, default=1, help="a warm-up run before each (default 1)")
     parser.add_argument("--json", help="write every row here")
     parser.add_argument("--markdown", help="write the table here too")
-    parser.add_argument("--no-install", action="store_true", help="do not run scripts/install-deps.sh")
+    parser.add_argument("--no-install", action="store_true", help="do not run scripts/install-deps.sh --bench")
     args = parser.parse_args()
     args.seconds = int(args.seconds) if float(args.seconds).is_integer() else args.seconds
     args.warmup_seconds = int(args.warmup_seconds) if float(args.warmup_seconds).is_integer() else args.warmup_seconds
@@ -571,11 +571,11 @@ def main() -> int:
 
     if not args.no_install:
         log("== scripts/install-deps.sh")
-        if subprocess.run(["bash", str(ROOT / "scripts" / "install-deps.sh")], stdout=sys.stderr).returncode != 0:
+        if subprocess.run(["bash", str(ROOT / "scripts" / "install-deps.sh"), "--bench"], stdout=sys.stderr).returncode != 0:
             log("scripts/install-deps.sh failed; going on with what is installed")
     missing = [tool for tool in ("nginx", "h2load", "nghttp", "wrk", "redis-server", "redis-benchmark") if not shutil.which(tool)]
     if missing:
-        log(f"error: missing {', '.join(missing)} (scripts/install-deps.sh installs them)")
+        log(f"error: missing {', '.join(missing)} (scripts/install-deps.sh --bench installs them)")
         return 1
 
     started = datetime.datetime.now(datetime.timezone.utc)
