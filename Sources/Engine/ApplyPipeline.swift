@@ -44,13 +44,15 @@ struct StepFailure: Error, CustomStringConvertible {
 /// Any failure before step 6 destroys the new generations and leaves every component as it was.
 extension Engine {
     /// One component of an apply, from plan to retire.
-    private struct Change: Sendable {
+    struct Change: Sendable {
         var result: ApplyResult
         let definition: ComponentDefinition
         /// nil for a component the apply adds.
         let slot: ComponentSlot?
         let old: Generation?
         var binary: PluginBinary?
+        /// The binary the definition resolves to, also when it changes nothing.
+        var resolved: PluginBinary?
         var config: [String: String] = [:]
         var handoffFormat: UInt32?
         /// The new generation, once started.
@@ -223,8 +225,8 @@ extension Engine {
         return results
     }
 
-    /// Step 1 for one definition: what it needs.
-    private func plan(_ definition: ComponentDefinition) throws -> Change {
+    /// Step 1 for one definition: what it needs (also `check`, for config check and dry runs).
+    func plan(_ definition: ComponentDefinition) throws -> Change {
         let slot = slots.withLock { $0[definition.key] }
         let old = slot?.activeCell.current
         var change = Change(result: ApplyResult(key: definition.key, action: .failed), definition: definition, slot: old == nil ? nil : slot, old: old)
@@ -237,6 +239,7 @@ extension Engine {
             throw StepFailure(.invalidDefinition, "\(error)")
         }
         change.result.newPlugin = binary.info.id
+        change.resolved = binary
         do {
             let wanted = definition.keepsRunningConfig ? (old?.config ?? definition.config) : definition.config
             (change.config, change.result.warnings) = try binary.normalize(config: wanted)

@@ -22,7 +22,7 @@ extension Engine {
             let available = catalog.versions(of: pluginName).map(\.description)
             let wanted = version.map { "\(pluginName)@\($0)" } ?? pluginName
             throw ConfigProblem("no \(key.kind.rawValue) plugin \(wanted) in \(loader.pluginsDirectory)"
-                + (available.isEmpty ? "" : " (available versions: \(available.joined(separator: ", ")))"))
+                + (available.isEmpty ? "" : " (available versions: \(available.joined(separator: ", ")))") + refusalReasons(of: pluginName))
         }
         return try loader.load(path: entry.path, pin: definition.pin)
     }
@@ -38,5 +38,12 @@ extension Engine {
             throw StepFailure(.invalidDefinition, "no common state format: \(old.info.id) has \(oldFormats), \(new.info.id) has \(newFormats)")
         }
         return min(oldFormats.upperBound, newFormats.upperBound)
+    }
+
+    /// Why the loader refused files that look like versions of `plugin`: a refused version is not in the
+    /// catalog, and "no such version" alone would hide why.
+    private func refusalReasons(of plugin: String) -> String {
+        catalog.problems.filter { ($0.path.split(separator: "/").last.map(String.init) ?? $0.path).hasPrefix(plugin + "-") }
+            .map { "; the loader refused \($0.path): \($0.error)" }.joined()
     }
 }

@@ -22,57 +22,37 @@ extension Engine {
     /// Configuration keys the host itself reads, whatever the plugin declares.
     static func hostKeys(_ kind: ComponentKind) -> Set<String> { kind == .state ? ["keyPrefix"] : [] }
 
-    /// Checks `definition` as an apply would plan it (limits, plugin and version, required keys,
-    /// deprecated aliases, keys the plugin does not declare, state handoff), without loading anything
-    /// into service or touching the running component.
+    /// Checks `definition` as an apply would plan it (`plan`: limits, plugin and version, required keys,
+    /// deprecated aliases, state handoff), plus keys the plugin does not declare, without loading
+    /// anything into service or touching the running component.
     public func check(_ definition: ComponentDefinition) -> DefinitionCheck {
         var check = DefinitionCheck(key: definition.key)
+        let change: Change
         do {
             try ComponentLimits.check(definition)
+            change = try plan(definition)
         } catch {
-            check.findings.append((nil, error.description))
+            check.findings.append((nil, "\(error)"))
             return check
         }
-        let current = slots.withLock { $0[definition.key] }?.activeCell.current
-        let binary: PluginBinary
-        do {
-            binary = try resolveBinary(definition, current: current)
-        } catch {
-            check.findings.append((nil, "\(error)" + refusalReasons(of: definition.plugin ?? current?.binary.info.name)))
-            return check
-        }
+        guard let binary = change.resolved else { return check }
         check.plugin = binary.info.id
-        let config: [String: String]
-        do {
-            let wanted = definition.keepsRunningConfig ? (current?.config ?? definition.config) : definition.config
-            (config, check.warnings) = try binary.normalize(config: wanted)
-        } catch {
-            check.findings.append((nil, error.description))
-            return check
-        }
+        check.warnings = change.result.warnings
         let declared = binary.info.configKeys
         if !declared.isEmpty {
             let known = Set(declared.map(\.name)).union(Self.hostKeys(definition.key.kind))
-            for key in config.keys.filter({ !known.contains($0) }).sorted() {
+            for key in change.config.keys.filter({ !known.contains($0) }).sorted() {
                 check.findings.append((key, "unknown config key '\(key)' for plugin \(binary.info.id), which declares "
                     + declared.map(\.name).sorted().joined(separator: ", ")))
             }
         }
-        if let current {
-            do {
-                _ = try Self.handoffFormat(from: current.binary, to: binary)
-            } catch {
-                check.findings.append((nil, error.description))
-            }
-        }
         guard check.passed else { return check }
-        check.outcome = Self.outcome(from: current, to: binary, config: config, pin: definition.pin)
+        check.outcome = change.changes ? Self.outcome(from: change.old, to: binary, config: change.config, pin: definition.pin) : "unchanged"
         return check
     }
 
     private static func outcome(from current: Generation?, to binary: PluginBinary, config: [String: String], pin: String?) -> String {
         guard let current else { return "add" }
-        if binary.sha256 == current.binary.sha256 && config == current.config && pin == current.pin { return "unchanged" }
         if binary.info.version != current.binary.info.version {
             return "swap version \(current.binary.info.version) → \(binary.info.version) (new generation)"
         }
@@ -85,13 +65,5 @@ extension Engine {
             return "reload (new generation): '\(blocking)' does not apply in place"
         }
         return "apply in place"
-    }
-
-    /// Why the loader refused files that look like versions of `plugin` (a refused version is not in
-    /// the catalog, and "no such version" alone would hide why).
-    private func refusalReasons(of plugin: String?) -> String {
-        guard let plugin else { return "" }
-        let refused = catalog.problems.filter { ($0.path.split(separator: "/").last.map(String.init) ?? $0.path).hasPrefix(plugin + "-") }
-        return refused.map { "; the loader refused \($0.path): \($0.error)" }.joined()
     }
 }

@@ -26,6 +26,19 @@ import Testing
         #expect(replaced.warnings.contains { $0.contains("dropped: redisHost") }, "\(replaced.warnings)")
     }
 
+    /// A version the loader refused is not in the catalog: the apply names the refusal, not just "no such version".
+    @Test func anApplyOfARefusedVersionSaysWhyTheLoaderRefusedIt() async throws {
+        let directory = try Fixtures.pluginDirectory(with: ["probe-1.0.0.so"])
+        try Fixtures.install(try Fixtures.path("abi-minor-99.so"), into: directory, as: "probe-9.0.0.so")
+        let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: directory))
+        catalog.rescan()
+        let engine = Engine(catalog: catalog)
+        let result = await engine.apply(lockDefinition("locks", plugin: "probe", version: "9.0.0"))
+        #expect(result.failure == .invalidDefinition, "\(result)")
+        #expect(result.error?.contains("the loader refused \(directory)/probe-9.0.0.so") == true, "\(result)")
+        #expect(engine.check(lockDefinition("locks", plugin: "probe", version: "9.0.0")).problems.first?.contains("the loader refused") == true)
+    }
+
     @Test func aNewComponentGetsItsDefinitionsConfigurationEvenWhenKeepingIsAsked() async throws {
         let engine = try makeEngine(["probe-1.0.0.so"])
         var definition = lockDefinition("locks", plugin: "probe", ["a": "1"])
