@@ -150,10 +150,8 @@ struct Serve: AsyncParsableCommand {
         let readiness: @Sendable () -> Bool = { lifecycle.isReady }
 
         let apiSecret = SharedSecret(settings.apiToken)
-        let appGRPC = GRPCServerService(
-            name: "app gRPC", address: addresses.grpc, logger: logger,
-            services: [DaprService(engine: engine, telemetry: telemetry, appID: settings.appID)],
-            interceptors: (apiSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.app)] } ?? []) + [DeadlineInterceptor()])
+        let appGRPC = AppGRPCServer(service: DaprService(engine: engine, telemetry: telemetry, appID: settings.appID),
+                                    address: addresses.grpc, apiToken: apiSecret, logger: logger)
         let control = GRPCServerService(
             name: "control gRPC", address: addresses.control, logger: logger,
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
@@ -257,7 +255,7 @@ struct ReadinessGate: Service {
 /// once. Calls in flight then get up to the drain timeout; calls still waiting for a plugin after it are
 /// expired (DEADLINE_EXCEEDED, their generations abandoned to the plugin), so the servers can finish.
 struct AppServers: Service {
-    let grpc: GRPCServerService
+    let grpc: any Service
     let http: any Service
     let engine: Engine
     let drainTimeout: Duration

@@ -16,11 +16,11 @@ molt's own limits are named constants, one place per layer: `AppAPILimits` (Sour
   * HTTP app API body: 4 MiB = 4194304 bytes, Dapr's default --max-body-size (`AppAPILimits.maxHTTPBodyBytes`),
     enforced while the body is read (Request.decodeJSON, Sources/Serving/HTTP/HTTPSupport.swift): one byte more
     is 400 ERR_MALFORMED_REQUEST "HTTP body is larger than 4194304 bytes".
-  * gRPC request message, app and control planes: 4 MiB = 4194304 bytes (`AppAPILimits.maxGRPCMessageBytes`, set
-    as the transport's `maxRequestPayloadSize` by GRPCServerService in Sources/Host/Serve.swift). The decoder
-    raises RESOURCE_EXHAUSTED (grpc-swift-nio-transport/Sources/GRPCNIOTransportCore/GRPCMessageDecoder.swift:
-    64-71), but the server stream handler only resets the stream (Server/GRPCServerStreamHandler.swift:139-141),
-    so the client sees CANCELLED without a message (see the xfail cases).
+  * gRPC request message, app and control planes: 4 MiB = 4194304 bytes (`AppAPILimits.maxGRPCMessageBytes`).
+    The app API (Sources/Serving/GRPC/GRPCCallHandler.swift) answers one byte more with RESOURCE_EXHAUSTED naming
+    the limit. The control plane sets it as grpc-swift's `maxRequestPayloadSize` (GRPCServerService in
+    Sources/Host/Serve.swift): its decoder raises RESOURCE_EXHAUSTED, but its stream handler only resets the stream,
+    so the client sees CANCELLED without a message (see the xfail case).
   * State values have no limit of their own: a value is at most the message carrying it (the two limits above,
     less the request's other bytes).
   * State key: 4096 UTF-8 bytes as the app sends it, before the `<app-id>||` prefix (`AppAPILimits.maxStateKeyBytes`),
@@ -567,10 +567,6 @@ def test_grpc_message_of_exactly_the_limit_is_served(sidecar, dapr):
     assert status == 200 and stored == request.states[0].value, f"HTTP {status}, {len(stored)} bytes"
 
 
-@molt_bug(f"a request message over {GRPC_MESSAGE_LIMIT} bytes (AppAPILimits.maxGRPCMessageBytes, set on the "
-          "transport in Sources/Host/Serve.swift) is refused by resetting the HTTP/2 stream: the client gets CANCELLED "
-          "'Stream removed (RST_STREAM ... error code 8)' with no status message; expected RESOURCE_EXHAUSTED with a "
-          "message naming the limit")
 def test_grpc_oversized_message(sidecar, dapr):
     with pytest.raises(grpc.RpcError) as caught:
         dapr.SaveState(save_request_of_size(GRPC_MESSAGE_LIMIT + 1, "grpc-over-limit"), timeout=RPC_TIMEOUT_S)

@@ -1,15 +1,18 @@
 import Engine
 import FoundationEssentials
-import GRPCCore
 import MoltProtos
 import PluginHost
 import ServingCore
 import SwiftProtobuf
 
-/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock and metadata. Methods of
-/// Dapr's service that molt does not have are not registered, so they answer UNIMPLEMENTED.
-/// Status codes follow Dapr: unknown store and bad requests INVALID_ARGUMENT, etag mismatch ABORTED.
-public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
+/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock and metadata, one method per
+/// RPC, each taking the decoded request and the client's deadline (`grpc-timeout`; nil: the engine's
+/// call timeout). `DaprGRPCRoutes` maps paths to these; methods molt does not have answer UNIMPLEMENTED.
+/// Failures are `APIFailure`s; `GRPCStatus(failure)` gives Dapr's codes (unknown store and bad
+/// requests INVALID_ARGUMENT, etag mismatch ABORTED).
+///
+/// Thread: the caller's task. A plugin that completes inline completes on it; nothing here hops.
+public struct DaprService: Sendable {
     private let engine: Engine
     private let telemetry: Telemetry
     private let appID: String
@@ -22,14 +25,13 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     // MARK: - State
 
-    public func getState(request: Dapr_Proto_Runtime_V1_GetStateRequest,
-                         context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetStateResponse {
+    public func getState(_ request: Dapr_Proto_Runtime_V1_GetStateRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_GetStateResponse {
         let key = try rejectIfBad(.state, request.storeName, "get") { () throws(APIFailure) in
             try StateRequests.key(request.key)
         }
         let response = try await serve(.state, request.storeName, "get", daprOperation: "STATE_GET") { () async throws(CallError) in
             try await engine.getState(store: request.storeName, key: key, consistency: StateConsistency(request.consistency),
-                                      metadata: request.metadata, deadline: ClientDeadline.current)
+                                      metadata: request.metadata, deadline: deadline)
         }
         var reply = Dapr_Proto_Runtime_V1_GetStateResponse()
         guard response.found else { return reply }  // a missing key is an empty response, as in Dapr
@@ -39,15 +41,14 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         return reply
     }
 
-    public func getBulkState(request: Dapr_Proto_Runtime_V1_GetBulkStateRequest,
-                             context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetBulkStateResponse {
+    public func getBulkState(_ request: Dapr_Proto_Runtime_V1_GetBulkStateRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_GetBulkStateResponse {
         let keys = try rejectIfBad(.state, request.storeName, "bulk_get") { () throws(APIFailure) in
             try request.keys.map { key throws(APIFailure) in try StateRequests.key(key) }
         }
         let items = try await serve(.state, request.storeName, "bulk_get", daprOperation: "STATE_BULK_GET") { () async throws(CallError) in
             try await engine.bulkGetState(store: request.storeName, keys: keys,
                                           parallelism: UInt32(clamping: max(request.parallelism, 0)), metadata: request.metadata,
-                                          deadline: ClientDeadline.current)
+                                          deadline: deadline)
         }
         var reply = Dapr_Proto_Runtime_V1_GetBulkStateResponse()
         reply.items = items.map { item in
@@ -63,43 +64,39 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         return reply
     }
 
-    public func saveState(request: Dapr_Proto_Runtime_V1_SaveStateRequest,
-                          context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+    public func saveState(_ request: Dapr_Proto_Runtime_V1_SaveStateRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> SwiftProtobuf.Google_Protobuf_Empty {
         let requests = try rejectIfBad(.state, request.storeName, "save") { () throws(APIFailure) in
             try request.states.map { item throws(APIFailure) in try Self.setRequest(item) }
         }
         try await serveEach(requests, request.storeName, "save", daprOperation: "STATE_SAVE") { setRequest throws(CallError) in
-            try await engine.setState(store: request.storeName, setRequest, deadline: ClientDeadline.current)
+            try await engine.setState(store: request.storeName, setRequest, deadline: deadline)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
 
-    public func deleteState(request: Dapr_Proto_Runtime_V1_DeleteStateRequest,
-                            context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+    public func deleteState(_ request: Dapr_Proto_Runtime_V1_DeleteStateRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> SwiftProtobuf.Google_Protobuf_Empty {
         let deleteRequest = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
             try StateRequests.delete(key: request.key,
                                      etag: request.hasEtag ? request.etag.value : nil, concurrency: StateConcurrency(request.options.concurrency),
                                      consistency: StateConsistency(request.options.consistency), metadata: request.metadata)
         }
         _ = try await serve(.state, request.storeName, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
-            try await engine.deleteState(store: request.storeName, deleteRequest, deadline: ClientDeadline.current)
+            try await engine.deleteState(store: request.storeName, deleteRequest, deadline: deadline)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
 
-    public func deleteBulkState(request: Dapr_Proto_Runtime_V1_DeleteBulkStateRequest,
-                                context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+    public func deleteBulkState(_ request: Dapr_Proto_Runtime_V1_DeleteBulkStateRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> SwiftProtobuf.Google_Protobuf_Empty {
         let requests = try rejectIfBad(.state, request.storeName, "delete") { () throws(APIFailure) in
             try request.states.map { item throws(APIFailure) in try Self.deleteRequest(item) }
         }
         try await serveEach(requests, request.storeName, "delete", daprOperation: "STATE_DELETE") { deleteRequest throws(CallError) in
-            try await engine.deleteState(store: request.storeName, deleteRequest, deadline: ClientDeadline.current)
+            try await engine.deleteState(store: request.storeName, deleteRequest, deadline: deadline)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
 
-    public func executeStateTransaction(request: Dapr_Proto_Runtime_V1_ExecuteStateTransactionRequest,
-                                        context: ServerContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+    public func executeStateTransaction(_ request: Dapr_Proto_Runtime_V1_ExecuteStateTransactionRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> SwiftProtobuf.Google_Protobuf_Empty {
         let operations = try rejectIfBad(.state, request.storeName, "transaction") { () throws(APIFailure) in
             try request.operations.map { operation throws(APIFailure) -> StateOperation in
                 switch operation.operationType {
@@ -111,15 +108,14 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
             }
         }
         _ = try await serve(.state, request.storeName, "transaction", daprOperation: "STATE_TRANSACTION") { () async throws(CallError) in
-            try await engine.transactState(store: request.storeName, operations, metadata: request.metadata, deadline: ClientDeadline.current)
+            try await engine.transactState(store: request.storeName, operations, metadata: request.metadata, deadline: deadline)
         }
         return SwiftProtobuf.Google_Protobuf_Empty()
     }
 
     // MARK: - Lock
 
-    public func tryLockAlpha1(request: Dapr_Proto_Runtime_V1_TryLockRequest,
-                              context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_TryLockResponse {
+    public func tryLockAlpha1(_ request: Dapr_Proto_Runtime_V1_TryLockRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_TryLockResponse {
         try rejectIfBad(.lock, request.storeName, "try_lock") { () throws(APIFailure) in
             try LockRequests.requireArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
             if request.expiryInSeconds <= 0 {
@@ -129,19 +125,18 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         var reply = Dapr_Proto_Runtime_V1_TryLockResponse()
         reply.success = try await serve(.lock, request.storeName, "try_lock", daprOperation: "TRY_LOCK") { () async throws(CallError) in
             try await engine.tryLock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner,
-                                     expiryInSeconds: request.expiryInSeconds, deadline: ClientDeadline.current)
+                                     expiryInSeconds: request.expiryInSeconds, deadline: deadline)
         }
         return reply
     }
 
-    public func unlockAlpha1(request: Dapr_Proto_Runtime_V1_UnlockRequest,
-                             context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_UnlockResponse {
+    public func unlockAlpha1(_ request: Dapr_Proto_Runtime_V1_UnlockRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_UnlockResponse {
         try rejectIfBad(.lock, request.storeName, "unlock") { () throws(APIFailure) in
             try LockRequests.requireArguments(store: request.storeName, resource: request.resourceID, owner: request.lockOwner)
         }
         let status = try await serve(.lock, request.storeName, "unlock", daprOperation: "UNLOCK") { () async throws(CallError) in
             try await engine.unlock(store: request.storeName, resource: request.resourceID, owner: request.lockOwner,
-                                    deadline: ClientDeadline.current)
+                                    deadline: deadline)
         }
         var reply = Dapr_Proto_Runtime_V1_UnlockResponse()
         reply.status = Dapr_Proto_Runtime_V1_UnlockResponse.Status(rawValue: Int(status.rawValue)) ?? .internalError
@@ -150,8 +145,7 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     // MARK: - Metadata
 
-    public func getMetadata(request: Dapr_Proto_Runtime_V1_GetMetadataRequest,
-                            context: ServerContext) async throws -> Dapr_Proto_Runtime_V1_GetMetadataResponse {
+    public func getMetadata(_ request: Dapr_Proto_Runtime_V1_GetMetadataRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_GetMetadataResponse {
         var reply = Dapr_Proto_Runtime_V1_GetMetadataResponse()
         reply.id = appID
         reply.runtimeVersion = MoltVersion.current
@@ -175,18 +169,14 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
 
     /// Runs a store call through telemetry; failures become Dapr's gRPC status.
     private func serve<Value>(_ kind: ComponentKind, _ store: String, _ operation: String, daprOperation: String,
-                              _ body: () async throws(CallError) -> Served<Value>) async throws(RPCError) -> Value {
-        do {
-            return try await telemetry.call(kind, store, operation, daprOperation: daprOperation, body).value
-        } catch {
-            throw RPCError(error)
-        }
+                              _ body: () async throws(CallError) -> Served<Value>) async throws(APIFailure) -> Value {
+        try await telemetry.call(kind, store, operation, daprOperation: daprOperation, body).value
     }
 
     /// Bulk save and delete: one store call per item, in order; the first failure is the answer (the
     /// items before it stay written, as with Dapr's bulk fallback).
     private func serveEach<Request>(_ requests: [Request], _ store: String, _ operation: String, daprOperation: String,
-                                    _ call: (Request) async throws(CallError) -> Served<Void>) async throws(RPCError) {
+                                    _ call: (Request) async throws(CallError) -> Served<Void>) async throws(APIFailure) {
         for request in requests {
             try await serve(.state, store, operation, daprOperation: daprOperation) { () async throws(CallError) in try await call(request) }
         }
@@ -195,12 +185,12 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     /// Validates a request before any store call; a refusal is counted and answered as Dapr does.
     @discardableResult
     private func rejectIfBad<Value>(_ kind: ComponentKind, _ store: String, _ operation: String,
-                                    _ body: () throws(APIFailure) -> Value) throws(RPCError) -> Value {
+                                    _ body: () throws(APIFailure) -> Value) throws(APIFailure) -> Value {
         do {
             return try body()
         } catch {
             telemetry.rejected(kind, store, operation, error)
-            throw RPCError(error)
+            throw error
         }
     }
 
@@ -214,22 +204,6 @@ public struct DaprService: Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
         try StateRequests.delete(key: item.key, etag: item.hasEtag ? item.etag.value : nil,
                                  concurrency: StateConcurrency(item.options.concurrency),
                                  consistency: StateConsistency(item.options.consistency), metadata: item.metadata)
-    }
-}
-
-extension RPCError {
-    /// Dapr's gRPC status for a failed app call.
-    init(_ failure: APIFailure) {
-        let code: RPCError.Code
-        switch failure.kind {
-        case .invalidArgument, .storeNotFound, .etagInvalid: code = .invalidArgument
-        case .etagMismatch: code = .aborted
-        case .unavailable: code = .unavailable
-        case .timeout, .deadlineExceeded: code = .deadlineExceeded
-        case .unsupported: code = .unimplemented
-        case .internal: code = .internalError
-        }
-        self.init(code: code, message: failure.message)
     }
 }
 

@@ -1,0 +1,79 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP2
+import NIOPosix
+import ServiceLifecycle
+import ServingCore
+
+/// The app API over gRPC (h2c, Dapr's `dapr.proto.runtime.v1.Dapr`), served on swift-nio-http2
+/// directly: each connection lives on one event loop of `eventLoopGroup`, and each call on it is
+/// decoded, served and answered on that loop's thread (see `GRPCCallHandler`).
+///
+/// On graceful shutdown it stops accepting, sends GOAWAY on every connection, and returns once every
+/// connection closed, that is once the calls in flight were answered (their deadline, or the
+/// engine's expiry after the drain timeout, bounds them).
+public struct AppGRPCServer: Service {
+    private let settings: GRPCCallSettings
+    private let address: ListenAddress
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    private let logger: Logger
+
+    public init(service: DaprService, address: ListenAddress, apiToken: SharedSecret?, logger: Logger,
+                eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) {
+        settings = GRPCCallSettings(routes: DaprGRPCRoutes(service), apiToken: apiToken, maxMessageBytes: AppAPILimits.maxGRPCMessageBytes)
+        self.address = address
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let quiescing = ServerQuiescingHelper(group: eventLoopGroup)
+        let settings = self.settings
+        let host = address.host == "localhost" ? "127.0.0.1" : address.host
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: eventLoopGroup)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                    }
+                }
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try Self.configureConnection(channel, settings) }
+                }
+                .bind(host: host, port: address.port).get()
+        } catch {
+            logger.critical("app gRPC server cannot listen", metadata: ["address": "\(address)", "error": "\(error)"])
+            throw error
+        }
+        let stopped = eventLoopGroup.next().makePromise(of: Void.self)
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+            try await stopped.futureResult.get()
+        } onGracefulShutdown: {
+            quiescing.initiateShutdown(promise: stopped)
+        }
+    }
+
+    /// HTTP/2 with one `GRPCCallHandler` per stream; the connection manager answers quiescing with
+    /// GOAWAY and closes the connection once its streams are done.
+    private static func configureConnection(_ channel: any Channel, _ settings: GRPCCallSettings) throws {
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+        let executor = EventLoopExecutor(channel.eventLoop)
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+            streamDelegate: manager.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(GRPCCallHandler(settings: settings, executor: executor))
+            }
+        }
+        try sync.addHandler(manager)
+    }
+}
