@@ -318,6 +318,29 @@ def parse_redis_benchmark(output: str) -> dict:
 
 # --- the run -------------------------------------------------------------------------------------------------------
 
+IDLE_SETTLE_S = 2.0
+
+
+def demo_idle_rss(args: argparse.Namespace, plugins: Path, workdir: Path, children: "Children") -> int:
+    """VmRSS (KiB) of a `molt serve` of the demo components (what `make run` serves), idle, IDLE_SETTLE_S after it is ready."""
+    ports = {name: free_port() for name in ("grpc", "http", "control", "admin")}
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo-components.json"
+    molt = children.start("molt-demo", [args.molt, "serve", "--plugins-directory", str(plugins), "--components", str(demo),
+                                        "--grpc-address", f"127.0.0.1:{ports['grpc']}", "--http-address", f"127.0.0.1:{ports['http']}",
+                                        "--control-address", f"127.0.0.1:{ports['control']}",
+                                        "--admin-address", f"127.0.0.1:{ports['admin']}", "--log-level", "warning"],
+                          workdir / "molt-demo.log")
+    wait_port(ports["admin"], molt, "molt (demo)")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not http_check(f"http://127.0.0.1:{ports['admin']}/actuator/health/readiness", None)[0]:
+        time.sleep(0.1)
+    time.sleep(IDLE_SETTLE_S)
+    rss = rss_kib(molt.pid)
+    molt.terminate()
+    molt.wait(timeout=30)
+    return rss
+
+
 def nginx_config(workdir: Path, h2_port: int, h1_port: int) -> str:
     version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
     major_minor = tuple(int(x) for x in re.search(r"nginx/(\d+)\.(\d+)", version).groups())
@@ -605,6 +628,14 @@ def main() -> int:
             time.sleep(0.05)
         nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
 
+        # the demo's plugins: the C ones of --plugins-dir, redis-state measured here
+        demo_plugins = workdir / "demo-plugins"
+        demo_plugins.mkdir()
+        for plugin in [*Path(args.plugins_dir).glob("in-memory-*.so"), *Path(args.plugins_dir).glob("memorylock-*.so")]:
+            shutil.copy2(plugin, demo_plugins / plugin.name)
+        shutil.copy2(redis_plugin, demo_plugins / "redis-state-1.0.0.so")
+        idle_rss = demo_idle_rss(args, demo_plugins, workdir, children)
+
         # redis-server and molt
         redis = children.start("redis-server", ["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1", "--save", "",
                                                 "--appendonly", "no", "--dir", str(workdir)], workdir / "redis.log")
@@ -702,6 +733,8 @@ def main() -> int:
         molt_log_lines = [line for line in molt_log.splitlines() if line.strip()]
 
         rows, targets = evaluate(bench.rows)
+        targets.append({"target": "idle RSS of molt serve with the demo components (MiB)", "measured": idle_rss / 1024, "limit": 30,
+                        "unit": "", "at_most": True, "met": idle_rss / 1024 <= 30})
         for row in rows:
             if row["server"] == "molt" and row.get("failed", 0):
                 bench.problems.append(f"{row['name']} {row['mode']}: {row['failed']} failed calls "
@@ -720,8 +753,9 @@ def main() -> int:
             f"memorylock: {shown(Path(args.plugins_dir) / 'memorylock-1.0.0.so')}. "
             f"{nginx_version}, redis-server {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2].removeprefix('v=')}, "
             f"{subprocess.run(['h2load', '--version'], capture_output=True, text=True).stdout.strip()}.",
-            f"molt RSS (memorylock + redis-state, not the demo components): {molt_rss_start / 1024:.1f} MiB before the load, "
-            f"{molt_rss_end / 1024:.1f} MiB after.",
+            f"molt RSS (memorylock + redis-state): {molt_rss_start / 1024:.1f} MiB before the load, "
+            f"{molt_rss_end / 1024:.1f} MiB after. Idle RSS with the demo components (examples/demo-components.json, "
+            f"in-memory, memorylock and redis-state in the catalog), {IDLE_SETTLE_S:g} s after readiness: {idle_rss / 1024:.1f} MiB.",
             "other CPU: CPU cores used during the run by everything but the server, redis-server and the client "
             "(other processes, the kernel's own threads); ⚠️ at 0.25 or more.",
         ]
@@ -733,7 +767,7 @@ def main() -> int:
         result = {"started": started.strftime("%Y-%m-%d %H:%M UTC"), "seconds": args.seconds, "warmup_seconds": args.warmup_seconds,
                   "machine": f"{cpu}, {os.cpu_count()} CPUs, load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])} at the end",
                   "rows": rows, "targets": targets, "checks": checks, "notes": notes,
-                  "molt_rss_kib": {"start": molt_rss_start, "end": molt_rss_end}, "molt_log": molt_log_lines[:50],
+                  "molt_rss_kib": {"start": molt_rss_start, "end": molt_rss_end, "demo_idle": idle_rss}, "molt_log": molt_log_lines[:50],
                   "duration_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()}
         text = markdown(result)
         print(text, end="")

@@ -35,6 +35,7 @@ final class GRPCCallHandler: ChannelInboundHandler {
     private var body: ByteBuffer?
     private var requestEnded = false
     private var streamOpen = true
+    private var notGRPC = false
 
     init(settings: GRPCCallSettings, executor: EventLoopExecutor) {
         self.settings = settings
@@ -74,6 +75,11 @@ final class GRPCCallHandler: ChannelInboundHandler {
 
     /// Resolves the method, checks the token and reads the client's deadline.
     private func start(_ headers: HPACKHeaders) {
+        guard headers.first(name: ":method") == "POST",
+              headers.first(name: "content-type")?.hasPrefix("application/grpc") == true else {
+            notGRPC = true  // answered with HTTP 415 at the end of the request, as gRPC servers do
+            return
+        }
         let path = headers.first(name: ":path") ?? ""
         guard let method = settings.routes.method(path) else {
             refusal = GRPCStatus(.unimplemented, "Requested RPC isn't implemented by this server: molt does not serve \(path)")
@@ -97,6 +103,14 @@ final class GRPCCallHandler: ChannelInboundHandler {
     private func end(_ context: ChannelHandlerContext) {
         guard !requestEnded else { return }
         requestEnded = true
+        if notGRPC {
+            let headers: HPACKHeaders = [":status": "415", "content-type": "text/plain"]
+            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+            var body = context.channel.allocator.buffer(capacity: 64)
+            body.writeString("molt's app gRPC port takes gRPC only: POST with content-type application/grpc\n")
+            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))), promise: nil)
+            return
+        }
         if let refusal { return answer(.failure(refusal), context) }
         guard let method else { return answer(.failure(GRPCStatus(.internal, "the request has no headers")), context) }
         let message: [UInt8]
