@@ -48,6 +48,8 @@ let package = Package(
                 kit("PluginABI"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/PluginHost"
         ),
@@ -225,7 +227,8 @@ let package = Package(
         .target(name: "MoltTestSupport", dependencies: ["PluginHost"], path: "Tests/Support"),
         .testTarget(
             name: "PluginHostTests",
-            dependencies: ["PluginHost", kit("PluginABI"), "MoltTestSupport"],
+            dependencies: ["PluginHost", kit("PluginABI"), "MoltTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/PluginHostTests"
         ),
         .testTarget(

@@ -42,13 +42,7 @@ public final class PluginInstance: @unchecked Sendable {
         pluginLogger[metadataKey: "component"] = "\(componentName)"
         pluginLogger[metadataKey: "plugin"] = "\(binary.info.id)"
         let services = UnsafeMutablePointer<molt_host_services>.allocate(capacity: 1)
-        services.initialize(to: molt_host_services(
-            struct_size: UInt32(MemoryLayout<molt_host_services>.size),
-            host_context: Unmanaged.passRetained(PluginLogSink(logger: pluginLogger)).toOpaque(),
-            log: { context, level, message in
-                guard let context, let message else { return }
-                Unmanaged<PluginLogSink>.fromOpaque(context).takeUnretainedValue().log(level: level, message: copiedString(message) ?? "")
-            }))
+        services.initialize(to: HostServicesContext.services(logger: pluginLogger, io: .shared))
         var instance: molt_instance?
         let (status, message) = withMessageBuffer { buffer in
             withCConfig(config, componentName: componentName) { binary.symbols.initialize($0, services, &instance, buffer) }
@@ -130,7 +124,7 @@ public final class PluginInstance: @unchecked Sendable {
     }
 
     private static func release(_ services: UnsafeMutablePointer<molt_host_services>) {
-        Unmanaged<PluginLogSink>.fromOpaque(services.pointee.host_context).release()
+        Unmanaged<HostServicesContext>.fromOpaque(services.pointee.host_context).release()
         services.deinitialize(count: 1)
         services.deallocate()
     }
@@ -189,20 +183,3 @@ private final class ByteSink {
     init(limit: Int) { self.limit = limit }
 }
 
-/// The host side of molt_host_services.log.
-private final class PluginLogSink: Sendable {
-    let logger: Logger
-    init(logger: Logger) { self.logger = logger }
-
-    func log(level: molt_log_level, message: String) {
-        let swiftLevel: Logger.Level
-        switch level {
-        case MOLT_LOG_TRACE: swiftLevel = .trace
-        case MOLT_LOG_DEBUG: swiftLevel = .debug
-        case MOLT_LOG_INFO: swiftLevel = .info
-        case MOLT_LOG_WARNING: swiftLevel = .warning
-        default: swiftLevel = .error
-        }
-        logger.log(level: swiftLevel, "\(message)")
-    }
-}

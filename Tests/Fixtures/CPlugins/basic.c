@@ -5,6 +5,8 @@
  *   FIX_MISSING_UNLOCK     kind "lock" without molt_lock_unlock
  *   FIX_ABI_MAJOR_2        molt_abi_version reports 2.0
  *   FIX_ABI_MINOR_99       molt_abi_version reports 1.99
+ *   FIX_ABI_1_0            molt_abi_version reports 1.0: a correct plugin built for ABI 1.0, which
+ *                          ABI 1.1 hosts must load and serve (it reads only the 1.0 host services)
  *   FIX_UNKNOWN_KIND       info.kind = "queue"
  *   FIX_BAD_VERSION        info.version = "one.two"
  *   FIX_DUP_A, FIX_DUP_B   both "dupe" 1.0.0, valid, different bytes (different descriptions)
@@ -28,6 +30,10 @@
 #define FX_NAME "abi-minor-99"
 #define FX_ABI_MAJOR 1u
 #define FX_ABI_MINOR 99u
+#elif defined(FIX_ABI_1_0)
+#define FX_NAME "abi-1-0"
+#define FX_ABI_MAJOR 1u
+#define FX_ABI_MINOR 0u
 #elif defined(FIX_UNKNOWN_KIND)
 #define FX_NAME "unknown-kind"
 #define FX_KIND "queue"

@@ -5,12 +5,13 @@ CFIX_COMMON := $(CFIX_DIR)/fixture_lock.c
 CFIX_DEPS   := $(CFIX_COMMON) $(CFIX_DIR)/fixture_lock.h $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
 
 # basic.c: plugins wrong in exactly one way (plus dup-a/dup-b: same name and version, other bytes).
-CFIX_BASIC := $(addprefix $(FIXTURES)/,missing-readiness.so missing-unlock.so abi-major-2.so abi-minor-99.so \
+CFIX_BASIC := $(addprefix $(FIXTURES)/,missing-readiness.so missing-unlock.so abi-major-2.so abi-minor-99.so abi-1-0.so \
                 unknown-kind.so bad-version.so dup-a.so dup-b.so)
 $(FIXTURES)/missing-readiness.so: CFIX_FLAGS := -DFIX_MISSING_READINESS
 $(FIXTURES)/missing-unlock.so:    CFIX_FLAGS := -DFIX_MISSING_UNLOCK
 $(FIXTURES)/abi-major-2.so:       CFIX_FLAGS := -DFIX_ABI_MAJOR_2
 $(FIXTURES)/abi-minor-99.so:      CFIX_FLAGS := -DFIX_ABI_MINOR_99
+$(FIXTURES)/abi-1-0.so:           CFIX_FLAGS := -DFIX_ABI_1_0
 $(FIXTURES)/unknown-kind.so:      CFIX_FLAGS := -DFIX_UNKNOWN_KIND
 $(FIXTURES)/bad-version.so:       CFIX_FLAGS := -DFIX_BAD_VERSION
 $(FIXTURES)/dup-a.so:             CFIX_FLAGS := -DFIX_DUP_A

@@ -1,5 +1,5 @@
 /*
- * molt_plugin.h: the molt plugin ABI, version 1.0. This header is the contract.
+ * molt_plugin.h: the molt plugin ABI, version 1.1. This header is the contract.
  *
  * A molt plugin is a shared library (.so) that exports plain C functions whose names all begin with
  * "molt_". The host finds each one with dlsym. Required symbols must be present; optional
@@ -54,7 +54,7 @@ extern "C" {
 #endif
 
 #define MOLT_ABI_VERSION_MAJOR 1
-#define MOLT_ABI_VERSION_MINOR 0
+#define MOLT_ABI_VERSION_MINOR 1
 
 /* Marks a function a plugin exports to the host. */
 #define MOLT_EXPORT __attribute__((visibility("default")))
@@ -130,6 +130,37 @@ typedef int32_t molt_log_level;
 #define MOLT_LOG_WARNING 3
 #define MOLT_LOG_ERROR 4
 
+/* ABI 1.1: I/O on the host's event loops.
+ *
+ * A plugin that talks to a server over TCP can let the host drive its connections instead of running
+ * threads of its own: the host connects, reads and writes on its event loops (the threads that also
+ * serve the app API), the plugin formats requests and parses replies. The host calls an operation on
+ * the loop that read the app's request (`current_loop` tells which); a plugin that sends it over a
+ * stream of that loop is answered on that loop, and the call completes without any thread switch.
+ *
+ * Threads: every callback of a stream or timer runs on its loop, one at a time, and must not block
+ * (no sleeping, no blocking I/O, no waiting for another thread): it holds up every call on that loop.
+ * stream_write and stream_close must be called on the stream's loop; use timer_start with delay 0 to
+ * get there from another thread. (The host has no API for raw file-descriptor readiness: its loops
+ * are swift-nio's, which owns the sockets. A client library with its own I/O, such as hiredis, is
+ * used for its protocol: redisFormatCommandArgv and redisReader.) */
+typedef struct molt_stream molt_stream; /* host-owned; see molt_stream_events.closed */
+
+typedef struct molt_stream_events {
+    void *context; /* the plugin's; passed back to every callback */
+    /* The connection is established; sending may begin (bytes written before it are queued). */
+    void (*connected)(void *context);
+    /* Bytes received, in order; borrowed for the call. */
+    void (*received)(void *context, const uint8_t *bytes, size_t length);
+    /* The stream is closed: connecting failed or timed out, the peer closed it, an I/O error, or
+     * stream_close. Always the last callback, exactly once; `message` (borrowed) says why. The
+     * handle is invalid once it returns. */
+    void (*closed)(void *context, const char *message);
+} molt_stream_events;
+
+/* Called when a timer fires, on its loop. */
+typedef void (*molt_timer_fn)(void *context);
+
 /* Host-owned. The pointer given to molt_plugin_init stays valid, and its functions callable from
  * any thread, until molt_plugin_destroy for that instance returns. */
 typedef struct molt_host_services {
@@ -137,7 +168,36 @@ typedef struct molt_host_services {
     void *host_context; /* opaque; pass it back to every service function */
     /* Writes one log line attributed to the instance. `message` is borrowed for the call only. */
     void (*log)(void *host_context, molt_log_level level, const char *message);
+
+    /* ---- ABI 1.1 (present when struct_size >= MOLT_HOST_SERVICES_SIZE_1_1) ---- */
+    /* The host's event loops, numbered 0 ..< loop_count. */
+    uint32_t loop_count;
+    /* The loop of the calling thread, or MOLT_NO_LOOP when the caller is not on one of them. */
+    uint32_t (*current_loop)(void *host_context);
+    /* Starts connecting to `address` (host name or IP) and `port` on loop `loop`, giving up after
+     * `timeout_ms`. Returns the stream at once (NULL only when `loop` is out of range or memory is
+     * short); `events` is copied, and its callbacks follow on that loop. Any thread. */
+    molt_stream *(*stream_open)(void *host_context, uint32_t loop, const char *address, uint16_t port,
+                                uint32_t timeout_ms, const molt_stream_events *events);
+    /* Queues `length` bytes (copied) for sending; they leave at the end of the loop's current turn,
+     * together with whatever else was queued in it. Dropped once the stream is closing. On the
+     * stream's loop only. */
+    void (*stream_write)(molt_stream *stream, const uint8_t *bytes, size_t length);
+    /* Closes the stream; `closed` follows (on a later turn of the loop) unless it was delivered
+     * already. On the stream's loop only, and not after `closed` returned. */
+    void (*stream_close)(molt_stream *stream, const char *reason);
+    /* Calls `fire(context)` on loop `loop` after `delay_ms` (0: on its next turn), once, unless
+     * cancelled first. Returns the timer's id (never 0), or 0 when `loop` is out of range. Any thread. */
+    uint64_t (*timer_start)(void *host_context, uint32_t loop, uint32_t delay_ms, molt_timer_fn fire, void *context);
+    /* Cancels a timer that has not fired yet; nothing happens when it fired or is unknown. On the
+     * timer's loop only (so that it cannot be firing meanwhile). */
+    void (*timer_cancel)(void *host_context, uint64_t timer);
 } molt_host_services;
+
+#define MOLT_NO_LOOP UINT32_MAX
+/* struct_size of an ABI 1.0 host's services (log only) and of an ABI 1.1 host's. */
+#define MOLT_HOST_SERVICES_SIZE_1_0 (offsetof(molt_host_services, log) + sizeof(void *))
+#define MOLT_HOST_SERVICES_SIZE_1_1 (offsetof(molt_host_services, timer_cancel) + sizeof(void *))
 
 /* ---------------------------------------------------------------------------------------------
  * Plugin identity and declared configuration keys.
