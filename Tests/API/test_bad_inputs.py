@@ -14,8 +14,9 @@ Limits (value, where set and enforced, what happens over it; paths of dependenci
 molt's own limits are named constants, one place per layer: `AppAPILimits` (Sources/Serving/Core/AppAPILimits.swift),
 `ComponentLimits` (Sources/Engine/ComponentLimits.swift), `PluginHostLimits` (Sources/PluginHost/CMarshalling.swift).
   * HTTP app API body: 4 MiB = 4194304 bytes, Dapr's default --max-body-size (`AppAPILimits.maxHTTPBodyBytes`),
-    enforced while the body is read (Request.decodeJSON, Sources/Serving/HTTP/HTTPSupport.swift): one byte more
-    is 400 ERR_MALFORMED_REQUEST "HTTP body is larger than 4194304 bytes".
+    enforced while the body is read (AppHTTPChannelHandler stops collecting it, AppHTTPRequest.decodeJSON refuses
+    it; Sources/Serving/HTTP): one byte more is 400 ERR_MALFORMED_REQUEST "HTTP body is larger than 4194304 bytes",
+    answered as soon as the limit is passed (the rest of the body is read and dropped).
   * gRPC request message, app and control planes: 4 MiB = 4194304 bytes (`AppAPILimits.maxGRPCMessageBytes`).
     The app API (Sources/Serving/GRPC/GRPCCallHandler.swift) answers one byte more with RESOURCE_EXHAUSTED naming
     the limit. The control plane sets it as grpc-swift's `maxRequestPayloadSize` (GRPCServerService in
@@ -30,8 +31,9 @@ molt's own limits are named constants, one place per layer: `AppAPILimits` (Sour
     first 32 characters). Such a key fits a URL even fully percent-encoded.
   * HTTP request head (request line + headers): 80 KiB = 81920 bytes, swift-nio's default
     NIOHTTPDecoderLimitConfiguration (swift-nio/Sources/NIOHTTP1/HTTPDecoder.swift:559-560), not changed
-    by molt (Sources/Serving/HTTP/AppHTTPServer.swift). Over it Hummingbird answers a bare 400 with an empty
-    body and closes the connection (hummingbird/Sources/HummingbirdCore/Server/HTTP/HTTPChannelHandler.swift:82):
+    by molt (Sources/Serving/HTTP/AppHTTPServer.swift). Over it swift-nio's HTTPServerProtocolErrorHandler answers
+    a bare 400 (`Connection: close`, empty body) and the connection is closed
+    (swift-nio/Sources/NIOHTTP1/HTTPServerProtocolErrorHandler.swift):
     only a key far over the state key limit reaches it (see the xfail case).
   * Lock ResourceId and LockOwner: 4096 UTF-8 bytes each (`AppAPILimits.maxLockResourceIDBytes`, `.maxLockOwnerBytes`),
     gRPC and HTTP, lock and unlock (LockRequests.requireArguments, StateRequests.swift): INVALID_ARGUMENT / 400
@@ -373,7 +375,7 @@ def test_http_oversized_body(sidecar, size):
 
 
 @molt_bug(f"a request whose URL (with the headers) exceeds swift-nio's {HTTP_HEAD_LIMIT}-byte head limit, e.g. a "
-          "90000-byte state key in the path, gets a bare 400 with an empty body (Hummingbird's HTTP parser error "
+          "90000-byte state key in the path, gets a bare 400 with an empty body (swift-nio's HTTP parser error "
           "answer) and the connection is closed; expected a Dapr error (JSON errorCode/message) naming the size "
           "limit, or 414/431")
 def test_http_oversized_key_in_path(sidecar):

@@ -1,0 +1,159 @@
+import Engine
+import NIOHTTP1
+import PluginHost
+import ServingCore
+
+/// The handlers of the app API over HTTP. Each parses and validates its request first (a failure there
+/// is a rejected call), then makes its store calls through telemetry, which classifies their failures.
+/// Path parameters arrive decoded (`AppHTTPRoute`); a handler runs on its connection's event loop.
+struct AppHTTPAPI: Sendable {
+    let engine: Engine
+    let telemetry: Telemetry
+
+    // MARK: - state
+
+    /// `POST /v1.0/state/{store}`: saves the items in order; the first failure answers.
+    func saveState(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+        let setRequests = try await validating(.state, store, "save") { () async throws(APIFailure) in
+            try request.decodeJSON([StateItemBody].self).map { item throws(APIFailure) in try item.setRequest() }
+        }
+        for setRequest in setRequests {
+            _ = try await telemetry.call(.state, store, "save", daprOperation: "STATE_SAVE") { () async throws(CallError) in
+                try await engine.setState(store: store, setRequest)
+            }
+        }
+        return .noContent
+    }
+
+    /// `GET /v1.0/state/{store}/{key}`: the stored bytes as they are, ETag and `metadata.*` headers; 204 when missing.
+    func getState(_ request: AppHTTPRequest, store: String, key: String) async throws(APIFailure) -> AppHTTPResponse {
+        let (key, consistency) = try await validating(.state, store, "get") { () async throws(APIFailure) in
+            (try StateRequests.key(key),
+             try StateConsistency(daprName: request.queryValue("consistency")))
+        }
+        let metadata = request.queryMetadata
+        let state = try await telemetry.call(.state, store, "get", daprOperation: "STATE_GET") { () async throws(CallError) in
+            try await engine.getState(store: store, key: key, consistency: consistency, metadata: metadata)
+        }.value
+        guard state.found else { return .noContent }
+        var headers = HTTPHeaders()
+        if let etag = state.etag { headers.replaceOrAddLegalized(name: "ETag", value: etag) }
+        for (name, value) in state.metadata {
+            headers.replaceOrAddLegalized(name: "metadata.\(name)", value: value)
+        }
+        return .json(bytes: state.value, headers: headers)
+    }
+
+    /// `DELETE /v1.0/state/{store}/{key}`: etag from If-Match, options and metadata from the query.
+    func deleteState(_ request: AppHTTPRequest, store: String, key: String) async throws(APIFailure) -> AppHTTPResponse {
+        let deleteRequest = try await validating(.state, store, "delete") { () async throws(APIFailure) in
+            try StateRequests.delete(
+                key: key, etag: request.header("If-Match"),
+                concurrency: try StateConcurrency(daprName: request.queryValue("concurrency")),
+                consistency: try StateConsistency(daprName: request.queryValue("consistency")),
+                metadata: request.queryMetadata)
+        }
+        _ = try await telemetry.call(.state, store, "delete", daprOperation: "STATE_DELETE") { () async throws(CallError) in
+            try await engine.deleteState(store: store, deleteRequest)
+        }
+        return .noContent
+    }
+
+    /// `POST /v1.0/state/{store}/bulk`: one item per key, in order.
+    func bulkGetState(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+        let (body, keys) = try await validating(.state, store, "bulk_get") { () async throws(APIFailure) in
+            let body = try request.decodeJSON(BulkGetBody.self)
+            return (body, try body.keys.map { key throws(APIFailure) in try StateRequests.key(key) })
+        }
+        let metadata = request.queryMetadata
+        let items = try await telemetry.call(.state, store, "bulk_get", daprOperation: "STATE_BULK_GET") { () async throws(CallError) in
+            try await engine.bulkGetState(store: store, keys: keys, parallelism: UInt32(clamping: max(0, body.parallelism ?? 0)),
+                                          metadata: metadata)
+        }.value
+        return .json(bytes: Self.bulkGetJSON(items))
+    }
+
+    /// `POST /v1.0/state/{store}/transaction`: all operations or none.
+    func transactState(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+        let (operations, metadata) = try await validating(.state, store, "transaction") { () async throws(APIFailure) in
+            let body = try request.decodeJSON(TransactionBody.self)
+            return (try body.stateOperations(), body.metadata ?? [:])
+        }
+        _ = try await telemetry.call(.state, store, "transaction", daprOperation: "STATE_TRANSACTION") { () async throws(CallError) in
+            try await engine.transactState(store: store, operations, metadata: metadata)
+        }
+        return .noContent
+    }
+
+    /// Dapr's bulk answer, `[{"key":..,"data":..,"etag":..}]`: `data` is the stored JSON spliced in as is
+    /// (as a JSON string when the bytes are not JSON); a missing key has only `key`, a failed one `error`.
+    static func bulkGetJSON(_ items: [StateBulkItem]) -> [UInt8] {
+        func string(_ text: String) -> [UInt8] {
+            // A string always encodes.
+            (try? JSONCoding.encoder.encode(text)).map(Array.init) ?? Array("\"\"".utf8)
+        }
+        var json = Array("[".utf8)
+        for (index, item) in items.enumerated() {
+            if index > 0 { json += ",".utf8 }
+            json += #"{"key":"#.utf8 + string(item.key)
+            if let error = item.error {
+                json += #","error":"#.utf8 + string(error)
+            } else if item.found {
+                json += #","data":"#.utf8
+                json += JSONValue.isValidJSON(item.value) ? item.value : string(String(decoding: item.value, as: UTF8.self))
+                if let etag = item.etag { json += #","etag":"#.utf8 + string(etag) }
+            }
+            json += "}".utf8
+        }
+        json += "]".utf8
+        return json
+    }
+
+    // MARK: - lock
+
+    /// `POST /v1.0-alpha1/lock/{store}` → `{"success":..}`.
+    func tryLock(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+        let lock = try await validating(.lock, store, "try_lock") { () async throws(APIFailure) in
+            try request.decodeJSON(TryLockBody.self).validated(store: store)
+        }
+        let acquired = try await telemetry.call(.lock, store, "try_lock", daprOperation: "TRY_LOCK") { () async throws(CallError) in
+            try await engine.tryLock(store: store, resource: lock.resource, owner: lock.owner, expiryInSeconds: lock.expiryInSeconds)
+        }.value
+        return .json(TryLockResponseBody(success: acquired))
+    }
+
+    /// `POST /v1.0-alpha1/unlock/{store}` → `{"status":..}`.
+    func unlock(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+        let lock = try await validating(.lock, store, "unlock") { () async throws(APIFailure) in
+            try request.decodeJSON(UnlockBody.self).validated(store: store)
+        }
+        let status = try await telemetry.call(.lock, store, "unlock", daprOperation: "UNLOCK") { () async throws(CallError) in
+            try await engine.unlock(store: store, resource: lock.resource, owner: lock.owner)
+        }.value
+        return .json(UnlockResponseBody(status: status.rawValue))
+    }
+
+    // MARK: - metadata
+
+    /// `GET /v1.0/metadata`: the app ID and the components being served.
+    func metadata(appID: String?) -> AppHTTPResponse {
+        let components = engine.registeredComponents.map { registered in
+            let (name, version) = PluginID.split(registered.plugin)
+            return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.rawValue).\(name)", version: version)
+        }
+        return .json(MetadataResponseBody(id: appID, components: components))
+    }
+
+    // MARK: -
+
+    /// Runs a request's parsing and validation; a failure there is counted as a rejected call.
+    private func validating<Value>(_ kind: ComponentKind, _ store: String, _ operation: String,
+                                   _ body: () async throws(APIFailure) -> Value) async throws(APIFailure) -> Value {
+        do {
+            return try await body()
+        } catch {
+            telemetry.rejected(kind, store, operation, error)
+            throw error
+        }
+    }
+}

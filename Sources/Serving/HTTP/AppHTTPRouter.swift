@@ -1,0 +1,103 @@
+import Logging
+import NIOHTTP1
+import ServingCore
+
+/// A route of the app HTTP API, matched on the method and the non-empty path segments as sent
+/// (case-sensitive; `//v1.0/metadata/` is `/v1.0/metadata`). The captured segments are still encoded.
+enum AppHTTPRoute {
+    case healthz
+    case healthzOutbound
+    case saveState(store: Substring)
+    case getState(store: Substring, key: Substring)
+    case deleteState(store: Substring, key: Substring)
+    case bulkGetState(store: Substring)
+    case transactState(store: Substring)
+    case tryLock(store: Substring)
+    case unlock(store: Substring)
+    case metadata
+
+    /// nil: no route has this path, or not with this method (both are a 404, as on Hummingbird).
+    init?(method: HTTPMethod, segments: [Substring]) {
+        switch (method, segments.count) {
+        case (.GET, 2) where segments[0] == "v1.0" && segments[1] == "healthz": self = .healthz
+        case (.GET, 3) where segments[0] == "v1.0" && segments[1] == "healthz" && segments[2] == "outbound": self = .healthzOutbound
+        case (.GET, 2) where segments[0] == "v1.0" && segments[1] == "metadata": self = .metadata
+        case (.POST, 3) where segments[0] == "v1.0" && segments[1] == "state": self = .saveState(store: segments[2])
+        case (_, 4) where segments[0] == "v1.0" && segments[1] == "state":
+            let (store, key) = (segments[2], segments[3])
+            // "bulk" and "transaction" are POST routes; GET and DELETE serve the keys of those names.
+            switch method {
+            case .GET: self = .getState(store: store, key: key)
+            case .DELETE: self = .deleteState(store: store, key: key)
+            case .POST where key == "bulk": self = .bulkGetState(store: store)
+            case .POST where key == "transaction": self = .transactState(store: store)
+            default: return nil
+            }
+        case (.POST, 3) where segments[0] == "v1.0-alpha1" && segments[1] == "lock": self = .tryLock(store: segments[2])
+        case (.POST, 3) where segments[0] == "v1.0-alpha1" && segments[1] == "unlock": self = .unlock(store: segments[2])
+        default: return nil
+        }
+    }
+}
+
+/// Answers one whole request of the app API: the health routes (always open), then the token check
+/// for everything else, a 404 included (401 ERR_UNAUTHORIZED, as Dapr), then the route's handler; an
+/// `APIFailure` becomes Dapr's JSON error.
+/// Runs on the request's event loop (the task `AppHTTPChannelHandler` starts).
+struct AppHTTPResponder: Sendable {
+    let api: AppHTTPAPI
+    let apiToken: SharedSecret?
+    let readiness: @Sendable () -> Bool
+    /// The `id` of `GET /v1.0/metadata` (omitted when nil).
+    let appID: String?
+    let logger: Logger
+
+    func respond(to request: AppHTTPRequest) async -> AppHTTPResponse {
+        let route = AppHTTPRoute(method: request.method, segments: request.pathSegments)
+        switch route {
+        case .healthz:
+            return readiness() ? .noContent
+                : .error(code: "ERR_HEALTH_NOT_READY", message: "dapr is not ready", status: .internalServerError)
+        case .healthzOutbound:
+            return readiness() ? .noContent
+                : .error(code: "ERR_OUTBOUND_HEALTH_NOT_READY", message: "dapr outbound is not ready", status: .internalServerError)
+        default:
+            break
+        }
+        if let apiToken, !apiToken.matches(request.header(TokenHeader.app)) {
+            return .error(code: "ERR_UNAUTHORIZED", message: "invalid api token", status: .unauthorized)
+        }
+        guard let route else { return .notFound }
+        do throws(APIFailure) {
+            return try await serve(route, request)
+        } catch {
+            logger.debug("app call failed", metadata: [
+                "path": "\(request.path)", "errorCode": "\(error.daprErrorCode)", "error": "\(error.message)",
+            ])
+            return .failure(error)
+        }
+    }
+
+    private func serve(_ route: AppHTTPRoute, _ request: AppHTTPRequest) async throws(APIFailure) -> AppHTTPResponse {
+        switch route {
+        case .healthz, .healthzOutbound:
+            return .noContent  // answered by `respond`, before the token check
+        case .saveState(let store):
+            return try await api.saveState(request, store: try pathParameter(store, name: "store"))
+        case .getState(let store, let key):
+            return try await api.getState(request, store: try pathParameter(store, name: "store"), key: try pathParameter(key, name: "key"))
+        case .deleteState(let store, let key):
+            return try await api.deleteState(request, store: try pathParameter(store, name: "store"), key: try pathParameter(key, name: "key"))
+        case .bulkGetState(let store):
+            return try await api.bulkGetState(request, store: try pathParameter(store, name: "store"))
+        case .transactState(let store):
+            return try await api.transactState(request, store: try pathParameter(store, name: "store"))
+        case .tryLock(let store):
+            return try await api.tryLock(request, store: try pathParameter(store, name: "store"))
+        case .unlock(let store):
+            return try await api.unlock(request, store: try pathParameter(store, name: "store"))
+        case .metadata:
+            return api.metadata(appID: appID)
+        }
+    }
+}
