@@ -14,7 +14,7 @@ Limits (value, where set and enforced, what happens over it; paths of dependenci
 molt's own limits are named constants, one place per layer: `AppAPILimits` (Sources/Serving/Core/AppAPILimits.swift),
 `ComponentLimits` (Sources/Engine/ComponentLimits.swift), `PluginHostLimits` (Sources/PluginHost/CMarshalling.swift).
   * HTTP app API body: 4 MiB = 4194304 bytes, Dapr's default --max-body-size (`AppAPILimits.maxHTTPBodyBytes`),
-    enforced while the body is read (AppHTTPChannelHandler stops collecting it, AppHTTPRequest.decodeJSON refuses
+    enforced while the body is read (HTTPChannelHandler stops collecting it, HTTPServerRequest.decodeJSON refuses
     it; Sources/Serving/HTTP): one byte more is 400 ERR_MALFORMED_REQUEST "HTTP body is larger than 4194304 bytes",
     answered as soon as the limit is passed (the rest of the body is read and dropped).
   * gRPC request message, app and control planes: 4 MiB = 4194304 bytes (`AppAPILimits.maxGRPCMessageBytes`).
@@ -31,7 +31,7 @@ molt's own limits are named constants, one place per layer: `AppAPILimits` (Sour
     first 32 characters). Such a key fits a URL even fully percent-encoded.
   * HTTP request head (request line + headers): 80 KiB = 81920 bytes, swift-nio's default
     NIOHTTPDecoderLimitConfiguration (swift-nio/Sources/NIOHTTP1/HTTPDecoder.swift:559-560), not changed
-    by molt (Sources/Serving/HTTP/AppHTTPServer.swift). Over it swift-nio's HTTPServerProtocolErrorHandler answers
+    by molt (Sources/Serving/HTTP/HTTPServer.swift). Over it swift-nio's HTTPServerProtocolErrorHandler answers
     a bare 400 (`Connection: close`, empty body) and the connection is closed
     (swift-nio/Sources/NIOHTTP1/HTTPServerProtocolErrorHandler.swift):
     only a key far over the state key limit reaches it (see the xfail case).

@@ -13,7 +13,7 @@ struct AppHTTPAPI: Sendable {
     // MARK: - state
 
     /// `POST /v1.0/state/{store}`: saves the items in order; the first failure answers.
-    func saveState(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+    func saveState(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let setRequests = try await validating(.state, store, "save") { () async throws(APIFailure) in
             try request.decodeJSON([StateItemBody].self).map { item throws(APIFailure) in try item.setRequest() }
         }
@@ -26,7 +26,7 @@ struct AppHTTPAPI: Sendable {
     }
 
     /// `GET /v1.0/state/{store}/{key}`: the stored bytes as they are, ETag and `metadata.*` headers; 204 when missing.
-    func getState(_ request: AppHTTPRequest, store: String, key: String) async throws(APIFailure) -> AppHTTPResponse {
+    func getState(_ request: HTTPServerRequest, store: String, key: String) async throws(APIFailure) -> HTTPServerResponse {
         let (key, consistency) = try await validating(.state, store, "get") { () async throws(APIFailure) in
             (try StateRequests.key(key),
              try StateConsistency(daprName: request.queryValue("consistency")))
@@ -45,7 +45,7 @@ struct AppHTTPAPI: Sendable {
     }
 
     /// `DELETE /v1.0/state/{store}/{key}`: etag from If-Match, options and metadata from the query.
-    func deleteState(_ request: AppHTTPRequest, store: String, key: String) async throws(APIFailure) -> AppHTTPResponse {
+    func deleteState(_ request: HTTPServerRequest, store: String, key: String) async throws(APIFailure) -> HTTPServerResponse {
         let deleteRequest = try await validating(.state, store, "delete") { () async throws(APIFailure) in
             try StateRequests.delete(
                 key: key, etag: request.header("If-Match"),
@@ -60,7 +60,7 @@ struct AppHTTPAPI: Sendable {
     }
 
     /// `POST /v1.0/state/{store}/bulk`: one item per key, in order.
-    func bulkGetState(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+    func bulkGetState(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let (body, keys) = try await validating(.state, store, "bulk_get") { () async throws(APIFailure) in
             let body = try request.decodeJSON(BulkGetBody.self)
             return (body, try body.keys.map { key throws(APIFailure) in try StateRequests.key(key) })
@@ -74,7 +74,7 @@ struct AppHTTPAPI: Sendable {
     }
 
     /// `POST /v1.0/state/{store}/transaction`: all operations or none.
-    func transactState(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+    func transactState(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let (operations, metadata) = try await validating(.state, store, "transaction") { () async throws(APIFailure) in
             let body = try request.decodeJSON(TransactionBody.self)
             return (try body.stateOperations(), body.metadata ?? [:])
@@ -112,7 +112,7 @@ struct AppHTTPAPI: Sendable {
     // MARK: - lock
 
     /// `POST /v1.0-alpha1/lock/{store}` → `{"success":..}`.
-    func tryLock(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+    func tryLock(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let lock = try await validating(.lock, store, "try_lock") { () async throws(APIFailure) in
             try request.decodeJSON(TryLockBody.self).validated(store: store)
         }
@@ -123,7 +123,7 @@ struct AppHTTPAPI: Sendable {
     }
 
     /// `POST /v1.0-alpha1/unlock/{store}` → `{"status":..}`.
-    func unlock(_ request: AppHTTPRequest, store: String) async throws(APIFailure) -> AppHTTPResponse {
+    func unlock(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let lock = try await validating(.lock, store, "unlock") { () async throws(APIFailure) in
             try request.decodeJSON(UnlockBody.self).validated(store: store)
         }
@@ -136,7 +136,7 @@ struct AppHTTPAPI: Sendable {
     // MARK: - metadata
 
     /// `GET /v1.0/metadata`: the app ID and the components being served.
-    func metadata(appID: String?) -> AppHTTPResponse {
+    func metadata(appID: String?) -> HTTPServerResponse {
         let components = engine.registeredComponents.map { registered in
             let (name, version) = PluginID.split(registered.plugin)
             return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.rawValue).\(name)", version: version)

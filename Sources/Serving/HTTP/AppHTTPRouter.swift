@@ -1,6 +1,25 @@
+import Engine
 import Logging
 import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
 import ServingCore
+
+/// The app API over HTTP, on Dapr's paths and with Dapr's bodies (default port 3500).
+///
+/// Health routes are always open; with `apiToken` every other route needs the `dapr-api-token` header.
+/// Every store call goes through `telemetry.call`; requests refused before one are counted with
+/// `telemetry.rejected`. The returned Service serves until graceful shutdown, then stops accepting, lets
+/// the requests in flight finish and returns (`HTTPServer`). `appID` is the `id` of `GET /v1.0/metadata`
+/// (omitted when nil).
+public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: ListenAddress, apiToken: SharedSecret?,
+                              readiness: @escaping @Sendable () -> Bool, logger: Logger, appID: String? = nil,
+                              eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) -> some Service {
+    let responder = AppHTTPResponder(api: AppHTTPAPI(engine: engine, telemetry: telemetry), apiToken: apiToken,
+                                     readiness: readiness, appID: appID, logger: logger)
+    return HTTPServer(name: "app HTTP API", responder: responder, address: address, maxBodyBytes: AppAPILimits.maxHTTPBodyBytes,
+                      eventLoopGroup: eventLoopGroup, logger: logger)
+}
 
 /// A route of the app HTTP API, matched on the method and the non-empty path segments as sent
 /// (case-sensitive; `//v1.0/metadata/` is `/v1.0/metadata`). The captured segments are still encoded.
@@ -43,8 +62,8 @@ enum AppHTTPRoute {
 /// Answers one whole request of the app API: the health routes (always open), then the token check
 /// for everything else, a 404 included (401 ERR_UNAUTHORIZED, as Dapr), then the route's handler; an
 /// `APIFailure` becomes Dapr's JSON error.
-/// Runs on the request's event loop (the task `AppHTTPChannelHandler` starts).
-struct AppHTTPResponder: Sendable {
+/// Runs on the request's event loop (the task `HTTPChannelHandler` starts).
+struct AppHTTPResponder: HTTPResponder {
     let api: AppHTTPAPI
     let apiToken: SharedSecret?
     let readiness: @Sendable () -> Bool
@@ -52,7 +71,7 @@ struct AppHTTPResponder: Sendable {
     let appID: String?
     let logger: Logger
 
-    func respond(to request: AppHTTPRequest) async -> AppHTTPResponse {
+    func respond(to request: HTTPServerRequest) async -> HTTPServerResponse {
         let route = AppHTTPRoute(method: request.method, segments: request.pathSegments)
         switch route {
         case .healthz:
@@ -78,7 +97,7 @@ struct AppHTTPResponder: Sendable {
         }
     }
 
-    private func serve(_ route: AppHTTPRoute, _ request: AppHTTPRequest) async throws(APIFailure) -> AppHTTPResponse {
+    private func serve(_ route: AppHTTPRoute, _ request: HTTPServerRequest) async throws(APIFailure) -> HTTPServerResponse {
         switch route {
         case .healthz, .healthzOutbound:
             return .noContent  // answered by `respond`, before the token check

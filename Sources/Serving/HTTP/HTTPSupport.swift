@@ -1,22 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-import Hummingbird
-
-// Helpers shared by the HTTP servers: the admin endpoints' JSON answer, body decoding errors, percent-decoding.
-
-/// Hummingbird's JSON answer, for the admin endpoints (the app API has `AppHTTPResponse`).
-extension Response {
-    /// `body` as JSON, Content-Type application/json.
-    static func json(_ body: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
-        // Our response structs hold only strings, numbers and containers of them: encoding cannot fail.
-        let bytes = (try? JSONCoding.encoder.encode(body)).map(Array.init) ?? Array("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-}
+// Helpers shared by the HTTP APIs: body decoding errors, percent-decoding.
 
 extension DecodingError {
     /// Where in the body and what: `[0].options.concurrency: Expected to decode String but found number instead.`

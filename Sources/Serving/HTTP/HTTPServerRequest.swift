@@ -7,15 +7,16 @@ import NIOCore
 import NIOHTTP1
 import ServingCore
 
-/// One request of the app HTTP API, whole: `AppHTTPChannelHandler` collects the head and the body
-/// before the request is served. The path and query are kept as sent; they are decoded where they are
-/// read, the way Hummingbird's router and `URI` decoded them (so the API answers as it did on Hummingbird).
-struct AppHTTPRequest: Sendable {
+/// One request to an `HTTPServer`, whole: `HTTPChannelHandler` collects the head and the body before
+/// the request is served. The path and query are kept as sent; they are decoded where they are read,
+/// the way Hummingbird's router and `URI` decoded them (molt served on Hummingbird before, and answers
+/// the same).
+struct HTTPServerRequest: Sendable {
     /// The body as collected.
     enum Body: Sendable {
         case bytes(ByteBuffer)
-        /// Longer than `AppAPILimits.maxHTTPBodyBytes`: the rest was discarded, and only a handler that
-        /// reads the body refuses the request (a route that ignores bodies serves it).
+        /// Longer than the server's `maxBodyBytes`: the rest was discarded, and only a handler that reads
+        /// the body refuses the request (a route that ignores bodies serves it).
         case tooLarge
     }
 
@@ -91,8 +92,9 @@ struct AppHTTPRequest: Sendable {
 
     // MARK: - body
 
-    /// Decodes the body as JSON. Every problem is a 400 ERR_MALFORMED_REQUEST whose message names it
-    /// (over the size limit, or the field path and what was wrong).
+    /// Decodes the body of an app API request (limit `AppAPILimits.maxHTTPBodyBytes`) as JSON. Every
+    /// problem is a 400 ERR_MALFORMED_REQUEST whose message names it (over the size limit, or the field
+    /// path and what was wrong).
     func decodeJSON<Value: Decodable>(_ type: Value.Type) throws(APIFailure) -> Value {
         guard case .bytes(let bytes) = body else {
             throw APIFailure.badRequest("HTTP body is larger than \(AppAPILimits.maxHTTPBodyBytes) bytes")

@@ -1,4 +1,3 @@
-import Engine
 import Logging
 import NIOCore
 import NIOExtras
@@ -7,26 +6,17 @@ import NIOPosix
 import ServiceLifecycle
 import ServingCore
 
-/// The app API over HTTP, on Dapr's paths and with Dapr's bodies (default port 3500).
-///
-/// Health routes are always open; with `apiToken` every other route needs the `dapr-api-token` header.
-/// Every store call goes through `telemetry.call`; requests refused before one are counted with
-/// `telemetry.rejected`. The returned Service serves until graceful shutdown, then stops accepting, lets
-/// the requests in flight finish and returns. `appID` is the `id` of `GET /v1.0/metadata` (omitted when nil).
-public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: ListenAddress, apiToken: SharedSecret?,
-                              readiness: @escaping @Sendable () -> Bool, logger: Logger, appID: String? = nil,
-                              eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) -> AppHTTPServer {
-    let responder = AppHTTPResponder(api: AppHTTPAPI(engine: engine, telemetry: telemetry), apiToken: apiToken,
-                                     readiness: readiness, appID: appID, logger: logger)
-    return AppHTTPServer(responder: responder, address: address, eventLoopGroup: eventLoopGroup, logger: logger)
-}
-
-/// The app HTTP API's listener, written on swift-nio's HTTP/1.1 server pipeline (no framework between
-/// the socket and the handlers): each connection is served by an `AppHTTPChannelHandler` on the event
-/// loop that accepted it, and each request's handler runs on that loop too.
-public struct AppHTTPServer: Service {
-    let responder: AppHTTPResponder
+/// An HTTP/1.1 listener written on swift-nio's server pipeline (no framework between the socket and
+/// the responder): each connection is served by an `HTTPChannelHandler` on the event loop that accepted
+/// it, and each request's `responder.respond` runs on that loop too. Serves the app API (`makeAppHTTPServer`)
+/// and the admin endpoints (`makeAdminHTTPServer`).
+struct HTTPServer<Responder: HTTPResponder>: Service {
+    /// Names the server in the log: "app HTTP API", "admin HTTP API".
+    let name: String
+    let responder: Responder
     let address: ListenAddress
+    /// The longest body collected; a longer one is not read whole (`HTTPServerRequest.Body.tooLarge`).
+    let maxBodyBytes: Int
     let eventLoopGroup: MultiThreadedEventLoopGroup
     let logger: Logger
 
@@ -34,10 +24,10 @@ public struct AppHTTPServer: Service {
     /// graceful shutdown, then stops accepting, quiesces every connection (an idle keep-alive connection
     /// is closed, a busy one after its answer) and returns once all are closed. Cancellation closes the
     /// listener and returns without waiting for the connections.
-    public func run() async throws {
+    func run() async throws {
         let quiescing = ServerQuiescingHelper(group: eventLoopGroup)
         let executors = EventLoopExecutors(eventLoopGroup)
-        let responder = responder
+        let (responder, maxBodyBytes) = (responder, maxBodyBytes)
         let listener = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -52,13 +42,13 @@ public struct AppHTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        AppHTTPChannelHandler(responder: responder, executor: executors.executor(for: channel.eventLoop)))
+                    try channel.pipeline.syncOperations.addHandler(HTTPChannelHandler(
+                        responder: responder, maxBodyBytes: maxBodyBytes, executor: executors.executor(for: channel.eventLoop)))
                 }
             }
             .bind(host: address.host, port: address.port).get()
         let bound = ListenAddress(host: listener.localAddress?.ipAddress ?? address.host, port: listener.localAddress?.port ?? address.port)
-        logger.info("app HTTP API listening", metadata: ["address": "\(bound)"])
+        logger.info("\(name) listening", metadata: ["address": "\(bound)"])
 
         let closed = eventLoopGroup.any().makePromise(of: Void.self)
         await withTaskCancellationHandler {

@@ -2,48 +2,48 @@ import NIOCore
 import NIOHTTP1
 import ServingCore
 
-/// One answer of the app HTTP API, built whole by a handler and written by `AppHTTPChannelHandler`
+/// One answer of an `HTTPServer`, built whole by its responder and written by `HTTPChannelHandler`
 /// (which adds Content-Length and Date).
-struct AppHTTPResponse: Sendable {
+struct HTTPServerResponse: Sendable {
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
     /// nil: no body and no Content-Length (a 204); otherwise sent with its Content-Length.
     var body: ByteBuffer?
 
     /// 204, no body: a save, delete or transaction done, a missing key, a healthy probe.
-    static let noContent = AppHTTPResponse(status: .noContent, headers: [:], body: nil)
+    static let noContent = HTTPServerResponse(status: .noContent, headers: [:], body: nil)
 
     /// No route for this method and path: 404 with an empty body (Content-Length: 0).
-    static let notFound = AppHTTPResponse(status: .notFound, headers: [:], body: ByteBuffer())
+    static let notFound = HTTPServerResponse(status: .notFound, headers: [:], body: ByteBuffer())
 
     /// `body` as JSON, Content-Type application/json.
-    static func json(_ body: some Encodable, status: HTTPResponseStatus = .ok) -> AppHTTPResponse {
+    static func json(_ body: some Encodable, status: HTTPResponseStatus = .ok) -> HTTPServerResponse {
         // Our response structs hold only strings, numbers and containers of them: encoding cannot fail.
         let bytes = (try? JSONCoding.encoder.encode(body)).map(Array.init) ?? Array("{}".utf8)
         return json(bytes: bytes, status: status)
     }
 
     /// Bytes that already are JSON, Content-Type application/json.
-    static func json(bytes: [UInt8], status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> AppHTTPResponse {
+    static func json(bytes: [UInt8], status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPServerResponse {
         var headers = headers
         headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        return AppHTTPResponse(status: status, headers: headers, body: ByteBuffer(bytes: bytes))
+        return HTTPServerResponse(status: status, headers: headers, body: ByteBuffer(bytes: bytes))
     }
 
     /// Dapr's error answer: `{"errorCode":..,"message":..}` with the failure's HTTP status.
-    static func failure(_ failure: APIFailure) -> AppHTTPResponse {
+    static func failure(_ failure: APIFailure) -> HTTPServerResponse {
         error(code: failure.daprErrorCode, message: failure.message, status: HTTPResponseStatus(statusCode: failure.httpStatus))
     }
 
-    static func error(code: String, message: String, status: HTTPResponseStatus) -> AppHTTPResponse {
+    static func error(code: String, message: String, status: HTTPResponseStatus) -> HTTPServerResponse {
         json(ErrorResponseBody(errorCode: code, message: message), status: status)
     }
 }
 
 extension HTTPHeaders {
-    /// Sets header `name` to `value` as Hummingbird's HTTPFields did: a name that is not an RFC 9110 token
-    /// is skipped; in the value, control characters become spaces and surrounding whitespace is dropped
-    /// (so that a stored value can never split the response).
+    /// Sets header `name` to `value` as Hummingbird's HTTPFields did (molt's earlier server): a name that
+    /// is not an RFC 9110 token is skipped; in the value, control characters become spaces and surrounding
+    /// whitespace is dropped (so that a stored value can never split the response).
     mutating func replaceOrAddLegalized(name: String, value: String) {
         guard Self.isToken(name) else { return }
         replaceOrAdd(name: name, value: Self.legalized(value))

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import ServingCore
 
-/// One connection of the app HTTP API, last in a pipeline made by `configureHTTPServerPipeline`
+/// One connection of an `HTTPServer`, last in a pipeline made by `configureHTTPServerPipeline`
 /// (HTTP/1.1 codec, `HTTPServerPipelineHandler`, `HTTPServerProtocolErrorHandler`).
 ///
 /// Threading: every method runs on the channel's event loop, and so does every request's handler: it
@@ -15,14 +15,14 @@ import ServingCore
 ///   reading) until the answer to the previous one has been written to its `.end`, so answers go out
 ///   in request order. Keep-alive is the default; `Connection: close` (or HTTP/1.0 without keep-alive)
 ///   closes the connection after the answer.
-/// - A body is collected whole before its request is served, up to `AppAPILimits.maxHTTPBodyBytes`;
-///   past that the request is served at once with `AppHTTPRequest.Body.tooLarge` and the rest of its
-///   body is read and dropped (Hummingbird, which streamed bodies, answered the same way).
+/// - A body is collected whole before its request is served, up to `maxBodyBytes`; past that the
+///   request is served at once with `HTTPServerRequest.Body.tooLarge` and the rest of its body is read
+///   and dropped (so a handler that refuses it answers before the whole body has been sent).
 /// - A malformed request is answered 400 `Connection: close` by `HTTPServerProtocolErrorHandler`; the
 ///   error then reaches `errorCaught` here, which closes the connection. Nothing is written after that.
 /// - On quiescing (graceful shutdown) `HTTPServerPipelineHandler` closes an idle connection at once and
 ///   a busy one after the answer in progress.
-final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -36,7 +36,8 @@ final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandle
         case discarding
     }
 
-    private let responder: AppHTTPResponder
+    private let responder: Responder
+    private let maxBodyBytes: Int
     /// The executor of this channel's event loop (shared by every connection on the loop).
     private let executor: EventLoopExecutor
     private var inbound = Inbound.idle
@@ -48,8 +49,9 @@ final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandle
     private var closing = false
     private var date = HTTPDateCache()
 
-    init(responder: AppHTTPResponder, executor: EventLoopExecutor) {
+    init(responder: Responder, maxBodyBytes: Int, executor: EventLoopExecutor) {
         self.responder = responder
+        self.maxBodyBytes = maxBodyBytes
         self.executor = executor
     }
 
@@ -60,9 +62,9 @@ final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandle
             inbound = .collecting(head, context.channel.allocator.buffer(capacity: 0))
         case (.body(var chunk), .collecting(let head, var body)):
             inbound = .idle  // releases the enum's reference, so that appending does not copy the buffer
-            if body.readableBytes + chunk.readableBytes > AppAPILimits.maxHTTPBodyBytes {
+            if body.readableBytes + chunk.readableBytes > maxBodyBytes {
                 inbound = .discarding
-                serve(AppHTTPRequest(head: head, body: .tooLarge), head: head, context: context)
+                serve(HTTPServerRequest(head: head, body: .tooLarge), head: head, context: context)
             } else {
                 if body.readableBytes == 0 { body = chunk } else { body.writeBuffer(&chunk) }
                 inbound = .collecting(head, body)
@@ -71,7 +73,7 @@ final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandle
             break
         case (.end, .collecting(let head, let body)):
             inbound = .idle
-            serve(AppHTTPRequest(head: head, body: .bytes(body)), head: head, context: context)
+            serve(HTTPServerRequest(head: head, body: .bytes(body)), head: head, context: context)
         case (.end, .discarding):
             inbound = .idle
             closeIfInputClosed(context: context)
@@ -104,7 +106,7 @@ final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandle
     // MARK: -
 
     /// Hands a whole request to a task on this loop's executor, which writes the answer.
-    private func serve(_ request: AppHTTPRequest, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func serve(_ request: HTTPServerRequest, head: HTTPRequestHead, context: ChannelHandlerContext) {
         responding = true
         let responder = responder
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
@@ -117,7 +119,7 @@ final class AppHTTPChannelHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// Writes the answer to the request `head` (the one being served). Adds Content-Length and Date.
-    private func write(_ response: AppHTTPResponse, to head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func write(_ response: HTTPServerResponse, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         responding = false
         guard !closing else { return }
         var headers = response.headers
