@@ -2,6 +2,9 @@ import NIOCore
 import NIOPosix
 import PluginABI
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The ABI 1.1 I/O services (molt_plugin.h, "I/O on the host's event loops"): plugins' TCP streams
 /// and timers on the host's event loops, the same loops that serve the app API, so a call read on
@@ -108,7 +111,7 @@ final class HostStream: ChannelInboundHandler, @unchecked Sendable {
                         self.send(&unsent)
                     }
                 case .failure(let error):
-                    self.deliverClosed(self.closing ?? "cannot connect to \(target): \(error)")
+                    self.deliverClosed(self.closing ?? "cannot connect to \(target): \(Self.describe(error))")
                 }
             }
     }
@@ -152,13 +155,29 @@ final class HostStream: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if closing == nil { closing = "connection error: \(error)" }
+        if closing == nil { closing = "connection error: \(Self.describe(error))" }
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         channel = nil
         deliverClosed(closing ?? "the server closed the connection")
+    }
+
+    /// An I/O error as an operator reads it: "Connection refused (errno 111)", "timed out after 5000 ms".
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let failure as NIOConnectionError:
+            if let first = failure.connectionErrors.first { return describe(first.error) }
+            if let dns = failure.dnsAError ?? failure.dnsAAAAError { return "cannot resolve \(failure.host): \(describe(dns))" }
+            return "no address for \(failure.host)"
+        case let io as IOError:
+            return "\(String(cString: strerror(io.errnoCode))) (errno \(io.errnoCode))"
+        case ChannelError.connectTimeout(let timeout):
+            return "timed out after \(timeout.nanoseconds / 1_000_000) ms"
+        default:
+            return "\(error)"
+        }
     }
 
     private func deliverClosed(_ reason: String) {

@@ -12,7 +12,7 @@ import Testing
         #expect(binary.info.name == "memorylock")
         #expect(binary.info.version == SemanticVersion("1.0.0"))
         #expect(binary.info.kind == .lock)
-        #expect(binary.info.abiVersion == (1, 0))
+        #expect(binary.info.abiVersion == hostABIVersion)
         #expect(binary.info.stateFormats == 1...1)
         #expect(binary.info.capabilities.contains([.applyConfig, .stateTransfer, .configKeys]))
         #expect(!binary.linksSwiftRuntime)

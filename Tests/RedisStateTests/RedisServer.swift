@@ -42,6 +42,16 @@ final class RedisServer: @unchecked Sendable {
         }
     }
 
+    /// SIGSTOP: the server stops answering, but its sockets stay open (the kernel still completes
+    /// new connections into its listen backlog), like a hung or swapped-out server.
+    func freeze() { kill(process.processIdentifier, SIGSTOP) }
+
+    /// SIGCONT after `freeze()`.
+    func thaw() { kill(process.processIdentifier, SIGCONT) }
+
+    /// How many clients are connected, not counting the redis-cli that asks (0 after `stop()`).
+    func clientCount() throws -> Int { try cli("CLIENT", "LIST").split(separator: "\n").count - 1 }
+
     /// Runs `redis-cli -p <port> args...` and returns its output without the trailing newline.
     @discardableResult
     func cli(_ arguments: String...) throws -> String { try cli(arguments) }
@@ -101,6 +111,20 @@ func makeRedisEngine(readinessTimeout: Duration = .seconds(10)) throws -> Engine
     let catalog = PluginCatalog(loader: try Fixtures.loader(with: [redisPlugin]))
     catalog.rescan()
     return Engine(catalog: catalog, settings: settings)
+}
+
+/// An engine serving `statestore` from `server` with `extra` configuration, READY.
+func redisEngine(_ server: RedisServer, _ extra: [String: String] = [:], readinessTimeout: Duration = .seconds(10)) async throws -> Engine {
+    let engine = try makeRedisEngine(readinessTimeout: readinessTimeout)
+    let added = await engine.apply(redisDefinition(["redisHost": server.address].merging(extra) { $1 }))
+    try #require(added.action == .added, "\(added)")
+    return engine
+}
+
+/// The plugin's failure behind a call's error (nil for any other error).
+func pluginFailure(_ error: any Error) -> PluginError? {
+    if case .plugin(let failure)? = error as? CallError { return failure }
+    return nil
 }
 
 func redisDefinition(_ config: [String: String], name: String = "statestore") -> ComponentDefinition {

@@ -7,11 +7,12 @@ public enum LogLevel: Int32, Sendable {
 
 /// The services the host hands to `init(config:host:)`. Usable from any thread until the
 /// instance's `shutdown()` has returned (do not keep it past that, e.g. in a thread you did not join).
+/// ABI 1.1 hosts also run TCP streams and timers on their event loops for the plugin (HostIO.swift).
 public struct HostServices: @unchecked Sendable {
     // @unchecked Sendable: `services` points to a host-owned molt_host_services that the ABI keeps
     // valid, with functions callable from any thread, until molt_plugin_destroy returns; the struct
     // is only read, never written.
-    private let services: UnsafePointer<molt_host_services>?
+    let services: UnsafePointer<molt_host_services>?
 
     package init(_ services: UnsafePointer<molt_host_services>?) { self.services = services }
 

@@ -16,11 +16,15 @@ package enum ABILayout {
 
     private static let configComponentNameEnd = end(of: \molt_config.component_name)
     private static let hostServicesLogEnd = end(of: \molt_host_services.log)
+    /// MOLT_HOST_SERVICES_SIZE_1_1: the I/O services end with timer_cancel.
+    private static let hostServicesIOEnd = end(of: \molt_host_services.timer_cancel)
 
     package static func configHasComponentName(_ structSize: UInt32) -> Bool {
         Int(structSize) >= configComponentNameEnd
     }
     package static func hostServicesHasLog(_ structSize: UInt32) -> Bool { Int(structSize) >= hostServicesLogEnd }
+    /// ABI 1.1's I/O services (loop_count ... timer_cancel) are all present.
+    package static func hostServicesHasIO(_ structSize: UInt32) -> Bool { Int(structSize) >= hostServicesIOEnd }
 }
 
 /// A C string the host lent us, as a Swift string (nil for NULL).

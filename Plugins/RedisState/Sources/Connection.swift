@@ -1,239 +1,293 @@
-// One blocking hiredis connection, used only by the worker thread that owns it. hiredis speaks
-// RESP; this file only turns its replies into Swift values and its errors into PluginErrors.
-import CHiredis
+// One connection to Redis on one of the host's loops: a HostStream speaking RESP. It connects
+// (AUTH, SELECT, PING and SCRIPT LOAD, pipelined), then sends each call's commands as the call
+// comes and matches replies to calls in order: Redis answers a connection's commands in the order
+// they were sent, so the calls awaiting replies form a FIFO. A timer fails the calls and drops the
+// connection when the oldest reply is overdue (readTimeout); a dropped connection reconnects.
 import PluginKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// A reply, copied out of hiredis's redisReply.
-enum RedisValue: Sendable, Equatable {
-    case bytes([UInt8])
-    case status(String)
-    case error(String)
-    case integer(Int64)
-    case array([RedisValue])
-    case null
+final class Connection: HostStreamHandler, @unchecked Sendable {
+    // @unchecked Sendable: loop-confined. A connection is created by its shard and touched only on
+    // the shard's loop: stream callbacks and timers run there, and the shard calls it there.
+    private enum State { case down, connecting, handshaking, ready, closing }
 
-    init(_ reply: UnsafePointer<redisReply>) {
-        let r = reply.pointee
-        switch r.type {
-        case REDIS_REPLY_STRING:
-            self = .bytes(r.str.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(r.len))) } ?? [])
-        case REDIS_REPLY_STATUS:
-            self = .status(r.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: Int(r.len)), as: UTF8.self) } ?? "")
-        case REDIS_REPLY_ERROR:
-            self = .error(r.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: Int(r.len)), as: UTF8.self) } ?? "ERR")
-        case REDIS_REPLY_INTEGER:
-            self = .integer(Int64(r.integer))
-        case REDIS_REPLY_ARRAY:
-            var items: [RedisValue] = []
-            if let element = r.element {
-                items.reserveCapacity(Int(r.elements))
-                for i in 0..<Int(r.elements) {
-                    if let child = element[i] { items.append(RedisValue(UnsafePointer(child))) } else { items.append(.null) }
-                }
-            }
-            self = .array(items)
-        default:
-            self = .null
+    unowned let shard: LoopShard
+    private let context: PoolContext
+    private var state = State.down
+    private var stream: HostStream?
+    private var reader: ReplyReader?
+    /// Calls whose commands were sent, oldest first: the next reply belongs to the first one.
+    private var awaiting = FIFO<Call>()
+    private var scripts: ScriptSHAs = Array(repeating: nil, count: Script.allCases.count)
+    /// While handshaking: the commands sent (their names), the replies so far, when they were sent.
+    private var handshake: [String] = []
+    private var handshakeReplies: [RedisValue] = []
+    private var handshakeSentAt = ContinuousClock.Instant.now
+    private var attemptStarted = ContinuousClock.Instant.now
+    private var readTimer: HostTimer?
+    private var reconnectTimer: HostTimer?
+    /// The delay before the next background reconnect after a failed attempt.
+    private var backoff = Connection.firstBackoff
+    /// After a drop: reconnect right away (the connection was up) rather than after `backoff`.
+    private var reconnectAtOnce = false
+
+    private static let firstBackoff = Duration.milliseconds(50)
+    private static let maxBackoff = Duration.seconds(1)
+
+    init(shard: LoopShard, context: PoolContext) {
+        self.shard = shard
+        self.context = context
+    }
+
+    var isReady: Bool { state == .ready }
+    var isConnecting: Bool { state == .connecting || state == .handshaking }
+    var isDown: Bool { state == .down }
+
+    // MARK: - Connecting
+
+    /// Starts an attempt now (cancelling a scheduled one). Only when down.
+    func connect() {
+        guard state == .down, !context.isStopping else { return }
+        context.cancel(reconnectTimer)
+        reconnectTimer = nil
+        guard let reader = ReplyReader() else {
+            attemptFailed(ConnectionFailure(error: .unavailable("cannot connect to \(context.redis): out of memory"), notSent: true))
+            return
+        }
+        self.reader = reader
+        state = .connecting
+        attemptStarted = .now
+        stream = context.openStream(loop: shard.loop, timeout: context.tunables.dialTimeout, handler: self)
+        if stream == nil {
+            state = .down
+            self.reader = nil
+            attemptFailed(ConnectionFailure(error: .unavailable("cannot connect to \(context.redis): the host refused to open a stream"), notSent: true))
         }
     }
 
-    var text: String? {
-        switch self {
-        case .bytes(let b): return String(decoding: b, as: UTF8.self)
-        case .status(let s): return s
-        case .integer(let i): return String(i)
+    /// An attempt failed before a stream existed.
+    private func attemptFailed(_ failure: ConnectionFailure) {
+        context.attemptFailed(failure)
+        shard.connectAttemptFailed(failure)
+        scheduleReconnect()
+    }
+
+    private func scheduleReconnect() {
+        guard state == .down, reconnectTimer == nil, !context.isStopping else { return }
+        let delay = backoff
+        backoff = min(backoff * 2, Connection.maxBackoff)
+        reconnectTimer = context.startTimer(loop: shard.loop, after: delay) { [self] in
+            reconnectTimer = nil
+            connect()
+        }
+    }
+
+    func streamConnected(_ stream: HostStream) {
+        guard state == .connecting else { return }
+        state = .handshaking
+        let endpoint = context.endpoint
+        var buffer = CommandBuffer(capacity: 2048)
+        handshake = []
+        if !endpoint.password.isEmpty {
+            buffer.command(endpoint.username.isEmpty ? ["AUTH", endpoint.password] : ["AUTH", endpoint.username, endpoint.password])
+            handshake.append("AUTH")
+        }
+        if endpoint.database != 0 {
+            buffer.command(["SELECT", String(endpoint.database)])
+            handshake.append("SELECT")
+        }
+        buffer.command(["PING"])
+        handshake.append("PING")
+        for script in Script.allCases {
+            buffer.command("SCRIPT", [Array("LOAD".utf8), script.sourceBytes])
+            handshake.append("SCRIPT")
+        }
+        handshakeReplies = []
+        handshakeSentAt = .now
+        stream.write(buffer.bytes)
+        armReadTimer()
+    }
+
+    /// Every handshake reply is in: an error refuses the connection (AUTH or SELECT: for good);
+    /// SCRIPT LOAD's SHAs are kept (a script that did not load runs with EVAL).
+    private func finishHandshake() {
+        var script = 0
+        for (name, reply) in zip(handshake, handshakeReplies) {
+            if name == "SCRIPT" {
+                if case .bytes(let sha) = reply { scripts[script] = sha } else { scripts[script] = nil }
+                script += 1
+                continue
+            }
+            if case .error(let message) = reply {
+                let what = name == "AUTH" ? "authentication (redisUsername/redisPassword)"
+                    : name == "SELECT" ? "selecting redisDB \(context.endpoint.database)" : "PING"
+                drop(ConnectionFailure(error: .unavailable("\(context.redis) refused \(what): \(message)"), notSent: true,
+                                       permanent: name != "PING"))
+                return
+            }
+        }
+        state = .ready
+        handshake = []
+        handshakeReplies = []
+        backoff = Connection.firstBackoff
+        context.connectionUp()
+        shard.connectionReady(self)
+    }
+
+    // MARK: - Calls
+
+    /// Sends the call's commands. Only when ready.
+    func send(_ call: Call) {
+        guard state == .ready, let stream else {
+            shard.dispatch(call)
+            return
+        }
+        var buffer = CommandBuffer()
+        call.encode(into: &buffer, scripts: scripts, now: .now)
+        awaiting.append(call)
+        stream.write(buffer.bytes)
+        if readTimer == nil { armReadTimer() }
+    }
+
+    func stream(_ stream: HostStream, received bytes: UnsafeRawBufferPointer) {
+        guard let reader, state == .handshaking || state == .ready else { return }
+        guard reader.feed(bytes) else {
+            drop(ConnectionFailure(error: .unavailable("connection to \(context.redis) failed: the reply parser refused the bytes"),
+                                   notSent: state == .handshaking))
+            return
+        }
+        while state == .handshaking || state == .ready {
+            switch reader.next() {
+            case .success(nil):
+                return
+            case .success(let reply?):
+                take(reply)
+            case .failure(let error):
+                drop(ConnectionFailure(error: .unavailable("connection to \(context.redis) failed: protocol error: \(error.message)"),
+                                       notSent: state == .handshaking))
+                return
+            }
+        }
+    }
+
+    private func take(_ reply: RedisValue) {
+        if state == .handshaking {
+            handshakeReplies.append(reply)
+            if handshakeReplies.count == handshake.count { finishHandshake() }
+            return
+        }
+        guard let call = awaiting.first else {
+            drop(ConnectionFailure(error: .unavailable("connection to \(context.redis) failed: a reply to no command"), notSent: false))
+            return
+        }
+        guard call.received(reply) else { return }
+        _ = awaiting.popFirst()
+        if call.needsScriptsAgain {
+            // SCRIPT FLUSH or a restarted server: forget the SHAs, run the call again with EVAL.
+            scripts = Array(repeating: nil, count: Script.allCases.count)
+            shard.dispatch(call)
+        } else {
+            call.succeed()
+        }
+    }
+
+    // MARK: - readTimeout
+
+    /// When the oldest reply is due: the handshake's, or the first awaiting call's.
+    private var oldestSentAt: ContinuousClock.Instant? {
+        switch state {
+        case .handshaking: return handshakeSentAt
+        case .ready: return awaiting.first?.sentAt
         default: return nil
         }
     }
-}
 
-/// What a connection attempt or command failed with.
-struct ConnectionFailure: Error {
-    var error: PluginError
-    /// The command was never sent (connecting failed): safe to retry any command.
-    var notSent: Bool
-    /// Authentication or database selection was refused: retrying will not help.
-    var permanent: Bool = false
-}
-
-final class Connection {
-    private var context: UnsafeMutablePointer<redisContext>?
-    let endpoint: Endpoint
-    private(set) var appliedTimeout: Duration?? = .none
-    /// SHA1s of the scripts loaded on this connection (SCRIPT LOAD), by script text.
-    private var scriptSHAs: [String: String] = [:]
-
-    init(endpoint: Endpoint) { self.endpoint = endpoint }
-    deinit { close() }
-
-    var isConnected: Bool { context != nil }
-
-    func close() {
-        if let context { redisFree(context) }
-        context = nil
-        scriptSHAs = [:]
-        appliedTimeout = .none
-    }
-
-    /// Dials, authenticates, selects the database and checks with PING.
-    func connect(_ tunables: Tunables) -> ConnectionFailure? {
-        close()
-        let where_ = "redis at \(endpoint.address)"
-        guard let c = redisConnectWithTimeout(endpoint.host, endpoint.port, timeval(tunables.dialTimeout)) else {
-            return ConnectionFailure(error: .unavailable("cannot connect to \(where_): out of memory"), notSent: true)
-        }
-        if c.pointee.err != 0 {
-            let why = errorString(c)
-            let timedOut = why.contains("timed out") || why.contains("Operation now in progress")
-            redisFree(c)
-            return ConnectionFailure(
-                error: PluginError(timedOut ? .timeout : .unavailable,
-                                   "cannot connect to \(where_): \(why)\(timedOut ? " (dialTimeout \(tunables.dialTimeout))" : "")"),
-                notSent: true)
-        }
-        context = c
-        applyTimeout(tunables)
-        var handshake: [[String]] = []
-        if !endpoint.password.isEmpty {
-            handshake.append(endpoint.username.isEmpty ? ["AUTH", endpoint.password] : ["AUTH", endpoint.username, endpoint.password])
-        }
-        if endpoint.database != 0 { handshake.append(["SELECT", String(endpoint.database)]) }
-        handshake.append(["PING"])
-        for command in handshake {
-            switch run([command.map { Array($0.utf8) }]) {
-            case .failure(var failure):
-                failure.notSent = true
-                close()
-                return failure
-            case .success(let replies):
-                if case .error(let message) = replies[0] {
-                    close()
-                    let what = command[0] == "AUTH" ? "authentication (redisUsername/redisPassword)" : command[0] == "SELECT" ? "selecting redisDB \(endpoint.database)" : "PING"
-                    return ConnectionFailure(error: .unavailable("\(where_) refused \(what): \(message)"), notSent: true,
-                                             permanent: command[0] != "PING")
-                }
-            }
-        }
-        return nil
-    }
-
-    /// Whether the server has closed this (idle) connection: its FIN is already in the socket, so
-    /// a command sent now would be lost. Checked before each use, so a write is not sent into a
-    /// connection that is known dead (and then fail) but on a fresh one. One poll(2), no blocking.
-    func peerHasClosed() -> Bool {
-        guard let context else { return false }
-        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&descriptor, 1, 0) > 0 else { return false }
-        if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return true }
-        var byte: UInt8 = 0
-        let received = recv(context.pointee.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return received == 0 || (received < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-    }
-
-    /// Sets the socket timeout when the tunables changed since the last time.
-    func applyTimeout(_ tunables: Tunables) {
-        guard let context, appliedTimeout != .some(tunables.commandTimeout) else { return }
-        redisSetTimeout(context, timeval(tunables.commandTimeout ?? .zero))
-        appliedTimeout = .some(tunables.commandTimeout)
-    }
-
-    /// Sends `commands` pipelined and reads one reply each. An I/O failure closes the connection.
-    func run(_ commands: [[[UInt8]]]) -> Result<[RedisValue], ConnectionFailure> {
-        guard let context else {
-            return .failure(ConnectionFailure(error: .unavailable("not connected to redis at \(endpoint.address)"), notSent: true))
-        }
-        for command in commands {
-            let status = withArgv(command) { argc, argv, lengths in redisAppendCommandArgv(context, argc, argv, lengths) }
-            if status != REDIS_OK { return .failure(ioFailure(notSent: true)) }
-        }
-        var replies: [RedisValue] = []
-        replies.reserveCapacity(commands.count)
-        for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            if redisGetReply(context, &raw) != REDIS_OK || raw == nil {
-                return .failure(ioFailure(notSent: false))
-            }
-            replies.append(RedisValue(raw!.assumingMemoryBound(to: redisReply.self)))
-            freeReplyObject(raw)
-        }
-        return .success(replies)
-    }
-
-    /// Runs a Lua script by its SHA (loading it once per connection), falling back to EVAL.
-    func evalCommand(_ script: String, keys: [String], args: [[UInt8]]) -> [[UInt8]] {
-        var command: [[UInt8]]
-        if let sha = scriptSHAs[script] {
-            command = [Array("EVALSHA".utf8), Array(sha.utf8)]
-        } else {
-            command = [Array("EVAL".utf8), Array(script.utf8)]
-        }
-        command.append(Array(String(keys.count).utf8))
-        command += keys.map { Array($0.utf8) }
-        command += args
-        return command
-    }
-
-    /// Loads `scripts` (SCRIPT LOAD) so evalCommand uses EVALSHA.
-    func loadScripts(_ scripts: [String]) -> ConnectionFailure? {
-        switch run(scripts.map { [Array("SCRIPT".utf8), Array("LOAD".utf8), Array($0.utf8)] }) {
-        case .failure(let failure): return failure
-        case .success(let replies):
-            for (script, reply) in zip(scripts, replies) {
-                if case .bytes(let sha) = reply { scriptSHAs[script] = String(decoding: sha, as: UTF8.self) }
-            }
-            return nil
+    /// One timer per connection, due when the oldest reply is overdue; re-armed for the next.
+    private func armReadTimer() {
+        guard readTimer == nil, let since = oldestSentAt, let timeout = context.tunables.commandTimeout else { return }
+        let delay = max(.zero, timeout - since.duration(to: .now))
+        readTimer = context.startTimer(loop: shard.loop, after: delay) { [self] in
+            readTimer = nil
+            checkReadTimeout()
         }
     }
 
-    func forgetScripts() { scriptSHAs = [:] }
+    private func checkReadTimeout() {
+        guard let since = oldestSentAt, let timeout = context.tunables.commandTimeout else { return }
+        guard since.duration(to: .now) >= timeout else { return armReadTimer() }
+        drop(ConnectionFailure(error: .timeout("\(context.redis) did not answer in time (readTimeout \(timeout))"),
+                               notSent: state == .handshaking))
+    }
 
-    private func ioFailure(notSent: Bool) -> ConnectionFailure {
-        let why = context.map(errorString) ?? "connection closed"
-        let code = context?.pointee.err
-        close()
-        let timedOut = code == REDIS_ERR_IO && (why.contains("temporarily unavailable") || why.contains("timed out"))
-        if timedOut {
-            return ConnectionFailure(error: .timeout("redis at \(endpoint.address) did not answer in time (readTimeout/writeTimeout): \(why)"), notSent: notSent)
+    // MARK: - Closing
+
+    /// Gives up on the connection: closes the stream, fails (or retries) what was awaiting replies.
+    private func drop(_ failure: ConnectionFailure) {
+        guard isReady || isConnecting else { return }
+        let wasReady = isReady
+        state = .closing
+        stream?.close(reason: failure.error.message)
+        failEverything(failure, wasReady: wasReady)
+    }
+
+    private func failEverything(_ failure: ConnectionFailure, wasReady: Bool) {
+        context.cancel(readTimer)
+        readTimer = nil
+        handshake = []
+        handshakeReplies = []
+        reconnectAtOnce = wasReady
+        if wasReady { context.connectionLost(failure.error.message) } else { context.attemptFailed(failure) }
+        var sent = failure
+        sent.notSent = false
+        for call in awaiting.removeAll() { shard.retryOrFail(call, sent) }
+        if !wasReady { shard.connectAttemptFailed(failure) }
+    }
+
+    func streamClosed(_ stream: HostStream, reason: String) {
+        if isReady || isConnecting {  // not this side's doing: the peer, the network, or the dial
+            let wasReady = isReady
+            let failure = wasReady
+                ? ConnectionFailure(error: .unavailable("connection to \(context.redis) failed: \(reason)"), notSent: false)
+                : attemptFailure(reason)
+            state = .closing
+            failEverything(failure, wasReady: wasReady)
         }
-        return ConnectionFailure(error: .unavailable("connection to redis at \(endpoint.address) failed: \(why)"), notSent: notSent)
-    }
-}
-
-private func errorString(_ context: UnsafeMutablePointer<redisContext>) -> String {
-    withUnsafeBytes(of: context.pointee.errstr) { raw in
-        let bytes = raw.bindMemory(to: UInt8.self)
-        let end = bytes.firstIndex(of: 0) ?? bytes.count
-        let text = String(decoding: bytes[..<end], as: UTF8.self)
-        return text.isEmpty ? "error \(context.pointee.err)" : text
-    }
-}
-
-private func timeval(_ duration: Duration) -> timeval {
-    let (seconds, attoseconds) = duration.components
-    return Glibc.timeval(tv_sec: Int(max(seconds, 0)), tv_usec: Int(max(attoseconds, 0) / 1_000_000_000_000))
-}
-
-/// Calls `body` with C argv/argvlen arrays over `command`'s byte strings (binary-safe).
-private func withArgv<R>(_ command: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R) -> R {
-    let count = command.count
-    let total = command.reduce(0) { $0 + $1.count }
-    let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(total, 1))
-    defer { storage.deallocate() }
-    let argv = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(count, 1))
-    defer { argv.deallocate() }
-    let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
-    defer { lengths.deallocate() }
-    var offset = 0
-    for (i, argument) in command.enumerated() {
-        argument.withUnsafeBufferPointer { buffer in
-            if let base = buffer.baseAddress { (storage + offset).update(from: base, count: buffer.count) }
+        state = .down
+        self.stream = nil
+        reader = nil
+        scripts = Array(repeating: nil, count: Script.allCases.count)
+        if !context.isStopping {
+            if reconnectAtOnce || shard.hasWaitingCalls { connect() } else { scheduleReconnect() }
         }
-        argv[i] = UnsafeRawPointer(storage + offset).assumingMemoryBound(to: CChar.self)
-        lengths[i] = argument.count
-        offset += argument.count
+        reconnectAtOnce = false
+        context.callbacks.remove()  // last: shutdown may return once this is done
     }
-    return body(Int32(count), argv, lengths)
+
+    /// Why connecting failed, from the host's reason: TIMEOUT when it took dialTimeout.
+    private func attemptFailure(_ reason: String) -> ConnectionFailure {
+        let dialTimeout = context.tunables.dialTimeout
+        let timedOut = state == .connecting
+            && (attemptStarted.duration(to: .now) >= dialTimeout || reason.contains("imeout") || reason.contains("timed out"))
+        var why = reason
+        let hostPrefix = "cannot connect to \(context.endpoint.host):\(context.endpoint.port): "
+        if why.hasPrefix(hostPrefix) { why.removeFirst(hostPrefix.count) }
+        return ConnectionFailure(
+            error: PluginError(timedOut ? .timeout : .unavailable,
+                               "cannot connect to \(context.redis): \(why)\(timedOut ? " (dialTimeout \(dialTimeout))" : "")"),
+            notSent: true)
+    }
+
+    /// Shutdown, on the loop: cancel the timers, fail what awaits replies, close the stream
+    /// (`streamClosed` follows and does not reconnect).
+    func stop() {
+        context.cancel(reconnectTimer)
+        reconnectTimer = nil
+        context.cancel(readTimer)
+        readTimer = nil
+        if isReady { context.connectionStopped() }
+        if isReady || isConnecting {
+            state = .closing
+            stream?.close(reason: "redis-state is shutting down")
+        }
+        for call in awaiting.removeAll() { call.fail(PoolContext.shuttingDown) }
+    }
 }

@@ -1,5 +1,5 @@
 // redis-state: a Dapr-compatible Redis state store (Dapr's state.redis layout and metadata keys),
-// talking RESP through hiredis on the plugin's own connection threads.
+// talking RESP over streams the host runs on its event loops (Pool.swift), with no threads of its own.
 import PluginKit
 import PluginKitInPlace
 import PluginKitState
@@ -26,7 +26,7 @@ final class RedisStateStore: TransactionalStateComponent, InPlaceConfigurable {
         ConfigKey("sentinelMasterName", description: "Sentinel master name (ignored: failover not supported)"),
         ConfigKey("redisType", description: "node or cluster (cluster is not supported yet)", default: "node"),
         ConfigKey("useEntraID", description: "Azure Entra ID authentication (not supported: true is refused)", default: "false"),
-        ConfigKey("poolSize", description: "connections, each with its own I/O thread", default: "4"),
+        ConfigKey("poolSize", description: "connections, spread over the host's event loops (at least one per loop)", default: "4"),
         ConfigKey("maxRetries", description: "retries of a command after a connection failure; -1: none", default: "3", appliesInPlace: true),
         ConfigKey("redisMaxRetries", description: "overrides maxRetries when set", appliesInPlace: true),
         ConfigKey("maxRetryBackoff", description: "largest backoff between retries; -1: no backoff", default: "2s", appliesInPlace: true),
@@ -56,9 +56,9 @@ final class RedisStateStore: TransactionalStateComponent, InPlaceConfigurable {
         self.host = host
         self.settings = Mutex(settings)
         for warning in settings.warnings { host.log(.warning, "redis-state (\(config.componentName)): \(warning)") }
-        pool = Pool(endpoint: settings.endpoint, tunables: settings.tunables, host: host, scripts: Scripts.all)
+        pool = try Pool(endpoint: settings.endpoint, tunables: settings.tunables, host: host)
         try pool.start()
-        host.log(.info, "redis-state (\(config.componentName)): connecting to redis at \(settings.endpoint.address) db \(settings.endpoint.database) with \(settings.endpoint.poolSize) connections")
+        host.log(.info, "redis-state (\(config.componentName)): connecting to redis at \(settings.endpoint.address) db \(settings.endpoint.database) with \(pool.connectionCount) connections on \(pool.loopCount) event loops")
     }
 
     func readiness() -> Readiness { pool.readiness }
@@ -83,37 +83,38 @@ final class RedisStateStore: TransactionalStateComponent, InPlaceConfigurable {
             return .needsReload("\(changed.joined(separator: ", ")) changed: redis-state needs a new connection pool")
         }
         settings.withLock { $0 = new }
-        pool.update(new.tunables)
+        pool.context.update(new.tunables)
         for warning in new.warnings { host.log(.warning, "redis-state (\(config.componentName)): \(warning)") }
         return .applied
     }
 
-    private var defaultTTL: Int64? { pool.currentTunables.defaultTTL }
+    private var defaultTTL: Int64? { pool.context.tunables.defaultTTL }
 
     // MARK: - Operations
 
     func get(_ request: GetRequest, reply: GetReply) {
         guard !request.key.isEmpty else { reply.fail(.invalidArgument("get: the key is empty")); return }
-        submit(reply) { session in
-            session.run(idempotent: true) { [$0.evalCommand(Scripts.get, keys: [request.key], args: [])] }
-                .flatMap { replies in decodeGet(replies[0], key: request.key) }
+        let key = request.key
+        submit(reply, idempotent: true) { commands, scripts in
+            commands.eval(.get, sha: scripts[Script.get.rawValue], keys: [key])
+        } decode: { replies in
+            decodeGet(replies[0], key: key)
         }
     }
 
     func bulkGet(_ request: BulkGetRequest, reply: BulkGetReply) {
         if request.keys.isEmpty { reply.succeed([]); return }
-        submit(reply) { session in
-            session.run(idempotent: true) { connection in
-                request.keys.map { connection.evalCommand(Scripts.get, keys: [$0], args: []) }
-            }.map { replies in
-                zip(request.keys, replies).map { key, value in
-                    switch decodeGet(value, key: key) {
-                    case .success(let item?): return BulkGetItem(key: key, outcome: .found(item))
-                    case .success(nil): return BulkGetItem(key: key, outcome: .notFound)
-                    case .failure(let error): return BulkGetItem(key: key, outcome: .failed(error.message))
-                    }
+        let keys = request.keys
+        submit(reply, idempotent: true) { commands, scripts in
+            for key in keys { commands.eval(.get, sha: scripts[Script.get.rawValue], keys: [key]) }
+        } decode: { replies in
+            .success(zip(keys, replies).map { key, value in
+                switch decodeGet(value, key: key) {
+                case .success(let item?): return BulkGetItem(key: key, outcome: .found(item))
+                case .success(nil): return BulkGetItem(key: key, outcome: .notFound)
+                case .failure(let error): return BulkGetItem(key: key, outcome: .failed(error.message))
                 }
-            }
+            })
         }
     }
 
@@ -160,28 +161,35 @@ final class RedisStateStore: TransactionalStateComponent, InPlaceConfigurable {
         }
         let count = operations.count
         let (opKeys, opArgs) = (keys, args)
-        submit(reply) { session in
-            session.run(idempotent: false) { [$0.evalCommand(Scripts.write, keys: opKeys, args: opArgs)] }
-                .flatMap { replies -> Result<Void, PluginError> in
-                    switch replies[0] {
-                    case .integer: return .success(())
-                    case .error(let message) where message.hasPrefix("ETAG_MISMATCH"):
-                        var words = message.split(separator: " ", maxSplits: 2).dropFirst()
-                        let index = Int(words.popFirst() ?? "") ?? 0
-                        let why = words.first.map(String.init) ?? "etag mismatch"
-                        let which = count > 1 ? "transaction operation \(index) (key '\(opKeys[index])')" : "key '\(opKeys[index])'"
-                        return .failure(PluginError(.etagMismatch, "\(which): \(why)"))
-                    case .error(let message):
-                        return .failure(.internalError("redis at \(session.pool.endpoint.address) refused the write: \(message)"))
-                    default:
-                        return .failure(.internalError("unexpected reply from redis to a write: \(replies[0])"))
-                    }
-                }
+        let redis = pool.context.redis
+        submit(reply, idempotent: false) { commands, scripts in
+            commands.eval(.write, sha: scripts[Script.write.rawValue], keys: opKeys, args: opArgs)
+        } decode: { replies -> Result<Void, PluginError> in
+            switch replies[0] {
+            case .integer: return .success(())
+            case .error(let message) where message.hasPrefix("ETAG_MISMATCH"):
+                var words = message.split(separator: " ", maxSplits: 2).dropFirst()
+                let index = Int(words.popFirst() ?? "") ?? 0
+                let why = words.first.map(String.init) ?? "etag mismatch"
+                let which = count > 1 ? "transaction operation \(index) (key '\(opKeys[index])')" : "key '\(opKeys[index])'"
+                return .failure(PluginError(.etagMismatch, "\(which): \(why)"))
+            case .error(let message):
+                return .failure(.internalError("\(redis) refused the write: \(message)"))
+            default:
+                return .failure(.internalError("unexpected reply from redis to a write: \(replies[0])"))
+            }
         }
     }
 
-    private func submit<V: Sendable>(_ reply: Reply<V>, _ body: @escaping @Sendable (Session) -> Result<V, PluginError>) {
-        pool.submit(Job(enqueued: .now, run: { session in reply.complete(body(session)) }, abandon: { reply.fail($0) }))
+    /// Sends the commands `encode` writes (pipelined on one connection) and completes `reply` with
+    /// what `decode` makes of their replies, on the loop that received them. `idempotent` calls are
+    /// retried after any connection failure; the others only when their commands were not sent.
+    private func submit<V: Sendable>(
+        _ reply: Reply<V>, idempotent: Bool,
+        encode: @escaping @Sendable (inout CommandBuffer, ScriptSHAs) -> Void,
+        decode: @escaping @Sendable ([RedisValue]) -> Result<V, PluginError>
+    ) {
+        pool.submit(Call(idempotent: idempotent, encode: encode) { result in reply.complete(result.flatMap(decode)) })
     }
 }
 

@@ -73,5 +73,19 @@ enum Scripts {
         return #KEYS
         """
 
-    static let all = [get, write]
+    static let getBytes = Array(get.utf8)
+    static let writeBytes = Array(write.utf8)
+}
+
+/// The scripts by name: each connection loads them all (SCRIPT LOAD) while connecting and keeps
+/// their SHA1s, indexed by `rawValue`.
+enum Script: Int, CaseIterable {
+    case get, write
+
+    var sourceBytes: [UInt8] {
+        switch self {
+        case .get: return Scripts.getBytes
+        case .write: return Scripts.writeBytes
+        }
+    }
 }

@@ -27,12 +27,13 @@ struct Tunables: Equatable, Sendable {
     /// Backoff between retries: from minRetryInterval, doubling, at most maxRetryBackoff (nil: no backoff).
     var minRetryInterval: Duration?
     var maxRetryBackoff: Duration?
-    /// A call that waited longer than this for a free connection fails with TIMEOUT.
+    /// A call that waited longer than this for a connection to be up fails with TIMEOUT.
     var poolTimeout: Duration
     /// The component's default TTL when a set has none: > 0 expires, <= 0 persists (Dapr); nil: none.
     var defaultTTL: Int64?
 
-    /// The socket timeout hiredis gets (it has one for reads and writes): the larger of the two.
+    /// How long a connection waits for the oldest reply before it fails the calls awaiting replies
+    /// with TIMEOUT and reconnects (one timeout covers sending and answering): the larger of the two.
     var commandTimeout: Duration? {
         guard let readTimeout, let writeTimeout else { return nil }
         return max(readTimeout, writeTimeout)
@@ -64,7 +65,7 @@ struct Settings: Sendable {
 
         // Refused: options whose value would change behaviour in ways this plugin cannot honour yet.
         if try config.bool("enableTLS", default: false) {
-            throw .unsupported("enableTLS=true is not supported by redis-state yet (hiredis is used without TLS); connect over a trusted network or a TLS proxy and set enableTLS=false")
+            throw .unsupported("enableTLS=true is not supported by redis-state yet (the host's streams are plain TCP); connect over a trusted network or a TLS proxy and set enableTLS=false")
         }
         for key in ["clientCert", "clientKey"] where !(config[key] ?? "").isEmpty {
             throw .unsupported("'\(key)' is set, but redis-state does not support TLS yet; remove it")
@@ -110,10 +111,10 @@ struct Settings: Sendable {
             poolTimeout: try Settings.duration(config, "poolTimeout", default: (readTimeout ?? .seconds(3)) + .seconds(1), allowDisable: false)!,
             defaultTTL: defaultTTL)
         if let read = readTimeout, let write = tunables.writeTimeout, read != write {
-            warnings.append("WARNING: hiredis has one socket timeout for reads and writes: readTimeout and writeTimeout differ, both use \(max(read, write))")
+            warnings.append("WARNING: redis-state has one timeout per command, from sending it to its reply: readTimeout and writeTimeout differ, both use \(max(read, write))")
         }
         if (readTimeout == nil) != (tunables.writeTimeout == nil) {
-            warnings.append("WARNING: hiredis has one socket timeout for reads and writes: one of readTimeout/writeTimeout is -1 (none), so neither has a timeout")
+            warnings.append("WARNING: redis-state has one timeout per command, from sending it to its reply: one of readTimeout/writeTimeout is -1 (none), so neither has a timeout")
         }
 
         // Accepted but without effect here: say so, never silently.
