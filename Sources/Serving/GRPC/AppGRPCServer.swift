@@ -75,5 +75,7 @@ public struct AppGRPCServer: Service {
             }
         }
         try sync.addHandler(manager)
+        // Many calls answered in one loop turn (calls in flight on this connection): one write.
+        try sync.addHandler(FlushCoalescer(), position: .first)
     }
 }
