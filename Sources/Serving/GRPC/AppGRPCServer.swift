@@ -8,7 +8,7 @@ import ServingCore
 
 /// The app API over gRPC (h2c, Dapr's `dapr.proto.runtime.v1.Dapr`), served on swift-nio-http2
 /// directly: each connection lives on one event loop of `eventLoopGroup`, and each call on it is
-/// decoded, served and answered on that loop's thread (see `GRPCCallHandler`).
+/// decoded, served and answered on that loop's thread (see `GRPCConnectionHandler`).
 ///
 /// On graceful shutdown it stops accepting, sends GOAWAY on every connection, and returns once every
 /// connection closed, that is once the calls in flight were answered (their deadline, or the
@@ -58,23 +58,16 @@ public struct AppGRPCServer: Service {
         }
     }
 
-    /// HTTP/2 with one `GRPCCallHandler` per stream; the connection manager answers quiescing with
-    /// GOAWAY and closes the connection once its streams are done.
+    /// HTTP/2, the connection manager (GOAWAY on quiescing, closing once the streams are done), then
+    /// one `GRPCConnectionHandler` for every stream of the connection.
     private static func configureConnection(_ channel: any Channel, _ settings: GRPCCallSettings) throws {
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
-        let executor = EventLoopExecutor(channel.eventLoop)
         let sync = channel.pipeline.syncOperations
-        _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
-            streamDelegate: manager.http2StreamDelegate
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(GRPCCallHandler(settings: settings, executor: executor))
-            }
-        }
+        try sync.addHandler(NIOHTTP2Handler(mode: .server))
         try sync.addHandler(manager)
+        try sync.addHandler(GRPCConnectionHandler(settings: settings, executor: EventLoopExecutor(channel.eventLoop)))
         // Many calls answered in one loop turn (calls in flight on this connection): one write.
         try sync.addHandler(FlushCoalescer(), position: .first)
     }

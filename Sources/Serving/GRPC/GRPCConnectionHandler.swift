@@ -1,0 +1,143 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import ServingCore
+
+/// One HTTP/2 connection of the app gRPC server, handling every stream's frames itself (no channel
+/// per stream): each stream is one unary call. A request is collected (`GRPCRequest`), then served in
+/// a task that runs on this connection's event loop (`EventLoopExecutor`), which writes the answer
+/// from there: HEADERS, DATA and trailers, or a trailers-only answer for a failure. A call whose plugin
+/// completes inline never leaves the loop's thread; a plugin completing on its own thread wakes the
+/// loop once. Answers of one loop turn are flushed together (`FlushCoalescer` first in the pipeline).
+///
+/// Flow control of what clients send is this handler's: DATA is acknowledged (WINDOW_UPDATE) as it is
+/// read, for the connection and for a stream still sending, in batches of `windowUpdateBatch` bytes.
+///
+/// The connection manager after `NIOHTTP2Handler` learns of streams opening and closing from the
+/// handler's stream events, and closes the connection after GOAWAY once none is open.
+///
+/// Invariants: everything runs on the connection's loop; a stream is in `streams` from its HEADERS
+/// until its answer is written or the client resets it, and is answered at most once.
+final class GRPCConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
+    private static let okTrailers: HPACKHeaders = ["grpc-status": "0"]
+    /// Below the smallest window a client may have (16 KiB frames in a 64 KiB window): a sender is
+    /// never stalled waiting for an update it has earned.
+    private static let windowUpdateBatch = 16 * 1024
+
+    private struct Stream {
+        /// nil once the request has ended (its call is being served).
+        var request: GRPCRequest?
+        /// DATA bytes read on this stream and not yet acknowledged.
+        var unacknowledged = 0
+    }
+
+    private let settings: GRPCCallSettings
+    private let executor: EventLoopExecutor
+    private var streams: [HTTP2StreamID: Stream] = [:]
+    /// DATA bytes read on the connection and not yet acknowledged.
+    private var connectionUnacknowledged = 0
+
+    init(settings: GRPCCallSettings, executor: EventLoopExecutor) {
+        self.settings = settings
+        self.executor = executor
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let id = frame.streamID
+        switch frame.payload {
+        case .headers(let headers):
+            if streams[id] == nil {
+                streams[id] = Stream(request: GRPCRequest(headers: headers.headers, settings: settings))
+            }  // else the client's trailers: nothing in them matters here
+            if headers.endStream { end(id, context) }
+        case .data(let payload):
+            acknowledge(payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0),
+                        stream: payload.endStream ? nil : id, context)
+            if case .byteBuffer(var bytes) = payload.data {
+                streams[id]?.request?.append(&bytes, limit: settings.maxMessageBytes)
+            }
+            if payload.endStream { end(id, context) }
+        case .rstStream:
+            streams[id] = nil  // the client gave up on this call: nobody to answer
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    /// Gives the client back the window its DATA used, in batches.
+    private func acknowledge(_ length: Int, stream id: HTTP2StreamID?, _ context: ChannelHandlerContext) {
+        guard length > 0 else { return }
+        connectionUnacknowledged += length
+        if connectionUnacknowledged >= Self.windowUpdateBatch {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnacknowledged))),
+                          promise: nil)
+            connectionUnacknowledged = 0
+            context.flush()
+        }
+        guard let id, var stream = streams[id] else { return }
+        stream.unacknowledged += length
+        if stream.unacknowledged >= Self.windowUpdateBatch {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: stream.unacknowledged))),
+                          promise: nil)
+            stream.unacknowledged = 0
+            context.flush()
+        }
+        streams[id] = stream
+    }
+
+    /// The request on `id` has ended: answer a refusal, or serve its one message.
+    private func end(_ id: HTTP2StreamID, _ context: ChannelHandlerContext) {
+        guard var request = streams[id]?.request else { return }
+        streams[id]?.request = nil
+        switch request.end() {
+        case .notGRPC:
+            streams[id] = nil
+            let headers: HPACKHeaders = [":status": "415", "content-type": "text/plain"]
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+            var body = context.channel.allocator.buffer(capacity: 80)
+            body.writeString("molt's app gRPC port takes gRPC only: POST with content-type application/grpc\n")
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))),
+                                  promise: nil)
+        case .refuse(let status):
+            answer(id, .failure(status), context)
+        case .serve(let method, let message, let deadline):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            Task(executorPreference: executor) {
+                let outcome = await method.serve(message, deadline)
+                let (handler, context) = bound.value  // on the loop: the task prefers its executor
+                handler.answer(id, outcome, context)
+            }
+        }
+    }
+
+    private func answer(_ id: HTTP2StreamID, _ outcome: GRPCMethod.Outcome, _ context: ChannelHandlerContext) {
+        guard streams.removeValue(forKey: id) != nil else { return }  // reset meanwhile, or the connection closed
+        switch outcome {
+        case .success(let message):
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: 5 + message.count)
+            buffer.writeInteger(UInt8(0))
+            buffer.writeInteger(UInt32(message.count))
+            buffer.writeBytes(message)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer))))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okTrailers, endStream: true)))),
+                                  promise: nil)
+        case .failure(let status):
+            var headers = Self.responseHeaders
+            headers.add(name: "grpc-status", value: String(status.code.rawValue))
+            if !status.message.isEmpty { headers.add(name: "grpc-message", value: status.encodedMessage) }
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
+                                  promise: nil)
+        }
+    }
+}
