@@ -68,7 +68,5 @@ public struct AppGRPCServer: Service {
         try sync.addHandler(NIOHTTP2Handler(mode: .server))
         try sync.addHandler(manager)
         try sync.addHandler(GRPCConnectionHandler(settings: settings, executor: EventLoopExecutor(channel.eventLoop)))
-        // Many calls answered in one loop turn (calls in flight on this connection): one write.
-        try sync.addHandler(FlushCoalescer(), position: .first)
     }
 }

@@ -8,7 +8,8 @@ import ServingCore
 /// a task that runs on this connection's event loop (`EventLoopExecutor`), which writes the answer
 /// from there: HEADERS, DATA and trailers, or a trailers-only answer for a failure. A call whose plugin
 /// completes inline never leaves the loop's thread; a plugin completing on its own thread wakes the
-/// loop once. Answers of one loop turn are flushed together (`FlushCoalescer` first in the pipeline).
+/// loop once. Answers of one loop turn are flushed together, once, after the turn's other jobs: the
+/// HTTP/2 handler's flush (which walks its outbound state) and the socket's `writev` run once for all.
 ///
 /// Flow control of what clients send is this handler's: DATA is acknowledged (WINDOW_UPDATE) as it is
 /// read, for the connection and for a stream still sending, in batches of `windowUpdateBatch` bytes.
@@ -40,6 +41,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private var streams: [HTTP2StreamID: Stream] = [:]
     /// DATA bytes read on the connection and not yet acknowledged.
     private var connectionUnacknowledged = 0
+    private var flushScheduled = false
 
     init(settings: GRPCCallSettings, executor: EventLoopExecutor) {
         self.settings = settings
@@ -82,7 +84,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnacknowledged))),
                           promise: nil)
             connectionUnacknowledged = 0
-            context.flush()
+            flushLater(context)
         }
         guard let id, var stream = streams[id] else { return }
         stream.unacknowledged += length
@@ -90,7 +92,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: stream.unacknowledged))),
                           promise: nil)
             stream.unacknowledged = 0
-            context.flush()
+            flushLater(context)
         }
         streams[id] = stream
     }
@@ -106,8 +108,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
             var body = context.channel.allocator.buffer(capacity: 80)
             body.writeString("molt's app gRPC port takes gRPC only: POST with content-type application/grpc\n")
-            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))),
-                                  promise: nil)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))),
+                          promise: nil)
+            flushLater(context)
         case .refuse(let status):
             answer(id, .failure(status), context)
         case .serve(let method, let message, let deadline):
@@ -130,14 +133,28 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             buffer.writeInteger(UInt32(message.count))
             buffer.writeBytes(message)
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer))))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okTrailers, endStream: true)))),
-                                  promise: nil)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okTrailers, endStream: true)))),
+                          promise: nil)
         case .failure(let status):
             var headers = Self.responseHeaders
             headers.add(name: "grpc-status", value: String(status.code.rawValue))
             if !status.message.isEmpty { headers.add(name: "grpc-message", value: status.encodedMessage) }
-            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
-                                  promise: nil)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
+                          promise: nil)
+        }
+        flushLater(context)
+    }
+
+    /// One flush for everything written in this loop turn, run after the jobs already queued in it
+    /// (the other calls answered in the same turn).
+    private func flushLater(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            handler.flushScheduled = false
+            context.flush()
         }
     }
 }
