@@ -50,7 +50,6 @@ declare -a benches=(
     "throughput${quick:+ --seconds 1}"
     "swap-rss --count 1000 --max-growth-kib 2048"
     "redis${quick:+ --calls 200}"
-    "serve${quick:+ --seconds 1 --peak-seconds 1}"
 )
 
 declare -a files=() failed=()
@@ -76,11 +75,7 @@ wait  # the tee processes
     --note "Command: make bench (scripts/bench.sh)${quick:+ with BENCH_QUICK=1: small counts, numbers not meaningful}" \
     ${failed[@]+"${failed[@]}"} "${files[@]}" | tee "$OUT/results.md"
 
-# The gRPC round trip on this machine: a do-nothing grpcio server vs molt, same grpcio client.
-echo "== gRPC reference (Benchmarks/grpc-reference)" >&2
 make --no-print-directory python-env >&2
-build/venv/bin/python Benchmarks/grpc-reference/grpc_reference.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
-    ${quick:+--calls 300} | tee "$OUT/grpc-reference.json" || failed+=("--failed=grpc-reference:$?")
 
 # Configuration agents: etcd put -> applied on three sidecars, file change -> applied, restart with 100
 # persisted components -> ready (real etcd and molt processes; needs /usr/bin/etcd).
@@ -118,5 +113,5 @@ if [ -z "$quick" ]; then
 fi
 
 echo >&2
-echo "results: $OUT/results.json, $OUT/results.md, $OUT/grpc-reference.json, $OUT/config-agents.json, $OUT/serving-floor.json, $OUT/scenarios/" >&2
+echo "results: $OUT/results.json, $OUT/results.md, $OUT/config-agents.json, $OUT/serving-floor.json, $OUT/scenarios/" >&2
 [ ${#failed[@]} -eq 0 ]

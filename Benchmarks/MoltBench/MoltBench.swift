@@ -10,6 +10,6 @@ struct MoltBench: AsyncParsableCommand {
         commandName: "molt-bench",
         abstract: "Benchmarks of molt's plugin ABI, loader and engine.",
         discussion: "Run in a release build (make bench). Each benchmark prints one JSON line on stdout.",
-        subcommands: [ServeBench.self, LoadBench.self, AbiOpBench.self, LoadRSSBench.self, ApplyBench.self, LeaseBench.self,
+        subcommands: [LoadBench.self, AbiOpBench.self, LoadRSSBench.self, ApplyBench.self, LeaseBench.self,
                       ThroughputBench.self, SwapRSSBench.self, RedisBench.self, LoadGenCommand.self, ReportCommand.self])
 }
