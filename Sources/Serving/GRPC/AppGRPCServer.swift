@@ -58,15 +58,11 @@ public struct AppGRPCServer: Service {
         }
     }
 
-    /// HTTP/2, the connection manager (GOAWAY on quiescing, closing once the streams are done), then
-    /// one `GRPCConnectionHandler` for every stream of the connection.
+    /// HTTP/2, then one `GRPCConnectionHandler` for every stream of the connection (it also answers
+    /// quiescing: GOAWAY, then close once its calls are answered).
     private static func configureConnection(_ channel: any Channel, _ settings: GRPCCallSettings) throws {
-        let manager = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOHTTP2Handler(mode: .server))
-        try sync.addHandler(manager)
         try sync.addHandler(GRPCConnectionHandler(settings: settings, executor: EventLoopExecutor(channel.eventLoop)))
     }
 }

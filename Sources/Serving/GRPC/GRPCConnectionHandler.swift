@@ -14,8 +14,10 @@ import ServingCore
 /// Flow control of what clients send is this handler's: DATA is acknowledged (WINDOW_UPDATE) as it is
 /// read, for the connection and for a stream still sending, in batches of `windowUpdateBatch` bytes.
 ///
-/// The connection manager after `NIOHTTP2Handler` learns of streams opening and closing from the
-/// handler's stream events, and closes the connection after GOAWAY once none is open.
+/// Graceful shutdown (ChannelShouldQuiesceEvent, from the server's quiescing): GOAWAY naming the last
+/// stream this connection accepted, streams opened after it refused (REFUSED_STREAM: the client may
+/// retry them elsewhere), and the connection closed once every accepted call is answered and its
+/// answer written.
 ///
 /// Invariants: everything runs on the connection's loop; a stream is in `streams` from its HEADERS
 /// until its answer is written or the client resets it, and is answered at most once.
@@ -42,6 +44,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// DATA bytes read on the connection and not yet acknowledged.
     private var connectionUnacknowledged = 0
     private var flushScheduled = false
+    /// The highest stream the client opened; named in GOAWAY.
+    private var lastStreamID = HTTP2StreamID.rootStream
+    /// Graceful shutdown began: no new stream is accepted; close once `streams` is empty.
+    private var quiescing = false
 
     init(settings: GRPCCallSettings, executor: EventLoopExecutor) {
         self.settings = settings
@@ -54,6 +60,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         switch frame.payload {
         case .headers(let headers):
             if streams[id] == nil {
+                if id > lastStreamID { lastStreamID = id }
+                if quiescing {
+                    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream))), promise: nil)
+                    flushLater(context)
+                    return
+                }
                 streams[id] = Stream(request: GRPCRequest(headers: headers.headers, settings: settings))
             }  // else the client's trailers: nothing in them matters here
             if headers.endStream { end(id, context) }
@@ -69,6 +81,16 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         default:
             break
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        guard !quiescing else { return }
+        quiescing = true
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream,
+                                                 payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))),
+                      promise: nil)
+        flushLater(context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -104,13 +126,13 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         switch request.end() {
         case .notGRPC:
             streams[id] = nil
+            flushLater(context)  // before the stream-closing write: see `answer`
             let headers: HPACKHeaders = [":status": "415", "content-type": "text/plain"]
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
             var body = context.channel.allocator.buffer(capacity: 80)
             body.writeString("molt's app gRPC port takes gRPC only: POST with content-type application/grpc\n")
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))),
                           promise: nil)
-            flushLater(context)
         case .refuse(let status):
             answer(id, .failure(status), context)
         case .serve(let method, let message, let deadline):
@@ -125,6 +147,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     private func answer(_ id: HTTP2StreamID, _ outcome: GRPCMethod.Outcome, _ context: ChannelHandlerContext) {
         guard streams.removeValue(forKey: id) != nil else { return }  // reset meanwhile, or the connection closed
+        // Scheduled before the write that closes the stream: during graceful shutdown the connection
+        // manager closes the connection one task after the last stream closed, and that task must run
+        // after this flush, or the answer is dropped unsent.
+        flushLater(context)
         switch outcome {
         case .success(let message):
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))), promise: nil)
@@ -142,7 +168,6 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
                           promise: nil)
         }
-        flushLater(context)
     }
 
     /// One flush for everything written in this loop turn, run after the jobs already queued in it
@@ -155,6 +180,11 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             let (handler, context) = bound.value
             handler.flushScheduled = false
             context.flush()
+            if handler.quiescing && handler.streams.isEmpty {
+                // Everything is written (a small answer leaves at once; anything the socket did not
+                // take yet is flushed by NIO before a half-close of output completes, then we close).
+                context.close(mode: .output).whenComplete { _ in bound.value.1.close(promise: nil) }
+            }
         }
     }
 }
