@@ -21,7 +21,9 @@ public struct BatchApplyResult: Sendable {
 struct StepFailure: Error, CustomStringConvertible {
     let kind: ApplyFailure
     let description: String
-    init(_ kind: ApplyFailure, _ description: String) { self.kind = kind; self.description = description }
+    /// The configuration keys it is about, when it names some (unknown keys), for `check`.
+    var keys: [String] = []
+    init(_ kind: ApplyFailure, _ description: String, keys: [String] = []) { self.kind = kind; self.description = description; self.keys = keys }
 
     static func kind(of error: any Error) -> ApplyFailure { (error as? StepFailure)?.kind ?? .invalidDefinition }
 }
@@ -53,7 +55,12 @@ extension Engine {
         var binary: PluginBinary?
         /// The binary the definition resolves to, also when it changes nothing.
         var resolved: PluginBinary?
-        var config: [String: String] = [:]
+        var normalized = NormalizedConfig(config: [:], explicit: [:], warnings: [])
+        /// What the plugin gets (`normalized.config`).
+        var config: [String: String] { normalized.config }
+        /// A changed key that does not apply in place (declared keys, ABI 1.1): the change reloads
+        /// without calling apply_config.
+        var blockingKey: String?
         var handoffFormat: UInt32?
         /// The new generation, once started.
         var new: Generation?
@@ -126,17 +133,23 @@ extension Engine {
         let changing = changes.indices.filter { changes[$0].changes }
         if changing.count == 1, let index = changing.first, let old = changes[index].old,
            changes[index].binary!.sha256 == old.binary.sha256, changes[index].definition.pin == old.pin {
-            recorder.begin(.applyConfig)
-            switch await applyInPlace(changes[index].config, to: old) {
-            case .applied:
-                changes[index].result.action = .appliedInPlace
-                changes[index].result.newGeneration = old.number
-                recorder.markSwitched()
-                return await finish(changes, persist: persist, recorder: recorder)
-            case .reload(let warning):
-                if let warning { changes[index].result.warnings.append(warning) }
-            case .failed(let failure):
-                return await abort(changes, failed: index, failure)
+            if let blocking = changes[index].blockingKey {
+                if old.binary.symbols.applyConfig != nil {
+                    changes[index].result.warnings.append("reload: key '\(blocking)' does not apply in place")
+                }
+            } else {
+                recorder.begin(.applyConfig)
+                switch await applyInPlace(changes[index].normalized, to: old) {
+                case .applied:
+                    changes[index].result.action = .appliedInPlace
+                    changes[index].result.newGeneration = old.number
+                    recorder.markSwitched()
+                    return await finish(changes, persist: persist, recorder: recorder)
+                case .reload(let warning):
+                    if let warning { changes[index].result.warnings.append(warning) }
+                case .failed(let failure):
+                    return await abort(changes, failed: index, failure)
+                }
             }
         }
 
@@ -146,7 +159,7 @@ extension Engine {
             for index in changing {
                 let change = changes[index]
                 group.addTask {
-                    (index, await self.startGeneration(key: change.definition.key, binary: change.binary!, config: change.config,
+                    (index, await self.startGeneration(key: change.definition.key, binary: change.binary!, config: change.normalized,
                                                        pin: change.definition.pin))
                 }
             }
@@ -240,16 +253,23 @@ extension Engine {
         }
         change.result.newPlugin = binary.info.id
         change.resolved = binary
+        let hostKeys = Self.hostKeys(definition.key.kind)
         do {
-            let wanted = definition.keepsRunningConfig ? (old?.config ?? definition.config) : definition.config
-            (change.config, change.result.warnings) = try binary.normalize(config: wanted)
+            // The running configuration as given: the defaults filled in are the running version's own.
+            let wanted = definition.keepsRunningConfig ? (old?.explicitConfig ?? definition.config) : definition.config
+            change.normalized = try binary.normalize(config: wanted, hostKeys: hostKeys)
+            change.result.warnings = change.normalized.warnings
         } catch {
-            throw StepFailure(.invalidDefinition, "\(error)")
+            throw StepFailure(.invalidDefinition, "\(error)", keys: (error as? ConfigProblem)?.keys ?? [])
         }
         if let old {
-            let running = old.config
-            change.result.droppedKeys = running.keys.filter { change.config[$0] == nil }.sorted()
-            change.result.changedKeys = running.keys.filter { change.config[$0] != nil && change.config[$0] != running[$0] }.sorted()
+            // Dropped: given before, not now (a declared default may take its place); changed: any other key
+            // whose running value changes.
+            let (running, given) = (old.config, old.explicitConfig)
+            change.result.droppedKeys = given.keys.filter { change.normalized.explicit[$0] == nil }.sorted()
+            change.result.changedKeys = running.keys.filter {
+                given[$0] == nil || change.normalized.explicit[$0] != nil
+            }.filter { change.config[$0] != nil && change.config[$0] != running[$0] }.sorted()
             if !change.result.droppedKeys.isEmpty {
                 change.result.warnings.append("keys of the running configuration dropped: \(change.result.droppedKeys.joined(separator: ", "))")
             }
@@ -260,6 +280,7 @@ extension Engine {
             return change
         }
         change.binary = binary
+        if let old { change.blockingKey = binary.keyBlockingInPlace(from: old.config, to: change.config, hostKeys: hostKeys) }
         if let old { change.handoffFormat = try Self.handoffFormat(from: old.binary, to: binary) }
         return change
     }
@@ -272,10 +293,11 @@ extension Engine {
     }
 
     /// Step 2: apply_config on the running instance, on a thread of its own, with its timeout.
-    private func applyInPlace(_ config: [String: String], to generation: Generation) async -> InPlaceOutcome {
+    private func applyInPlace(_ config: NormalizedConfig, to generation: Generation) async -> InPlaceOutcome {
         let instance = generation.instance
         guard instance.binary.symbols.applyConfig != nil else { return .reload(nil) }
-        guard let outcome = await pluginSteps.run(timeout: settings.applyConfigTimeout, { instance.applyConfig(config) }) else {
+        let plain = config.config
+        guard let outcome = await pluginSteps.run(timeout: settings.applyConfigTimeout, { instance.applyConfig(plain) }) else {
             return .failed(StepFailure(.timedOut, "\(generation.pluginID) apply_config did not return within \(settings.applyConfigTimeout); "
                 + "generation \(generation.number) keeps serving with its configuration"))
         }
@@ -298,7 +320,7 @@ extension Engine {
     /// Step 3 for one component: init, then readiness polls (each on a thread of its own, bounded by the
     /// init and readiness timeouts).
     /// On any failure the new instance is destroyed before returning.
-    func startGeneration(key: ComponentKey, binary: PluginBinary, config: [String: String], pin: String?) async -> Result<StartedGeneration, StepFailure> {
+    func startGeneration(key: ComponentKey, binary: PluginBinary, config: NormalizedConfig, pin: String?) async -> Result<StartedGeneration, StepFailure> {
         let clock = ContinuousClock()
         let initStart = clock.now
         let (name, logger) = (key.name, logger)
@@ -310,7 +332,7 @@ extension Engine {
                                metadata: ["component": "\(key)", "plugin": "\(binary.info.id)"])
             }
         }) {
-            Result { () throws(PluginError) in try PluginInstance(binary: binary, componentName: name, config: config, logger: logger) }
+            Result { () throws(PluginError) in try PluginInstance(binary: binary, componentName: name, config: config.config, logger: logger) }
         }
         let initDuration = clock.now - initStart
         let instance: PluginInstance

@@ -4,8 +4,7 @@ import PluginHost
 /// `molt config check` against a plugins directory, `molt apply --dry-run` against a running molt.
 public struct DefinitionCheck: Sendable {
     public let key: ComponentKey
-    /// What is wrong; an apply of this definition would fail (or, for unknown keys, pass them to a
-    /// plugin that ignores them).
+    /// What is wrong; an apply of this definition would fail.
     public var problems: [String] { findings.map(\.message) }
     /// Each problem with the configuration key it is about, when it is about one.
     public var findings: [(key: String?, message: String)] = []
@@ -19,18 +18,30 @@ public struct DefinitionCheck: Sendable {
 }
 
 extension Engine {
-    /// Configuration keys the host itself reads, whatever the plugin declares.
+    /// Configuration keys the host itself reads, whatever the plugin declares: accepted for any plugin
+    /// (and applied in place by the host when the plugin does not declare them). The state key prefix is
+    /// the only one: Dapr component files' metadata reaches the engine whole (`spec.metadata`), and the
+    /// component formats read their other fields (type, version, ignoreErrors, initTimeout, scopes) outside it.
     static func hostKeys(_ kind: ComponentKind) -> Set<String> { kind == .state ? ["keyPrefix"] : [] }
 
-    /// Checks `definition` as an apply would plan it (`plan`: limits, plugin and version, required keys,
-    /// deprecated aliases, state handoff), plus keys the plugin does not declare, without loading
-    /// anything into service or touching the running component.
+    /// Checks `definition` as an apply would plan it (`plan`: limits, plugin and version, keys the plugin
+    /// does not declare, required keys, deprecated aliases, state handoff) without loading anything into
+    /// service or touching the running component.
     public func check(_ definition: ComponentDefinition) -> DefinitionCheck {
         var check = DefinitionCheck(key: definition.key)
         let change: Change
         do {
             try ComponentLimits.check(definition)
             change = try plan(definition)
+        } catch let failure as StepFailure where !failure.keys.isEmpty {
+            // Unknown keys: one finding per key, so each is reported where it was written.
+            if let binary = try? resolveBinary(definition, current: slots.withLock { $0[definition.key] }?.activeCell.current) {
+                let hostKeys = Self.hostKeys(definition.key.kind)
+                for key in failure.keys { check.findings.append((key, binary.unknownKeysProblem([key], hostKeys: hostKeys).description)) }
+            } else {
+                check.findings.append((nil, failure.description))
+            }
+            return check
         } catch {
             check.findings.append((nil, "\(error)"))
             return check
@@ -38,32 +49,26 @@ extension Engine {
         guard let binary = change.resolved else { return check }
         check.plugin = binary.info.id
         check.warnings = change.result.warnings
-        let declared = binary.info.configKeys
-        if !declared.isEmpty {
-            let known = Set(declared.map(\.name)).union(Self.hostKeys(definition.key.kind))
-            for key in change.config.keys.filter({ !known.contains($0) }).sorted() {
-                check.findings.append((key, "unknown config key '\(key)' for plugin \(binary.info.id), which declares "
-                    + declared.map(\.name).sorted().joined(separator: ", ")))
+        let declared = Set(binary.info.configKeys.map(\.name)).union(Self.hostKeys(definition.key.kind))
+        if !binary.info.honoursDeclaredKeys, !binary.info.configKeys.isEmpty {
+            // An ABI 1.0 plugin gets keys it does not declare, as ABI 1.0 hosts gave them: say so.
+            for key in change.config.keys.filter({ !declared.contains($0) }).sorted() {
+                check.warnings.append("config key '\(key)' is not a key of plugin \(binary.info.id) (ABI 1.0: passed on, as an ABI 1.0 host did)")
             }
         }
-        guard check.passed else { return check }
-        check.outcome = change.changes ? Self.outcome(from: change.old, to: binary, config: change.config, pin: definition.pin) : "unchanged"
+        check.outcome = change.changes ? Self.outcome(of: change, to: binary) : "unchanged"
         return check
     }
 
-    private static func outcome(from current: Generation?, to binary: PluginBinary, config: [String: String], pin: String?) -> String {
-        guard let current else { return "add" }
+    private static func outcome(of change: Change, to binary: PluginBinary) -> String {
+        guard let current = change.old else { return "add" }
         if binary.info.version != current.binary.info.version {
             return "swap version \(current.binary.info.version) → \(binary.info.version) (new generation)"
         }
-        guard binary.sha256 == current.binary.sha256, pin == current.pin, binary.symbols.applyConfig != nil else { return "reload (new generation)" }
-        let running = current.config
-        let changed = Set(running.keys).union(config.keys).filter { running[$0] != config[$0] }.sorted()
-        let declared = Dictionary(binary.info.configKeys.map { ($0.name, $0.appliesInPlace) }, uniquingKeysWith: { a, _ in a })
-        guard !declared.isEmpty else { return "apply in place, or reload if the plugin asks for it" }
-        if let blocking = changed.first(where: { declared[$0] != true }) {
-            return "reload (new generation): '\(blocking)' does not apply in place"
+        guard binary.sha256 == current.binary.sha256, change.definition.pin == current.pin, binary.symbols.applyConfig != nil else {
+            return "reload (new generation)"
         }
-        return "apply in place"
+        if let blocking = change.blockingKey { return "reload (new generation): '\(blocking)' does not apply in place" }
+        return binary.info.honoursDeclaredKeys ? "apply in place" : "apply in place, or reload if the plugin asks for it"
     }
 }

@@ -115,13 +115,14 @@ public final class Engine: Sendable {
     }
 
     /// The definitions of every running component, as a restart must reproduce them: plugin name
-    /// and exact version, the (normalized) configuration and pin of the active generation.
+    /// and exact version, the (normalized) configuration as given (without the defaults the host filled in:
+    /// those are the plugin version's own) and pin of the active generation.
     public var runningDefinitions: [ComponentDefinition] {
         slots.withLock { Array($0.values) }.compactMap { slot in
             guard let generation = slot.activeCell.current else { return nil }
             let info = generation.binary.info
             return ComponentDefinition(kind: slot.key.kind, name: slot.key.name, plugin: info.name, version: info.version,
-                                       config: generation.config, pin: generation.pin)
+                                       config: generation.explicitConfig, pin: generation.pin)
         }.sorted { $0.key < $1.key }
     }
 

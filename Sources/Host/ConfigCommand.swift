@@ -19,7 +19,8 @@ struct ConfigCommand: AsyncParsableCommand {
                 such as Subscription, are reported as skipped), or a Layotto config.json. Every component is checked \
                 against the plugins directory as an apply would plan it: the plugin and version exist (or why the loader \
                 refused them), required keys are present, every key is one the plugin declares (or keyPrefix, read by \
-                molt for state stores), state can be handed over. Each problem is printed with file, line and field.
+                molt for state stores; a plugin that declares no keys or `*`, or built for ABI 1.0, takes any key), \
+                state can be handed over. Each problem is printed with file, line and field.
                 For a bootstrap config, the effective configuration is printed in the current format (tokens redacted).
                 Exit 0 when every file passes (warnings allowed), 1 on any error.
                 """)

@@ -68,13 +68,16 @@ struct PluginCommand: ParsableCommand {
                 state:       \(report.stateFormats ?? "no state transfer")
                 """)
             if report.configKeys.isEmpty {
-                print("config keys: (none declared)")
+                print(report.openConfig == nil ? "config keys: (none declared)" : "config keys: (none declared besides '*')")
             } else {
                 print("config keys:")
                 print(table(["KEY", "REQUIRED", "DEFAULT", "IN PLACE", "ALIASES", "DESCRIPTION"], report.configKeys.map {
                     [$0.name, $0.required ? "yes" : "no", $0.defaultValue ?? "-", $0.appliesInPlace ? "yes" : "no",
                      $0.deprecatedAliases.isEmpty ? "-" : $0.deprecatedAliases.joined(separator: ","), $0.description]
                 }))
+            }
+            if let open = report.openConfig {
+                print("other keys:  accepted (the plugin declares '*'); a change of one applies in place: \(open.appliesInPlace ? "yes" : "no")")
             }
         }
     }
@@ -107,6 +110,8 @@ struct PluginReport: Encodable {
     let optionalSymbols: [String]
     let stateFormats: String?
     let configKeys: [ConfigKeySpec]
+    /// The plugin's `*` entry: keys it does not declare are accepted.
+    let openConfig: ConfigKeySpec?
 
     init(entry: CatalogEntry) {
         self.init(path: entry.path, sha256: entry.sha256, swift: entry.linksSwiftRuntime, info: entry.info)
@@ -124,6 +129,7 @@ struct PluginReport: Encodable {
         self.optionalSymbols = info.capabilities.symbolNames
         self.stateFormats = info.stateFormats.map { "\($0.lowerBound)...\($0.upperBound)" }
         self.configKeys = info.configKeys
+        self.openConfig = info.openConfig
     }
 }
 

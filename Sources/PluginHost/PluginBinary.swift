@@ -57,9 +57,12 @@ public final class PluginBinary: @unchecked Sendable {
         dlclose(handle)
     }
 
-    /// Renames deprecated aliases to their current names and checks required keys, so the plugin
-    /// receives the config in the shape its declared keys describe. Returns the config and warnings.
-    public func normalize(config: [String: String]) throws(ConfigProblem) -> (config: [String: String], warnings: [String]) {
+    /// Prepares a configuration for the plugin as its declared keys describe it: deprecated aliases renamed
+    /// to their current names, then (when the host honours the declarations, `PluginInfo.honoursDeclaredKeys`)
+    /// keys the plugin does not declare refused, unless it declares `*` or the host reads them itself
+    /// (`hostKeys`), then required keys checked, then (honoured declarations) absent keys with a default
+    /// filled in. `config` is what the plugin gets; `explicit` the same without the filled defaults.
+    public func normalize(config: [String: String], hostKeys: Set<String> = []) throws(ConfigProblem) -> NormalizedConfig {
         var result = config
         var warnings: [String] = []
         for key in info.configKeys {
@@ -76,16 +79,69 @@ public final class PluginBinary: @unchecked Sendable {
                 }
             }
         }
+        if info.honoursDeclaredKeys && info.openConfig == nil {
+            let declared = Set(info.configKeys.map(\.name))
+            let unknown = result.keys.filter { !declared.contains($0) && !hostKeys.contains($0) }.sorted()
+            if !unknown.isEmpty { throw unknownKeysProblem(unknown, hostKeys: hostKeys) }
+        }
         let missing = info.configKeys.filter { $0.required && result[$0.name] == nil }.map(\.name)
         if !missing.isEmpty {
             throw ConfigProblem("missing required config key\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")) for plugin \(info.id)")
         }
-        return (result, warnings)
+        let explicit = result
+        if info.honoursDeclaredKeys {
+            for key in info.configKeys where result[key.name] == nil {
+                if let value = key.defaultValue { result[key.name] = value }
+            }
+        }
+        return NormalizedConfig(config: result, explicit: explicit, warnings: warnings)
+    }
+
+    /// The refusal of `keys`, which the plugin does not declare, naming the keys it knows.
+    public func unknownKeysProblem(_ keys: [String], hostKeys: Set<String> = []) -> ConfigProblem {
+        let known = Set(info.configKeys.map(\.name)).union(hostKeys).sorted().joined(separator: ", ")
+        let listed = keys.map { "'\($0)'" }.joined(separator: ", ")
+        let what = keys.count == 1 ? "config key \(listed) is not a key" : "config keys \(listed) are not keys"
+        return ConfigProblem("\(what) of plugin \(info.id) (known: \(known.isEmpty ? "none" : known))", keys: keys)
+    }
+
+    /// The first (bytewise smallest) key that differs between two normalized configurations (added,
+    /// removed or changed) and does not apply in place, when the host honours the declarations; nil when
+    /// the change may go to apply_config. A key the host reads itself (`hostKeys`) and the plugin does
+    /// not declare applies in place (the host takes the new value); a key accepted through `*` applies in
+    /// place when the `*` entry says so.
+    public func keyBlockingInPlace(from old: [String: String], to new: [String: String], hostKeys: Set<String> = []) -> String? {
+        guard info.honoursDeclaredKeys else { return nil }
+        let declared = Dictionary(info.configKeys.map { ($0.name, $0.appliesInPlace) }, uniquingKeysWith: { first, _ in first })
+        let changed = Set(old.keys).union(new.keys).filter { old[$0] != new[$0] }.sorted()
+        return changed.first { key in
+            if let inPlace = declared[key] { return !inPlace }
+            if hostKeys.contains(key) { return false }
+            return !(info.openConfig?.appliesInPlace ?? false)
+        }
+    }
+}
+
+/// A configuration as the plugin gets it (`PluginBinary.normalize`).
+public struct NormalizedConfig: Sendable, Equatable {
+    /// What the plugin gets: aliases renamed, declared defaults filled in.
+    public var config: [String: String]
+    /// The same without the filled defaults: what was given (aliases renamed), for restarts and applies
+    /// that keep the running configuration (another version may declare other defaults).
+    public var explicit: [String: String]
+    public var warnings: [String]
+
+    public init(config: [String: String], explicit: [String: String], warnings: [String] = []) {
+        self.config = config
+        self.explicit = explicit
+        self.warnings = warnings
     }
 }
 
 /// A configuration the host refused before handing it to a plugin.
 public struct ConfigProblem: Error, CustomStringConvertible, Sendable, Equatable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The configuration keys the problem is about, when it names some (unknown keys).
+    public var keys: [String] = []
+    public init(_ description: String, keys: [String] = []) { self.description = description; self.keys = keys }
 }

@@ -8,6 +8,9 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
 
 /// A configuration key a plugin declares (molt_config_key), copied out of the plugin's memory.
 public struct ConfigKeySpec: Sendable, Equatable, Codable {
+    /// The name of the entry that declares a plugin's config open (`molt_config_key` named "*").
+    public static let openName = "*"
+
     public var name: String
     public var description: String
     public var defaultValue: String?
@@ -48,8 +51,20 @@ public struct PluginInfo: Sendable, Equatable {
     public var abiVersion: (major: UInt32, minor: UInt32)
     /// Formats the plugin can export and import; nil when it does not transfer state.
     public var stateFormats: ClosedRange<UInt32>?
+    /// The declared keys, without the `*` entry (see `openConfig`).
     public var configKeys: [ConfigKeySpec]
     public var capabilities: Capabilities
+    /// The plugin's `*` entry, when it declares its config open: keys it does not declare are accepted,
+    /// and apply in place when this entry says so. nil: only declared keys are accepted (when it declares any).
+    public var openConfig: ConfigKeySpec? = nil
+
+    /// Whether the plugin declares its configuration at all (any key, or `*`).
+    public var declaresConfig: Bool { !configKeys.isEmpty || openConfig != nil }
+
+    /// Whether the host enforces the declarations: unknown keys refused (unless `*`), defaults filled, and a
+    /// change goes to apply_config only when every changed key applies in place. ABI 1.0 plugins, and plugins
+    /// that declare no keys, are treated as before ABI 1.1: any key accepted, apply_config tried for any change.
+    public var honoursDeclaredKeys: Bool { declaresConfig && (abiVersion.major, abiVersion.minor) >= (1, 1) }
 
     /// "name@version", the way logs and errors name a plugin.
     public var id: String { "\(name)@\(version)" }
@@ -57,7 +72,7 @@ public struct PluginInfo: Sendable, Equatable {
     public static func == (a: PluginInfo, b: PluginInfo) -> Bool {
         a.name == b.name && a.version == b.version && a.kind == b.kind && a.description == b.description
             && a.abiVersion == b.abiVersion && a.stateFormats == b.stateFormats && a.configKeys == b.configKeys
-            && a.capabilities == b.capabilities
+            && a.capabilities == b.capabilities && a.openConfig == b.openConfig
     }
 }
 

@@ -292,10 +292,14 @@ public final class PluginLoader: Sendable {
             break
         }
 
-        let configKeys = try readConfigKeys(symbols.configKeys, path: path)
+        var configKeys = try readConfigKeys(symbols.configKeys, path: path)
+        let open = configKeys.firstIndex { $0.name == ConfigKeySpec.openName }.map { configKeys.remove(at: $0) }
+        if let open, open.required || open.defaultValue != nil || !open.deprecatedAliases.isEmpty {
+            throw .invalidInfo(path: path, reason: "config key '*' (the plugin's config is open) cannot be required, have a default or aliases")
+        }
         let info = PluginInfo(name: name, version: version, kind: kind, description: description,
                               abiVersion: (major, minor), stateFormats: stateFormats,
-                              configKeys: configKeys, capabilities: capabilities)
+                              configKeys: configKeys, capabilities: capabilities, openConfig: open)
         return (info, symbols)
     }
 

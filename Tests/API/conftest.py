@@ -82,6 +82,29 @@ def fixtures_dir() -> Path:
     return _env_path("MOLT_FIXTURES_DIR")
 
 
+_DECLARED_DEFAULTS: dict[str, dict[str, str]] = {}
+
+
+def declared_defaults(plugin: str) -> dict[str, str]:
+    """The defaults plugin `name@version` (of the plugins directory or the fixtures) declares: molt fills
+    them in before init and apply_config, and ComponentStatus.metadata shows them as running."""
+    if not _DECLARED_DEFAULTS:
+        for directory in (os.environ.get("MOLT_PLUGINS_DIR"), os.environ.get("MOLT_FIXTURES_DIR")):
+            if not directory:
+                continue
+            listed = subprocess.run([str(_env_path("MOLT_BIN")), "plugin", "list", "--plugins-directory", directory, "--json"],
+                                    capture_output=True, text=True, timeout=60)
+            for entry in json.loads(listed.stdout or "{}").get("plugins", []):
+                _DECLARED_DEFAULTS.setdefault(f"{entry['name']}@{entry['version']}", {
+                    key["name"]: key["defaultValue"] for key in entry["configKeys"] if key.get("defaultValue") is not None})
+    return _DECLARED_DEFAULTS.get(plugin, {})
+
+
+def running_config(plugin: str, given: dict[str, str]) -> dict[str, str]:
+    """The configuration `plugin` (name@version) runs with when given `given`: its declared defaults, then `given`."""
+    return {**declared_defaults(plugin), **given}
+
+
 # ---------------------------------------------------------------------------------------------
 # Ports and small network helpers
 
@@ -740,6 +763,13 @@ class Molt:
         """The active configuration of a component (ComponentStatus.metadata), as a dict."""
         return dict(self.component(kind, name).metadata)
 
+    def given_metadata_of(self, kind: str, name: str) -> dict[str, str]:
+        """The active configuration of a component without the entries that are its plugin's declared defaults
+        (what molt filled in, and what was given equal to a default): compare with what was given."""
+        status = self.component(kind, name)
+        defaults = declared_defaults(status.plugin)
+        return {k: v for k, v in status.metadata.items() if defaults.get(k) != v}
+
     def control_apply(self, kind: str, name: str, metadata: dict[str, str] | None = None, plugin: str = "",
                       version: str = "", pin: str = "", token: str | None = "default", timeout: float = RPC_TIMEOUT_S):
         """molt's Control.Apply with a full definition; returns the ApplyResult (action "failed" on failure)."""
@@ -1001,12 +1031,13 @@ def unix_ms() -> int:
 
 def wait_config(sidecar: Molt, name: str, metadata: dict[str, str], kind: str = "lock", since: int | None = None,
                 timeout: float = CONVERGE_TIMEOUT_S):
-    """Waits until `kind`/`name` runs with exactly `metadata` (ComponentStatus.metadata) and, with `since`
+    """Waits until `kind`/`name` runs with exactly `metadata` (ComponentStatus.metadata, once its plugin's declared
+    defaults are filled in: `running_config`) and, with `since`
     (unix_ms() taken before the change), until its last result is one that finished after that moment
     (a new configuration is visible a little before its apply result is recorded). Returns its status."""
     def matches():
         status = sidecar.list_components().get((kind, name))
-        if status is None or dict(status.metadata) != metadata:
+        if status is None or dict(status.metadata) != running_config(status.plugin, metadata):
             return None
         if since is not None and status.last_result.finished_unix_ms < since:
             return None

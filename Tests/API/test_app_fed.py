@@ -10,7 +10,7 @@ import signal
 from dapr.proto.common.v1 import common_pb2
 from dapr.proto.runtime.v1 import state_pb2
 
-from conftest import RPC_TIMEOUT_S, assert_maxlocks_limit
+from conftest import running_config, RPC_TIMEOUT_S, assert_maxlocks_limit
 
 APP_ID = "orders"
 
@@ -61,7 +61,7 @@ def test_app_fed_config_is_what_a_restarted_molt_serves(molt, redis_server, comp
     listed = sidecar.list_components()
     assert set(listed) == {("state", "statestore"), ("lock", "applock")}, sorted(listed)
     assert dict(listed[("state", "statestore")].metadata)["redisHost"] == redis_b.address
-    assert dict(listed[("lock", "applock")].metadata) == {"maxLocks": "2"}
+    assert dict(listed[("lock", "applock")].metadata) == running_config(listed[("lock", "applock")].plugin, {"maxLocks": "2"})
     assert_maxlocks_limit(sidecar, "applock", 2)
 
     # The app feeds a new configuration (Redis C, a tighter lock limit); molt dies the moment the last call
@@ -82,5 +82,5 @@ def test_app_fed_config_is_what_a_restarted_molt_serves(molt, redis_server, comp
     assert seen == {"read": "restarted again"}, seen
     assert stored_in(redis_c, "after-kill") == "restarted again", f"C has {redis_c.keys()}"
     assert stored_in(redis_a, "after-kill") is None and stored_in(redis_b, "after-kill") is None
-    assert dict(sidecar.component("lock", "applock").metadata) == {"maxLocks": "1"}
+    assert dict(sidecar.component("lock", "applock").metadata) == running_config(sidecar.component("lock", "applock").plugin, {"maxLocks": "1"})
     assert_maxlocks_limit(sidecar, "applock", 1, owner="after-kill")

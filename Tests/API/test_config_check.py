@@ -93,7 +93,7 @@ def test_valid_files_of_every_format_pass(molt_bin, plugins_dir, tmp_path):
 
 @pytest.mark.parametrize("case_id, name, text, message", [
     ("dapr-unknown-key", "lock.yaml", DAPR_LOCK + "  - name: bogus\n    value: \"1\"\n",
-     "{file}:11:5: lock/lockstore: spec.metadata[1]: unknown config key 'bogus' for plugin memorylock@"),
+     "{file}:11:5: lock/lockstore: spec.metadata[1]: config key 'bogus' is not a key of plugin memorylock@"),
     ("dapr-missing-required", "state.yaml", DAPR_STATE_AND_SUBSCRIPTION.replace("  - name: redisHost\n    value: localhost:6379\n", ""),
      "{file}:1:1: state/statestore: missing required config key 'redisHost' for plugin redis-state@1.0.0"),
     ("molt-unknown-version", "molt.yaml", MOLT_YAML.replace("2.0.0", "9.9.9"),
@@ -102,7 +102,7 @@ def test_valid_files_of_every_format_pass(molt_bin, plugins_dir, tmp_path):
      "state/s: no state plugin nosuch in"),
     ("molt-invalid-name", "molt.json", json.dumps({"components": [{"kind": "lock", "name": "Bad_Name", "plugin": "memorylock"}]}),
      "component name 'Bad_Name' is invalid"),
-    ("layotto-unknown-key", "config.json", json.dumps(layotto({"nope": "1"})), "lock/lockstore: unknown config key 'nope'"),
+    ("layotto-unknown-key", "config.json", json.dumps(layotto({"nope": "1"})), "lock/lockstore: config key 'nope' is not a key of plugin memorylock@"),
 ], ids=lambda value: value if isinstance(value, str) and value.count("-") >= 1 and "\n" not in value and len(value) < 30 else "")
 def test_invalid_files_are_refused_naming_file_line_and_field(molt_bin, plugins_dir, tmp_path, case_id, name, text, message):
     path = tmp_path / name
@@ -129,8 +129,26 @@ def test_dry_run_says_what_an_apply_would_do_and_changes_nothing(molt, molt_bin,
     added = apply("--kind", "lock", "--name", "more", "--plugin", "memorylock")
     assert added.returncode == 0 and "would add" in added.stdout, added
     refused = apply("--kind", "lock", "--name", "locks", "--metadata", "bogus=1")
-    assert refused.returncode == 1 and "unknown config key 'bogus'" in refused.stdout, refused
+    assert refused.returncode == 1 and ("config key 'bogus' is not a key of plugin memorylock@2.0.0 "
+                                        "(known: buckets, maxLocks, sweepIntervalMs)") in refused.stdout, refused
 
     assert set(sidecar.list_components()) == {("lock", "locks")}
     assert sidecar.generation("lock", "locks") == generation
-    assert sidecar.metadata_of("lock", "locks") == {"maxLocks": "5"}
+    assert sidecar.given_metadata_of("lock", "locks") == {"maxLocks": "5"}
+
+
+def test_an_apply_of_a_key_the_plugin_does_not_declare_is_refused_and_the_component_keeps_serving(molt, molt_bin, components):
+    """Issue 16: memorylock declares its keys; `molt apply --metadata bogus=1` is refused before any plugin code runs,
+    naming the key and the known ones (CLI and Control API), and generation 1 keeps serving its configuration."""
+    sidecar = molt([components.lock("locks", maxLocks="5")])
+    generation = sidecar.generation("lock", "locks")
+    refused = subprocess.run([str(molt_bin), "apply", "--control-address", f"127.0.0.1:{sidecar.control_port}",
+                              "--kind", "lock", "--name", "locks", "--metadata", "maxLocks=6", "--metadata", "bogus=1"],
+                             capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    message = "config key 'bogus' is not a key of plugin memorylock@2.0.0 (known: buckets, maxLocks, sweepIntervalMs)"
+    assert refused.returncode == 1 and "invalid-definition" in refused.stdout and message in refused.stdout, refused
+    result = sidecar.control_apply("lock", "locks", {"maxLocks": "6", "bogus": "1"})
+    assert (result.action, result.failure, result.error) == ("failed", "invalid-definition", message), result
+    assert sidecar.generation("lock", "locks") == generation
+    assert sidecar.given_metadata_of("lock", "locks") == {"maxLocks": "5"}
+    assert sidecar.try_lock("locks", "after-refusal", "checker", expiry=5)

@@ -12,7 +12,7 @@ import re
 import signal
 import time
 
-from conftest import (DAPR_LOCK_YAML, CONVERGE_TIMEOUT_S, app_key, assert_maxlocks_limit, common_key, result_of, unix_ms, wait_config,
+from conftest import (running_config, DAPR_LOCK_YAML, CONVERGE_TIMEOUT_S, app_key, assert_maxlocks_limit, common_key, result_of, unix_ms, wait_config,
                       wait_for, wait_removed)
 
 APP_ID = "orders"
@@ -64,7 +64,7 @@ def test_put_change_delete_and_invalid_values(molt, etcd, components):
     wait_for(lambda: reported_lines(sidecar, log_offset, "common/etcdlock"),
              "the unparseable value of /molt/common/etcdlock to be reported (a warning or error naming the key)")
     status = sidecar.component("lock", "etcdlock")
-    assert result_of(status) == good and dict(status.metadata) == {"maxLocks": "20", "buckets": "128"}, status
+    assert result_of(status) == good and dict(status.metadata) == running_config(status.plugin, {"maxLocks": "20", "buckets": "128"}), status
     assert watcher.since(since, "lock", "etcdlock") == [], "an unparseable value reached the engine"
     assert sidecar.try_lock("etcdlock", "after-invalid", "third"), "molt stopped serving after an invalid value"
     assert sidecar.http("GET", "/v1.0/healthz").status == 204
@@ -76,7 +76,7 @@ def test_put_change_delete_and_invalid_values(molt, etcd, components):
                               timeout=CONVERGE_TIMEOUT_S)
     assert failed.action == "failed" and 'invalid value "lots"' in failed.error, failed
     status = sidecar.component("lock", "etcdlock")
-    assert status.generation == 2 and dict(status.metadata) == {"maxLocks": "20", "buckets": "128"}, status
+    assert status.generation == 2 and dict(status.metadata) == running_config(status.plugin, {"maxLocks": "20", "buckets": "128"}), status
     assert sidecar.try_lock("etcdlock", "after-refused", "fourth")
 
     # A valid value again: applied (the agent did not stop at the bad ones).
@@ -111,7 +111,7 @@ def test_custom_prefix(molt, etcd, components):
     server.put(common_key("fleetlock", prefix="/fleet-7/"), components.lock("fleetlock", maxLocks="7"))
     sidecar = etcd_molt(molt, server, prefix="/fleet-7/")
     # Ready means the first sync is done: the component is there at once.
-    assert sidecar.metadata_of("lock", "fleetlock") == {"maxLocks": "7"}
+    assert sidecar.given_metadata_of("lock", "fleetlock") == {"maxLocks": "7"}
     assert ("lock", "defaultprefixlock") not in sidecar.list_components()
     server.put(app_key(APP_ID, "fleetapplock", prefix="/fleet-7/"), components.lock("fleetapplock", maxLocks="3"))
     wait_config(sidecar, "fleetapplock", {"maxLocks": "3"})
@@ -124,7 +124,7 @@ def test_etcd_restart_mid_stream_misses_no_change(molt, etcd, components):
     sidecar = etcd_molt(molt, server)
     # After readiness the first sync is done.
     for name in ("keep", "change", "reload", "gone"):
-        assert sidecar.metadata_of("lock", name) == {"maxLocks": "10", "buckets": "64"}, name
+        assert sidecar.given_metadata_of("lock", name) == {"maxLocks": "10", "buckets": "64"}, name
     keep_before = result_of(sidecar.component("lock", "keep"))
 
     server.stop()
@@ -171,7 +171,7 @@ def test_resume_from_a_compacted_revision_resyncs(molt, etcd, components):
         server.put(common_key(name), components.lock(name, maxLocks="10"))
     sidecar = etcd_molt(molt, server)
     for name in ("keep", "change", "gone"):
-        assert sidecar.metadata_of("lock", name) == {"maxLocks": "10"}, name
+        assert sidecar.given_metadata_of("lock", name) == {"maxLocks": "10"}, name
     keep_before = result_of(sidecar.component("lock", "keep"))
     log_offset = len(sidecar.stderr())
 
@@ -235,7 +235,7 @@ def test_three_sidecars_apply_one_put(molt, etcd, components):
     server.put(common_key("shared"), components.lock("shared", maxLocks="10"))
     sidecars = [etcd_molt(molt, server, app_id=app) for app in ("orders", "orders", "billing")]
     for sidecar in sidecars:
-        assert sidecar.metadata_of("lock", "shared") == {"maxLocks": "10"}
+        assert sidecar.given_metadata_of("lock", "shared") == {"maxLocks": "10"}
 
     since = unix_ms()
     server.put(common_key("shared"), components.lock("shared", maxLocks="77"))
@@ -253,7 +253,7 @@ def test_three_sidecars_apply_one_put(molt, etcd, components):
     server.put(common_key("marker"), components.lock("marker"))
     wait_config(billing, "marker", {})
     status = billing.component("lock", "shared")
-    assert dict(status.metadata) == {"maxLocks": "77"} and result_of(status) == billing_before, status
+    assert dict(status.metadata) == running_config(status.plugin, {"maxLocks": "77"}) and result_of(status) == billing_before, status
 
 
 def test_key_deleted_while_molt_was_stopped_is_removed_at_restart(molt, etcd, components, tmp_path):
@@ -273,7 +273,7 @@ def test_key_deleted_while_molt_was_stopped_is_removed_at_restart(molt, etcd, co
     # Ready means the first sync is done: both changes made while molt was down are in effect.
     listed = sidecar.list_components()
     assert ("lock", "deleted") not in listed, f"restored although its key was deleted meanwhile: {sorted(listed)}"
-    assert dict(listed[("lock", "stays")].metadata) == {"maxLocks": "11"}, listed[("lock", "stays")]
+    assert dict(listed[("lock", "stays")].metadata) == running_config(listed[("lock", "stays")].plugin, {"maxLocks": "11"}), listed[("lock", "stays")]
 
 
 def test_several_endpoints_with_the_first_one_down(molt, etcd, components, free_port):

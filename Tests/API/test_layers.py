@@ -10,7 +10,7 @@ marker component) that the agent handles after the change under test, never slee
 
 import os
 
-from conftest import app_key, assert_maxlocks_limit, common_key, result_of, unix_ms, wait_config, wait_removed
+from conftest import running_config, app_key, assert_maxlocks_limit, common_key, result_of, unix_ms, wait_config, wait_removed
 
 APP_ID = "checkout"
 OTHER_APP = "billing"
@@ -49,7 +49,7 @@ def test_first_sync_applies_each_merged_config_once(molt, etcd, components):
     barrier = Markers(server, sidecar, components)
     barrier()  # every apply of the first sync is in the history by now
     a = sidecar.component("lock", "lock-a")
-    assert dict(a.metadata) == {"maxLocks": "3", "sweepIntervalMs": "500", "buckets": "64"}, a
+    assert dict(a.metadata) == running_config(a.plugin, {"maxLocks": "3", "sweepIntervalMs": "500", "buckets": "64"}), a
     applies = [(e.action, e.new_generation) for e in watcher.since(0, "lock", "lock-a")]
     assert applies == [("added", 1)], f"lock-a was applied {len(applies)} times by the first sync: {applies}"
     watcher.close()
@@ -72,9 +72,9 @@ def test_common_app_and_local_layers(molt, etcd, components, tmp_path):
     barrier = Markers(server, sidecar, components)
 
     # Ready means synced: every component runs its merged configuration.
-    assert sidecar.metadata_of("lock", "lock-a") == {"maxLocks": "3", "sweepIntervalMs": "500"}
-    assert sidecar.metadata_of("lock", "lock-b") == {"maxLocks": "10", "sweepIntervalMs": "500"}
-    assert sidecar.metadata_of("lock", "lock-c") == {"maxLocks": "5", "sweepIntervalMs": "100"}
+    assert sidecar.given_metadata_of("lock", "lock-a") == {"maxLocks": "3", "sweepIntervalMs": "500"}
+    assert sidecar.given_metadata_of("lock", "lock-b") == {"maxLocks": "10", "sweepIntervalMs": "500"}
+    assert sidecar.given_metadata_of("lock", "lock-c") == {"maxLocks": "5", "sweepIntervalMs": "100"}
     assert_maxlocks_limit(sidecar, "lock-a", 3)
     watcher = sidecar.watch_applies()
 
@@ -89,7 +89,7 @@ def test_common_app_and_local_layers(molt, etcd, components, tmp_path):
     assert (b.generation, b.last_result.action) == (1, "applied-in-place"), b.last_result
     barrier()
     a = sidecar.component("lock", "lock-a")
-    assert dict(a.metadata) == {"maxLocks": "3", "sweepIntervalMs": "500"}, a
+    assert dict(a.metadata) == running_config(a.plugin, {"maxLocks": "3", "sweepIntervalMs": "500"}), a
     assert result_of(a) == a_before, f"lock-a was applied again although its merged config did not change: {a}"
     assert watcher.since(since, "lock", "lock-a") == [], watcher.since(since, "lock", "lock-a")
 
@@ -125,7 +125,7 @@ def test_common_app_and_local_layers(molt, etcd, components, tmp_path):
     server.put(app_key(APP_ID, "lock-a"), lock("lock-a", maxLocks="4"))
     barrier()
     a = sidecar.component("lock", "lock-a")
-    assert dict(a.metadata) == {"maxLocks": "7", "sweepIntervalMs": "250"} and result_of(a) == a_before, a
+    assert dict(a.metadata) == running_config(a.plugin, {"maxLocks": "7", "sweepIntervalMs": "250"}) and result_of(a) == a_before, a
     assert watcher.since(since, "lock", "lock-a") == []
     #    A common key the local file does not set still comes through.
     server.put(common_key("lock-a"), lock("lock-a", maxLocks="20", sweepIntervalMs="300"))

@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from conftest import RPC_TIMEOUT_S, wait_for
+from conftest import running_config, RPC_TIMEOUT_S, wait_for
 
 CLI_TIMEOUT_S = 60
 NAME_RULE = "lowercase RFC 1123 labels"
@@ -29,14 +29,14 @@ def test_a_version_swap_without_metadata_keeps_the_running_configuration(molt, m
     assert swapped.returncode == 0, swapped
     result = json.loads(swapped.stdout)
     assert result["action"] == "version-swapped" and not result.get("droppedKeys"), result
-    assert sidecar.metadata_of("lock", "quotalock") == {"maxLocks": "500", "sweepIntervalMs": "2000"}
+    assert sidecar.given_metadata_of("lock", "quotalock") == {"maxLocks": "500", "sweepIntervalMs": "2000"}
 
     # --replace-metadata replaces it, and the result names what the new configuration dropped and changed.
     replaced = cli(molt_bin, sidecar, "apply", "--kind", "lock", "--name", "quotalock", "--version", "1.0.0", "--replace-metadata",
                    "--metadata", "sweepIntervalMs=3000")
     assert replaced.returncode == 0, replaced
     assert "dropped keys: maxLocks" in replaced.stdout and "changed keys: sweepIntervalMs" in replaced.stdout, replaced.stdout
-    assert sidecar.metadata_of("lock", "quotalock") == {"sweepIntervalMs": "3000"}
+    assert sidecar.given_metadata_of("lock", "quotalock") == {"sweepIntervalMs": "3000"}
 
 
 def test_reapplying_the_plugin_without_metadata_keeps_the_redis_host(molt, molt_bin, components, redis_server):
@@ -50,23 +50,26 @@ def test_reapplying_the_plugin_without_metadata_keeps_the_redis_host(molt, molt_
     assert [key for key in redis_server.keys() if key == "k" or key.endswith("||k")], redis_server.keys()
 
 
-def test_status_shows_the_configuration_with_secrets_redacted_and_one_component_with_its_history(molt, molt_bin, components):
-    sidecar = molt([components.lock("locks", sweepIntervalMs="2000", accessToken="s3cret-value")])
-    assert cli(molt_bin, sidecar, "apply", "--kind", "lock", "--name", "locks", "--metadata", "sweepIntervalMs=2500",
-               "--metadata", "accessToken=s3cret-value").returncode == 0
+def test_status_shows_the_configuration_with_secrets_redacted_and_one_component_with_its_history(molt, molt_bin, components,
+                                                                                                  fixtures_dir):
+    # On the probe fixture, which takes any key ('*'; memorylock refuses keys it does not declare): live.* keys apply in place.
+    sidecar = molt([components.lock("locks", plugin="probe", version="1.0.0", sweepIntervalMs="2000", accessToken="s3cret-value")],
+                   plugins_dir=fixtures_dir)
+    assert cli(molt_bin, sidecar, "apply", "--kind", "lock", "--name", "locks", "--metadata", "sweepIntervalMs=2000",
+               "--metadata", "live.sweep=2500", "--metadata", "accessToken=s3cret-value").returncode == 0
 
     table = cli(molt_bin, sidecar, "status")
     assert table.returncode == 0, table
-    assert "sweepIntervalMs=2500" in table.stdout and "accessToken=<redacted>" in table.stdout, table.stdout
+    assert "live.sweep=2500" in table.stdout and "accessToken=<redacted>" in table.stdout, table.stdout
     assert "s3cret-value" not in table.stdout
     as_json = cli(molt_bin, sidecar, "status", "--json")
-    assert "s3cret-value" not in as_json.stdout and '"sweepIntervalMs":"2500"' in as_json.stdout, as_json.stdout
+    assert "s3cret-value" not in as_json.stdout and '"live.sweep":"2500"' in as_json.stdout, as_json.stdout
 
     detail = cli(molt_bin, sidecar, "status", "locks")
     assert detail.returncode == 0, detail
     lines = detail.stdout.splitlines()
     assert lines[0] == "lock/locks", detail.stdout
-    assert any("config:" in line and "sweepIntervalMs=2500" in line for line in lines), detail.stdout
+    assert any("config:" in line and "live.sweep=2500" in line for line in lines), detail.stdout
     history = lines[lines.index("  history (oldest first, as kept):") + 1:]
     assert [line.split(": ")[1].split()[0] for line in history if line.startswith("    lock/locks")] == ["added", "applied-in-place"], detail.stdout
     assert "s3cret-value" not in detail.stdout

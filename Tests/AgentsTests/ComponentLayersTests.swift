@@ -143,7 +143,9 @@ private let lockB = ComponentKey(kind: .lock, name: "b")
         result = await layers.update([LayerChange(layer: .common, source: "common/a", components: [])])
         #expect(result.removals.isEmpty)
         #expect(engine.activeConfig(of: lockA)?["maxLocks"] == "5")
-        #expect(engine.activeConfig(of: lockA)?["sweepIntervalMs"] == nil)
+        // The key the layer set is gone from the definition: the plugin's declared default runs again.
+        #expect(engine.activeConfig(of: lockA)?["sweepIntervalMs"] == "1000")
+        #expect(engine.runningDefinitions.first { $0.key == lockA }?.config == ["maxLocks": "5"])
         await engine.shutdown()
     }
 }

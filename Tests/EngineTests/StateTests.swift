@@ -131,7 +131,7 @@ import Testing
         for round in 1...20 {
             try await Task.sleep(for: .milliseconds(5))
             let result = await engine.apply(ComponentDefinition(kind: .state, name: "statestore", plugin: "memstate",
-                                                                config: ["asyncCompletion": "true", "round": "\(round)"]))
+                                                                config: ["asyncCompletion": "true", "note": "round \(round)"]))
             #expect(result.action == .reloaded, "\(result)")
         }
         stop.flag.store(true, ordering: .releasing)

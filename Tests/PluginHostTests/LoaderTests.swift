@@ -103,8 +103,10 @@ import Testing
 
     @Test func deprecatedAliasesAreRenamedWithAWarning() throws {
         let binary = try Fixtures.loader(with: ["memorylock-1.0.0.so"]).load(path: "memorylock-1.0.0.so")
-        let (config, warnings) = try binary.normalize(config: ["maxLockCount": "5"])
-        #expect(config == ["maxLocks": "5"])
+        let normalized = try binary.normalize(config: ["maxLockCount": "5"])
+        #expect(normalized.explicit == ["maxLocks": "5"])
+        #expect(normalized.config == ["maxLocks": "5", "sweepIntervalMs": "1000", "buckets": "65536"])
+        let warnings = normalized.warnings
         #expect(warnings.count == 1 && warnings[0].contains("DEPRECATED") && warnings[0].contains("maxLocks"))
         #expect(throws: ConfigProblem.self) { try binary.normalize(config: ["maxLockCount": "5", "maxLocks": "6"]) }
     }

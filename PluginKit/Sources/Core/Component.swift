@@ -25,11 +25,14 @@ public enum Readiness: Sendable, Equatable {
 public struct ConfigKey: Sendable, Equatable {
     public var name: String
     public var description: String
-    /// nil: no default.
+    /// nil: no default; else the host sets the key to it when a configuration lacks it, before init and
+    /// apply (so `config[name]` is never nil).
     public var defaultValue: String?
-    /// Init fails without it (the host checks this before calling init).
+    /// The host refuses a configuration without it, before init.
     public var required: Bool
-    /// A change of this key alone can be applied in place (needs `InPlaceConfigurable`).
+    /// A change of this key can be applied in place (needs `InPlaceConfigurable`). The host calls
+    /// `apply(config:)` only for a change whose every changed key applies in place; any other change
+    /// starts a new instance. Keys not declared at all are refused (see `anyOtherKey`).
     public var appliesInPlace: Bool
     /// Old names still accepted; the host renames them to `name` before init/apply.
     public var deprecatedAliases: [String]
@@ -48,6 +51,13 @@ public struct ConfigKey: Sendable, Equatable {
         self.required = required
         self.appliesInPlace = appliesInPlace
         self.deprecatedAliases = deprecatedAliases
+    }
+
+    /// The entry that declares the configuration open (a key named "*"): the host then accepts keys the
+    /// component does not declare (without it, a host of ABI 1.1 refuses them), and a change of such a key
+    /// goes to `apply(config:)` when `appliesInPlace`. Operators never see "*" as a key.
+    public static func anyOtherKey(description: String = "any other key", appliesInPlace: Bool = false) -> ConfigKey {
+        ConfigKey("*", description: description, appliesInPlace: appliesInPlace)
     }
 }
 

@@ -131,7 +131,8 @@ struct Settings: Sendable {
         for (key, why) in ignored where config[key] != nil {
             warnings.append("WARNING: configuration key '\(key)' is ignored by redis-state: \(why)")
         }
-        let known = Set(RedisStateStore.configKeys.map(\.name))
+        // keyPrefix is the host's (it prefixes state keys as Dapr does) and reaches us with the rest.
+        let known = Set(RedisStateStore.configKeys.map(\.name)).union(["keyPrefix"])
         for key in config.values.keys.sorted() where !known.contains(key) {
             warnings.append("WARNING: configuration key '\(key)' is unknown to redis-state and ignored")
         }

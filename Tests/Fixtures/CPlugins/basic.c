@@ -6,7 +6,10 @@
  *   FIX_ABI_MAJOR_2        molt_abi_version reports 2.0
  *   FIX_ABI_MINOR_99       molt_abi_version reports 1.99
  *   FIX_ABI_1_0            molt_abi_version reports 1.0: a correct plugin built for ABI 1.0, which
- *                          ABI 1.1 hosts must load and serve (it reads only the 1.0 host services)
+ *                          ABI 1.1 hosts must load and serve (it reads only the 1.0 host services); it
+ *                          declares one key, "level" (default "1", not in place), and an apply_config
+ *                          that applies anything, so tests can show the host treats its declarations as
+ *                          ABI 1.0 hosts did (any key accepted, no default filled, apply_config tried)
  *   FIX_UNKNOWN_KIND       info.kind = "queue"
  *   FIX_BAD_VERSION        info.version = "one.two"
  *   FIX_DUP_A, FIX_DUP_B   both "dupe" 1.0.0, valid, different bytes (different descriptions)
@@ -78,6 +81,25 @@ MOLT_DEFINE_ABI_VERSION()
 #endif
 
 FX_DEFINE_PLUGIN_INFO(fx_info)
+
+#ifdef FIX_ABI_1_0
+static const molt_config_key fx_keys[] = {
+    {"level", "a setting declared as not applying in place", "1", false, false, NULL},
+};
+
+MOLT_EXPORT const molt_config_key *molt_plugin_config_keys(uint32_t *count_out) {
+    *count_out = (uint32_t)(sizeof fx_keys / sizeof fx_keys[0]);
+    return fx_keys;
+}
+
+MOLT_EXPORT molt_apply_outcome molt_plugin_apply_config(molt_instance instance, const molt_config *config,
+                                                        molt_message *message_out) {
+    (void)instance;
+    (void)config;
+    (void)message_out;
+    return MOLT_APPLIED;
+}
+#endif
 
 MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_host_services *host,
                                          molt_instance *instance_out, molt_message *error_out) {

@@ -21,10 +21,11 @@ $(CFIX_BASIC): $(CFIX_DIR)/basic.c $(CFIX_DEPS)
 	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/basic.c $(CFIX_COMMON)
 
 # probe.c: behaviour set by config, for engine fault tests.
-CFIX_PROBE := $(addprefix $(FIXTURES)/,probe-1.0.0.so probe-2.0.0.so probe-stateful-1.0.0.so)
+CFIX_PROBE := $(addprefix $(FIXTURES)/,probe-1.0.0.so probe-2.0.0.so probe-stateful-1.0.0.so probe-declared-1.0.0.so)
 $(FIXTURES)/probe-1.0.0.so:          CFIX_FLAGS :=
 $(FIXTURES)/probe-2.0.0.so:          CFIX_FLAGS := -DPROBE_V2
 $(FIXTURES)/probe-stateful-1.0.0.so: CFIX_FLAGS := -DPROBE_STATEFUL
+$(FIXTURES)/probe-declared-1.0.0.so: CFIX_FLAGS := -DPROBE_DECLARED
 $(CFIX_PROBE): $(CFIX_DIR)/probe.c $(CFIX_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/probe.c $(CFIX_COMMON)

@@ -7,8 +7,9 @@
  *   asyncCompletion  default "false", not in place. "true": every operation is queued to one worker
  *                    thread the instance owns and completes (calls done) from there; destroy drains
  *                    the queue and joins the thread. "false": every operation completes inline.
- *                    Any other value fails init with MOLT_ERR_INVALID_ARGUMENT. Unknown keys are
- *                    logged as a WARNING and ignored.
+ *                    Any other value fails init with MOLT_ERR_INVALID_ARGUMENT.
+ *   note             no default, not in place: free text the plugin ignores (tests change it to
+ *                    force a reload). The host refuses keys the plugin does not declare.
  *
  * Semantics
  *   Each key holds a value (arbitrary bytes, NUL included) and an etag: the decimal version of the
@@ -75,6 +76,7 @@ static const molt_plugin_identity ms_info = {
 static const molt_config_key ms_keys[] = {
     {"asyncCompletion", "\"true\": complete every operation from the plugin's worker thread; \"false\": inline",
      "false", false, false, NULL},
+    {"note", "free text, ignored; a change reloads", NULL, false, false, NULL},
 };
 
 MOLT_DEFINE_ABI_VERSION()

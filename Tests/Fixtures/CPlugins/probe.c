@@ -2,7 +2,11 @@
  * probe: a lock plugin whose behaviour its configuration sets, for the engine's fault tests.
  * Builds (see fixture.mk): probe-1.0.0.so, probe-2.0.0.so (-DPROBE_V2), both stateless (no
  * export/import symbols), and probe-stateful-1.0.0.so (-DPROBE_STATEFUL, state formats [1, 1]).
- * It declares no config keys, so the host hands it any key.
+ * These declare their config open (a key named "*" that applies in place): the host hands them any
+ * key and tries apply_config for any change, and the probe decides (below).
+ * probe-declared-1.0.0.so (-DPROBE_DECLARED, plugin "probe-declared") declares its keys instead,
+ * without "*", for the tests of the host honouring declarations: live.level (applies in place,
+ * default "1"), mode (does not apply in place, default "normal"), callLog and initError.
  *
  *   initError=MSG        init fails with MOLT_ERR_INVALID_ARGUMENT and exactly MSG as message.
  *   initBlockMs=N        init sleeps N ms on its caller's thread before returning.
@@ -18,6 +22,9 @@
  *                        exportWaitFor=PATH (stateful variant: export_state) and applyWaitFor=PATH
  *                        (apply_config, before it decides; the new config's path, else the instance's)
  *                        the same for those functions.
+ *   callLog=PATH         init and apply_config append a line to PATH: "init" or "apply_config", then
+ *                        " key=value" for each entry of the config they were given, in the given order
+ *                        (apply_config: the new config's callLog, else the running one's).
  *   live.*               keys that apply in place.
  *
  * apply_config: when every key that differs (added, removed or changed) starts with "live." the
@@ -46,7 +53,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(PROBE_STATEFUL)
+#if defined(PROBE_DECLARED)
+#define PROBE_NAME "probe-declared"
+#define PROBE_VERSION "1.0.0"
+#define PROBE_FORMATS 0u
+#elif defined(PROBE_STATEFUL)
 #define PROBE_NAME "probe-stateful"
 #define PROBE_VERSION "1.0.0"
 #define PROBE_FORMATS 1u
@@ -72,6 +83,22 @@ static const molt_plugin_identity probe_info = {
 
 MOLT_DEFINE_ABI_VERSION()
 FX_DEFINE_PLUGIN_INFO(probe_info)
+
+static const molt_config_key probe_keys[] = {
+#if defined(PROBE_DECLARED)
+    {"live.level", "a level that applies in place", "1", false, true, NULL},
+    {"mode", "a setting that needs a new instance", "normal", false, false, NULL},
+    {"callLog", "file that init and apply_config append a line to", NULL, false, false, NULL},
+    {"initError", "init fails with this message", NULL, false, false, NULL},
+#else
+    {"*", "any key: the behaviour keys above, live.* keys (which apply in place), anything else", NULL, false, true, NULL},
+#endif
+};
+
+MOLT_EXPORT const molt_config_key *molt_plugin_config_keys(uint32_t *count_out) {
+    *count_out = (uint32_t)(sizeof probe_keys / sizeof probe_keys[0]);
+    return probe_keys;
+}
 
 typedef struct probe probe;
 
@@ -182,6 +209,18 @@ static void probe_free(probe *p) {
     free(p);
 }
 
+/* Appends "<what> key=value ..." to `path` (callLog). */
+static void probe_log_call(const char *path, const char *what, const molt_config *config) {
+    if (path == NULL) return;
+    FILE *file = fopen(path, "a");
+    if (file == NULL) return;
+    fputs(what, file);
+    for (uint32_t i = 0; config != NULL && i < config->entry_count; i++)
+        fprintf(file, " %s=%s", config->entries[i].key, config->entries[i].value ? config->entries[i].value : "");
+    fputc('\n', file);
+    fclose(file);
+}
+
 static bool probe_parse_u32(const char *text, uint32_t *out) {
     if (text == NULL) return true; /* absent: keep the default */
     char *end = NULL;
@@ -195,6 +234,7 @@ static bool probe_parse_u32(const char *text, uint32_t *out) {
 MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_host_services *host,
                                          molt_instance *instance_out, molt_message *error_out) {
     (void)host;
+    probe_log_call(molt_config_get(config, "callLog"), "init", config);
     const char *init_error = molt_config_get(config, "initError");
     if (init_error != NULL) {
         molt_message_set(error_out, init_error);
@@ -356,6 +396,8 @@ MOLT_EXPORT molt_apply_outcome molt_plugin_apply_config(molt_instance instance, 
     const char *wait_for = molt_config_get(config, "applyWaitFor");
     probe_wait_for(wait_for != NULL ? wait_for : p->apply_wait_for);
     pthread_mutex_lock(&p->mu);
+    const char *log = molt_config_get(config, "callLog");
+    probe_log_call(log != NULL ? log : probe_lookup(p->config, p->config_count, "callLog"), "apply_config", config);
     const char *first = NULL;
     bool only_live = true;
     uint32_t new_count = config ? config->entry_count : 0;

@@ -220,13 +220,30 @@ typedef struct molt_plugin_identity {
     uint32_t state_format_max;
 } molt_plugin_identity;
 
-/* Plugin-owned, static (valid while the library is loaded). */
+/* Plugin-owned, static (valid while the library is loaded).
+ *
+ * What an ABI 1.1 host does with the declared keys (a plugin built for ABI 1.0, or one that declares no
+ * keys, gets what ABI 1.0 hosts did: any key, no default filled in, apply_config tried for any change):
+ *   - a key the plugin does not declare (under its name or a deprecated alias) is refused before any of
+ *     the plugin's code runs: the apply fails naming the key and the declared ones, and the running
+ *     instance keeps serving. Keys the host reads itself are always accepted (a state store's
+ *     "keyPrefix"), and handed over with the rest of the config;
+ *   - a declared key with a default_value that the config lacks is set to that value before init and
+ *     apply_config: the plugin sees it (and operators see it in the running configuration);
+ *   - a change (keys added, removed or changed, after aliases are renamed and defaults filled) goes to
+ *     apply_config only when every changed key is declared applies_in_place; any other change starts a
+ *     new instance without calling apply_config.
+ * A plugin that takes arbitrary keys declares its config open with an entry named "*" (description as
+ * you like, default_value NULL, required false, deprecated_aliases NULL): the host then accepts keys it
+ * does not declare, and a change of such a key applies in place when the "*" entry's applies_in_place is
+ * true. "*" is never shown to operators as a key. */
 typedef struct molt_config_key {
-    const char *name;        /* the current name of the key */
+    const char *name;        /* the current name of the key; "*": the config is open (see above) */
     const char *description; /* one line */
-    const char *default_value; /* NULL: no default */
-    bool required;           /* init fails without it */
-    bool applies_in_place;   /* a change of this key alone can be applied by apply_config */
+    const char *default_value; /* NULL: no default; else the host fills it in when the key is absent */
+    bool required;           /* the host refuses a config without it, before init */
+    bool applies_in_place;   /* a change of this key can be applied by apply_config; a change touching any
+                                key without it starts a new instance instead */
     /* Old names still accepted for this key, NULL-terminated; NULL when there are none. The host
      * renames an alias to `name` (with a DEPRECATED warning) before handing the config over. */
     const char *const *deprecated_aliases;
@@ -259,7 +276,9 @@ typedef void (*molt_abi_version_fn)(uint32_t *major_out, uint32_t *minor_out);
 /* Required. Returns the static info struct (never NULL). */
 typedef const molt_plugin_identity *(*molt_plugin_info_fn)(void);
 
-/* Optional. Returns the static array of declared keys and writes its length to *count_out. */
+/* Optional. Returns the static array of declared keys and writes its length to *count_out. Without it
+ * (or with no keys) the host accepts any key; with it, only those declared, unless one is "*" (see
+ * molt_config_key). */
 typedef const molt_config_key *(*molt_plugin_config_keys_fn)(uint32_t *count_out);
 
 /* Required. Creates an instance from the full config. On MOLT_OK, *instance_out is set to a
