@@ -101,6 +101,7 @@ static const molt_plugin_identity im_info = {
     .description = "In-memory state store with Dapr's state.in-memory semantics (etags, TTL, transactions)",
     .state_format_min = IM_FORMAT,
     .state_format_max = IM_FORMAT,
+    .flags = MOLT_PLUGIN_HOLDS_STATE, /* the data lives only here; handed over by export/import */
 };
 
 static const molt_config_key im_keys[] = {

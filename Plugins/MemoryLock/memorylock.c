@@ -89,6 +89,7 @@ static const molt_plugin_identity ml_info = {
     .description = "In-memory locks with Dapr semantics (striped hash table, lazy expiry and a sweeper)",
     .state_format_min = ML_FORMAT_MIN,
     .state_format_max = ML_FORMAT_MAX,
+    .flags = MOLT_PLUGIN_HOLDS_STATE, /* held locks live only here; handed over by export/import */
 };
 
 static const char *const ml_max_locks_aliases[] = {"maxLockCount", NULL};

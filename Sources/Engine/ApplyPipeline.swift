@@ -62,6 +62,9 @@ extension Engine {
         /// without calling apply_config.
         var blockingKey: String?
         var handoffFormat: UInt32?
+        /// Why a reload must not happen (the state would be lost), when the change may still apply in place:
+        /// it fails the apply only if a new generation is needed after all.
+        var reloadRefusal: StepFailure?
         /// The new generation, once started.
         var new: Generation?
         /// false when the definition changes nothing.
@@ -151,6 +154,11 @@ extension Engine {
                     return await abort(changes, failed: index, failure)
                 }
             }
+        }
+
+        // A reload refused because it would lose state: nothing has started, the old generation keeps serving.
+        if let index = changing.first(where: { changes[$0].reloadRefusal != nil }) {
+            return await abort(changes, failed: index, changes[index].reloadRefusal!)
         }
 
         // 3. Start every new generation, concurrently; all must be ready.
@@ -281,7 +289,21 @@ extension Engine {
         }
         change.binary = binary
         if let old { change.blockingKey = binary.keyBlockingInPlace(from: old.config, to: change.config, hostKeys: hostKeys) }
-        if let old { change.handoffFormat = try Self.handoffFormat(from: old.binary, to: binary) }
+        if let old {
+            do {
+                change.handoffFormat = try Self.handoffFormat(of: definition.key, from: old.binary, to: binary,
+                                                              acceptStateLoss: definition.acceptStateLoss)
+            } catch {
+                // A change the running instance may apply in place loses nothing: refused only if it reloads.
+                let mayApplyInPlace = binary.sha256 == old.binary.sha256 && definition.pin == old.pin && change.blockingKey == nil
+                    && old.binary.symbols.applyConfig != nil
+                guard mayApplyInPlace else { throw error }
+                change.reloadRefusal = error
+            }
+            if change.handoffFormat == nil, change.reloadRefusal == nil, old.binary.info.holdsState || old.binary.info.stateFormats != nil {
+                change.result.warnings.append("the in-memory state of \(old.pluginID) is dropped if it reloads (accept_state_loss)")
+            }
+        }
         return change
     }
 

@@ -27,17 +27,37 @@ extension Engine {
         return try loader.load(path: entry.path, pin: definition.pin)
     }
 
-    /// The state format a reload from `old` to `new` hands over in: nil when `old` holds no state,
-    /// else the newest format both understand. Refuses a reload that would drop state.
-    static func handoffFormat(from old: PluginBinary, to new: PluginBinary) throws(StepFailure) -> UInt32? {
+    /// The state format a reload of `key` from `old` to `new` hands over in: nil when there is nothing to
+    /// hand over, else the newest format both understand. When the state cannot be handed over (either side
+    /// exports no state transfer, or no common format), the reload is refused if `old` declares it holds
+    /// state callers rely on (`stateWouldBeLost`) or exports state `new` cannot take (`invalidDefinition`),
+    /// unless `acceptStateLoss`: then nil, the state is dropped.
+    static func handoffFormat(of key: ComponentKey, from old: PluginBinary, to new: PluginBinary,
+                              acceptStateLoss: Bool) throws(StepFailure) -> UInt32? {
+        let why: String
+        switch (old.info.stateFormats, new.info.stateFormats) {
+        case (let oldFormats?, let newFormats?) where oldFormats.overlaps(newFormats):
+            return min(oldFormats.upperBound, newFormats.upperBound)
+        case (let oldFormats?, let newFormats?):
+            why = "no common state format: \(old.info.id) has \(oldFormats), \(new.info.id) has \(newFormats)"
+        case (_, nil):
+            why = "\(new.info.id) cannot import it: no state transfer"
+        case (nil, _):
+            why = "\(old.info.id) cannot export it: no state transfer"
+        }
+        if acceptStateLoss { return nil }
+        if old.info.holdsState {
+            throw StepFailure(.stateWouldBeLost, "reloading \(key) would lose the in-memory state of \(old.info.id) "
+                + "(it holds state callers rely on, and \(why)); apply with accept_state_loss (molt apply --accept-state-loss) "
+                + "to reload anyway")
+        }
         guard let oldFormats = old.info.stateFormats else { return nil }
-        guard let newFormats = new.info.stateFormats else {
-            throw StepFailure(.invalidDefinition, "\(new.info.id) cannot import state, so a reload would drop \(old.info.id)'s state; refusing")
+        if new.info.stateFormats == nil {
+            throw StepFailure(.invalidDefinition, "\(new.info.id) cannot import state, so a reload would drop \(old.info.id)'s state; refusing "
+                + "(apply with accept_state_loss, molt apply --accept-state-loss, to drop it)")
         }
-        guard oldFormats.overlaps(newFormats) else {
-            throw StepFailure(.invalidDefinition, "no common state format: \(old.info.id) has \(oldFormats), \(new.info.id) has \(newFormats)")
-        }
-        return min(oldFormats.upperBound, newFormats.upperBound)
+        throw StepFailure(.invalidDefinition, "no common state format: \(old.info.id) has \(oldFormats), \(new.info.id) has \(new.info.stateFormats!) "
+            + "(apply with accept_state_loss, molt apply --accept-state-loss, to drop the state)")
     }
 
     /// Why the loader refused files that look like versions of `plugin`: a refused version is not in the

@@ -57,6 +57,7 @@ extension Engine {
             }
         }
         check.outcome = change.changes ? Self.outcome(of: change, to: binary) : "unchanged"
+        if let refusal = change.reloadRefusal { check.warnings.append("if the plugin asks for a reload, it is refused: \(refusal)") }
         return check
     }
 

@@ -24,6 +24,10 @@ public struct ComponentDefinition: Sendable, Equatable {
     /// true: `config` is ignored for a running component, which keeps its running configuration (a
     /// version or plugin change given without metadata). A new component gets `config`.
     public var keepsRunningConfig = false
+    /// true: a reload or version swap that cannot hand over the in-memory state of a plugin declaring
+    /// MOLT_PLUGIN_HOLDS_STATE proceeds and drops it (Control `accept_state_loss`, `molt apply
+    /// --accept-state-loss`); false: it is refused (`state-would-be-lost`), the old generation keeps serving.
+    public var acceptStateLoss = false
 
     public init(kind: ComponentKind, name: String, plugin: String? = nil, version: SemanticVersion? = nil,
                 config: [String: String] = [:], pin: String? = nil) {
@@ -61,6 +65,9 @@ public enum ApplyFailure: String, Sendable, Codable {
     case unknownComponent = "unknown-component"
     /// Another component of the same batch failed, so this one was not changed either.
     case aborted
+    /// A reload or version swap would drop the in-memory state of a plugin that declares it holds state
+    /// callers rely on (the new plugin cannot import it); refused unless the apply accepts the loss.
+    case stateWouldBeLost = "state-would-be-lost"
 }
 
 /// What one apply did. Durations are nil for the steps that did not run.

@@ -112,6 +112,10 @@ struct Apply: AsyncParsableCommand {
         """)
     var replaceMetadata = false
     @Flag(help: "Check each definition as the apply would plan it and print what it would do; change nothing.") var dryRun = false
+    @Flag(help: """
+        Reload or swap even when a plugin that holds in-memory state callers rely on cannot hand it over \
+        to the new instance: that state (held locks, stored data) is lost. Without it such an apply is refused.
+        """) var acceptStateLoss = false
     @Flag(help: "Print the results as JSON (one object per line).") var json = false
 
     func run() async throws {
@@ -150,6 +154,7 @@ struct Apply: AsyncParsableCommand {
                 request.pin = definition.pin ?? ""
                 request.replaceMetadata = true  // a file's component is its full definition
                 request.dryRun = dryRun
+                request.acceptStateLoss = acceptStateLoss
                 return request
             }
         }
@@ -168,6 +173,7 @@ struct Apply: AsyncParsableCommand {
         request.pin = pin ?? ""
         request.replaceMetadata = replaceMetadata
         request.dryRun = dryRun
+        request.acceptStateLoss = acceptStateLoss
         return [request]
     }
 }

@@ -66,6 +66,7 @@ struct PluginCommand: ParsableCommand {
                 sha256:      \(report.sha256)
                 optional:    \(report.optionalSymbols.isEmpty ? "(none)" : report.optionalSymbols.joined(separator: ", "))
                 state:       \(report.stateFormats ?? "no state transfer")
+                holds state: \(report.holdsState ? "yes (a reload that cannot hand it over is refused unless the loss is accepted)" : "no")
                 """)
             if report.configKeys.isEmpty {
                 print(report.openConfig == nil ? "config keys: (none declared)" : "config keys: (none declared besides '*')")
@@ -109,6 +110,8 @@ struct PluginReport: Encodable {
     let language: String
     let optionalSymbols: [String]
     let stateFormats: String?
+    /// MOLT_PLUGIN_HOLDS_STATE: instances hold in-memory state callers rely on.
+    let holdsState: Bool
     let configKeys: [ConfigKeySpec]
     /// The plugin's `*` entry: keys it does not declare are accepted.
     let openConfig: ConfigKeySpec?
@@ -128,6 +131,7 @@ struct PluginReport: Encodable {
         self.language = swift ? "swift" : "c"
         self.optionalSymbols = info.capabilities.symbolNames
         self.stateFormats = info.stateFormats.map { "\($0.lowerBound)...\($0.upperBound)" }
+        self.holdsState = info.holdsState
         self.configKeys = info.configKeys
         self.openConfig = info.openConfig
     }

@@ -122,6 +122,11 @@ public final class ComponentLayers: Sendable {
             guard batch.succeeded else {
                 result.error = batch.results.filter { !$0.succeeded && $0.failure != .aborted }
                     .map { "\($0.key): \($0.error ?? "failed")" }.joined(separator: "; ")
+                if batch.results.contains(where: { $0.failure == .stateWouldBeLost }) {
+                    // Configuration agents never accept a loss of state: an operator decides, with the Control API.
+                    result.error! += "; not applied from the configuration layers, which never accept state loss: "
+                        + "an operator applies it with `molt apply --accept-state-loss`"
+                }
                 return result
             }
         }

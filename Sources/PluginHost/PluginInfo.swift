@@ -57,6 +57,10 @@ public struct PluginInfo: Sendable, Equatable {
     /// The plugin's `*` entry, when it declares its config open: keys it does not declare are accepted,
     /// and apply in place when this entry says so. nil: only declared keys are accepted (when it declares any).
     public var openConfig: ConfigKeySpec? = nil
+    /// The plugin declares (MOLT_PLUGIN_HOLDS_STATE, ABI 1.1) that its instances hold in-memory state callers
+    /// rely on: a reload or swap that cannot hand it over is refused unless the apply accepts the loss.
+    /// false for ABI 1.0 plugins (their identity has no flags).
+    public var holdsState = false
 
     /// Whether the plugin declares its configuration at all (any key, or `*`).
     public var declaresConfig: Bool { !configKeys.isEmpty || openConfig != nil }
@@ -72,7 +76,7 @@ public struct PluginInfo: Sendable, Equatable {
     public static func == (a: PluginInfo, b: PluginInfo) -> Bool {
         a.name == b.name && a.version == b.version && a.kind == b.kind && a.description == b.description
             && a.abiVersion == b.abiVersion && a.stateFormats == b.stateFormats && a.configKeys == b.configKeys
-            && a.capabilities == b.capabilities && a.openConfig == b.openConfig
+            && a.capabilities == b.capabilities && a.openConfig == b.openConfig && a.holdsState == b.holdsState
     }
 }
 

@@ -276,7 +276,7 @@ public final class PluginLoader: Sendable {
         var stateFormats: ClosedRange<UInt32>?
         switch (symbols.exportState != nil, symbols.importState != nil) {
         case (true, true):
-            guard raw.struct_size >= MemoryLayout<molt_plugin_identity>.size else {
+            guard raw.struct_size >= MemoryLayout<molt_plugin_identity>.offset(of: \.state_format_max)! + MemoryLayout<UInt32>.size else {
                 throw .invalidInfo(path: path, reason: "exports state transfer but its info struct has no state formats")
             }
             guard raw.state_format_min >= 1, raw.state_format_min <= raw.state_format_max else {
@@ -292,6 +292,10 @@ public final class PluginLoader: Sendable {
             break
         }
 
+        // ABI 1.1 flags: read only when the plugin's identity includes them (an ABI 1.0 one ends before).
+        let flags = raw.struct_size >= MemoryLayout<molt_plugin_identity>.offset(of: \.flags)! + MemoryLayout<UInt32>.size ? raw.flags : 0
+        let holdsState = flags & UInt32(MOLT_PLUGIN_HOLDS_STATE) != 0
+
         var configKeys = try readConfigKeys(symbols.configKeys, path: path)
         let open = configKeys.firstIndex { $0.name == ConfigKeySpec.openName }.map { configKeys.remove(at: $0) }
         if let open, open.required || open.defaultValue != nil || !open.deprecatedAliases.isEmpty {
@@ -299,7 +303,7 @@ public final class PluginLoader: Sendable {
         }
         let info = PluginInfo(name: name, version: version, kind: kind, description: description,
                               abiVersion: (major, minor), stateFormats: stateFormats,
-                              configKeys: configKeys, capabilities: capabilities, openConfig: open)
+                              configKeys: configKeys, capabilities: capabilities, openConfig: open, holdsState: holdsState)
         return (info, symbols)
     }
 

@@ -100,7 +100,8 @@ import Testing
         await engine.apply(lockDefinition("locks", plugin: "memorylock"))
         let result = await engine.apply(lockDefinition("locks", plugin: "probe"))
         #expect(result.action == .failed)
-        #expect(result.error?.contains("cannot import state") == true, "\(result)")
+        #expect(result.failure == .stateWouldBeLost, "\(result)")  // memorylock holds state (StateLossTests)
+        #expect(result.error?.contains("probe@1.0.0 cannot import it: no state transfer") == true, "\(result)")
         #expect(engine.components.first?.plugin == "memorylock@1.0.0")
     }
 }

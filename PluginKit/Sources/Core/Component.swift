@@ -89,6 +89,11 @@ public protocol Component: AnyObject, Sendable {
     static var kind: ComponentKind { get }
     /// The configuration keys the plugin understands. Default: none.
     static var configKeys: [ConfigKey] { get }
+    /// Whether instances hold in-memory state callers rely on (an in-memory lock's held locks; not a client
+    /// of a server that keeps the state): `MOLT_PLUGIN_HOLDS_STATE`. The host then refuses a reload or version
+    /// swap that cannot hand the state over (conform to `StateTransferable` so that it can), unless the
+    /// operator accepts the loss. Default: false.
+    static var holdsState: Bool { get }
     /// Provided by `StateTransferable` (module PluginKitStateTransfer); do not implement it yourself.
     static var _stateFormatRange: StateFormatRange { get }
 
@@ -107,6 +112,7 @@ public protocol Component: AnyObject, Sendable {
 
 extension Component {
     public static var configKeys: [ConfigKey] { [] }
+    public static var holdsState: Bool { false }
     public static var _stateFormatRange: StateFormatRange { .none }
     public func readiness() -> Readiness { .ready }
     public func shutdown() {}

@@ -53,7 +53,8 @@ package final class Registration: @unchecked Sendable {
             kind: staticCString(T.kind.rawValue),
             description: staticCString(T.description),
             state_format_min: formats.min,
-            state_format_max: formats.max))
+            state_format_max: formats.max,
+            flags: T.holdsState ? UInt32(MOLT_PLUGIN_HOLDS_STATE) : 0))
         self.info = UnsafePointer(info)
 
         let keys = T.configKeys

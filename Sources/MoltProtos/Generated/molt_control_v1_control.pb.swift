@@ -56,6 +56,12 @@ public nonisolated struct Molt_Control_V1_ApplyRequest: Sendable {
   /// dry_run_outcome says what would happen.
   public var dryRun: Bool = false
 
+  /// A reload or version swap of a component whose plugin declares it holds in-memory state callers rely
+  /// on (MOLT_PLUGIN_HOLDS_STATE) is refused (failure "state-would-be-lost") when the state cannot be
+  /// handed over to the new instance. true: proceed and drop that state. (The Lifecycle API has no such
+  /// flag: it is refused there.)
+  public var acceptStateLoss: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -202,7 +208,7 @@ public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
   }
 
   /// For "failed": invalid-definition, rejected, timed-out, busy, unknown-component, aborted (another
-  /// component of the same batch failed).
+  /// component of the same batch failed), state-would-be-lost (see ApplyRequest.accept_state_loss).
   public var failure: String {
     get {_storage._failure}
     set {_uniqueStorage()._failure = newValue}
@@ -405,7 +411,7 @@ fileprivate nonisolated let _protobuf_package = "molt.control.v1"
 
 nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0\u{3}dry_run\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0\u{3}dry_run\0\u{3}accept_state_loss\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -421,6 +427,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
       case 6: try { try decoder.decodeSingularStringField(value: &self.pin) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.replaceMetadata) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.dryRun) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.acceptStateLoss) }()
       default: break
       }
     }
@@ -451,6 +458,9 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if self.dryRun != false {
       try visitor.visitSingularBoolField(value: self.dryRun, fieldNumber: 8)
     }
+    if self.acceptStateLoss != false {
+      try visitor.visitSingularBoolField(value: self.acceptStateLoss, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -463,6 +473,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if lhs.pin != rhs.pin {return false}
     if lhs.replaceMetadata != rhs.replaceMetadata {return false}
     if lhs.dryRun != rhs.dryRun {return false}
+    if lhs.acceptStateLoss != rhs.acceptStateLoss {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -69,6 +69,7 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
         var definition = ComponentDefinition(kind: key.kind, name: key.name, plugin: request.plugin.isEmpty ? nil : request.plugin,
                                              version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
         definition.keepsRunningConfig = request.metadata.isEmpty && !request.replaceMetadata
+        definition.acceptStateLoss = request.acceptStateLoss
         return definition
     }
 

@@ -13,6 +13,12 @@
  *   FIX_UNKNOWN_KIND       info.kind = "queue"
  *   FIX_BAD_VERSION        info.version = "one.two"
  *   FIX_DUP_A, FIX_DUP_B   both "dupe" 1.0.0, valid, different bytes (different descriptions)
+ *   FIX_HOLDS_STATE_1_0, FIX_HOLDS_STATE_1_1
+ *                          "holds-state" 1.0.0 and 1.1.0: correct locks that declare MOLT_PLUGIN_HOLDS_STATE
+ *                          without state transfer, so the host refuses to reload or swap them unless the
+ *                          apply accepts the state loss
+ * FIX_ABI_1_0 also sets MOLT_PLUGIN_HOLDS_STATE in flags, beyond its (ABI 1.0) struct_size: the host must
+ * not read it, so it is never refused for state it would lose.
  * Everything else is a correct lock (fixture_lock.c), so each file is wrong in exactly one way.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -49,6 +55,13 @@
 #elif defined(FIX_DUP_B)
 #define FX_NAME "dupe"
 #define FX_DESCRIPTION "dupe 1.0.0, build B (same name and version as A, different bytes)"
+#elif defined(FIX_HOLDS_STATE_1_0)
+#define FX_NAME "holds-state"
+#define FX_HOLDS_STATE
+#elif defined(FIX_HOLDS_STATE_1_1)
+#define FX_NAME "holds-state"
+#define FX_VERSION "1.1.0"
+#define FX_HOLDS_STATE
 #else
 #error "define one FIX_* variant (see fixture.mk)"
 #endif
@@ -64,7 +77,15 @@
 #endif
 
 static const molt_plugin_identity fx_info = {
+#ifdef FIX_ABI_1_0
+    .struct_size = MOLT_PLUGIN_IDENTITY_SIZE_1_0, /* as built against the 1.0 header: no flags */
+    .flags = MOLT_PLUGIN_HOLDS_STATE,             /* beyond struct_size: never read */
+#else
     .struct_size = sizeof(molt_plugin_identity),
+#endif
+#ifdef FX_HOLDS_STATE
+    .flags = MOLT_PLUGIN_HOLDS_STATE,
+#endif
     .name = FX_NAME,
     .version = FX_VERSION,
     .kind = FX_KIND,

@@ -4,9 +4,10 @@ CFIX_DIR    := $(ROOT)/Tests/Fixtures/CPlugins
 CFIX_COMMON := $(CFIX_DIR)/fixture_lock.c
 CFIX_DEPS   := $(CFIX_COMMON) $(CFIX_DIR)/fixture_lock.h $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
 
-# basic.c: plugins wrong in exactly one way (plus dup-a/dup-b: same name and version, other bytes).
+# basic.c: plugins wrong in exactly one way (plus dup-a/dup-b: same name and version, other bytes;
+# holds-state: holds state without transfer).
 CFIX_BASIC := $(addprefix $(FIXTURES)/,missing-readiness.so missing-unlock.so abi-major-2.so abi-minor-99.so abi-1-0.so \
-                unknown-kind.so bad-version.so dup-a.so dup-b.so)
+                unknown-kind.so bad-version.so dup-a.so dup-b.so holds-state-1.0.0.so holds-state-1.1.0.so)
 $(FIXTURES)/missing-readiness.so: CFIX_FLAGS := -DFIX_MISSING_READINESS
 $(FIXTURES)/missing-unlock.so:    CFIX_FLAGS := -DFIX_MISSING_UNLOCK
 $(FIXTURES)/abi-major-2.so:       CFIX_FLAGS := -DFIX_ABI_MAJOR_2
@@ -16,6 +17,8 @@ $(FIXTURES)/unknown-kind.so:      CFIX_FLAGS := -DFIX_UNKNOWN_KIND
 $(FIXTURES)/bad-version.so:       CFIX_FLAGS := -DFIX_BAD_VERSION
 $(FIXTURES)/dup-a.so:             CFIX_FLAGS := -DFIX_DUP_A
 $(FIXTURES)/dup-b.so:             CFIX_FLAGS := -DFIX_DUP_B
+$(FIXTURES)/holds-state-1.0.0.so: CFIX_FLAGS := -DFIX_HOLDS_STATE_1_0
+$(FIXTURES)/holds-state-1.1.0.so: CFIX_FLAGS := -DFIX_HOLDS_STATE_1_1
 $(CFIX_BASIC): $(CFIX_DIR)/basic.c $(CFIX_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/basic.c $(CFIX_COMMON)

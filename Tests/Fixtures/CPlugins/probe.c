@@ -1,7 +1,7 @@
 /*
  * probe: a lock plugin whose behaviour its configuration sets, for the engine's fault tests.
  * Builds (see fixture.mk): probe-1.0.0.so, probe-2.0.0.so (-DPROBE_V2), both stateless (no
- * export/import symbols), and probe-stateful-1.0.0.so (-DPROBE_STATEFUL, state formats [1, 1]).
+ * export/import symbols), and probe-stateful-1.0.0.so (-DPROBE_STATEFUL, state formats [1, 1], MOLT_PLUGIN_HOLDS_STATE).
  * These declare their config open (a key named "*" that applies in place): the host hands them any
  * key and tries apply_config for any change, and the probe decides (below).
  * probe-declared-1.0.0.so (-DPROBE_DECLARED, plugin "probe-declared") declares its keys instead,
@@ -79,6 +79,9 @@ static const molt_plugin_identity probe_info = {
     .description = "fault-injection lock plugin for engine tests (" PROBE_NAME " " PROBE_VERSION ")",
     .state_format_min = PROBE_FORMATS,
     .state_format_max = PROBE_FORMATS,
+#ifdef PROBE_STATEFUL
+    .flags = MOLT_PLUGIN_HOLDS_STATE, /* holds locks, and transfers them */
+#endif
 };
 
 MOLT_DEFINE_ABI_VERSION()

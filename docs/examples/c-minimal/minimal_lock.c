@@ -9,7 +9,8 @@
 typedef struct { char resource[64], owner[64]; time_t expires; } slot; /* free once expires <= now */
 typedef struct { pthread_mutex_t mu; slot slots[16]; } table;
 
-static const molt_plugin_identity info = {sizeof info, "minimal-lock", "1.0.0", MOLT_KIND_LOCK, "16 in-memory locks", 0, 0};
+static const molt_plugin_identity info = {sizeof info, "minimal-lock", "1.0.0", MOLT_KIND_LOCK, "16 in-memory locks", 0, 0,
+                                           MOLT_PLUGIN_HOLDS_STATE}; /* locks live only here, no transfer */
 MOLT_DEFINE_ABI_VERSION()
 MOLT_EXPORT const molt_plugin_identity *molt_plugin_info(void) { return &info; }
 

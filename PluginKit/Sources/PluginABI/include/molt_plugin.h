@@ -7,7 +7,8 @@
  *
  *   Always required:
  *     molt_abi_version       the ABI version this plugin was built against (checked before anything else)
- *     molt_plugin_info       name, semver version, component kind, description, state formats
+ *     molt_plugin_info       name, semver version, component kind, description, state formats,
+ *                            flags (ABI 1.1: MOLT_PLUGIN_HOLDS_STATE, the instance holds state callers rely on)
  *     molt_plugin_init       create an instance from the full configuration
  *     molt_plugin_readiness  is an instance ready to take traffic
  *     molt_plugin_destroy    stop an instance, join its threads and free it
@@ -218,7 +219,35 @@ typedef struct molt_plugin_identity {
      * no common format aborts the reload before any switch. */
     uint32_t state_format_min;
     uint32_t state_format_max;
+
+    /* ---- ABI 1.1 (read only when struct_size >= MOLT_PLUGIN_IDENTITY_SIZE_1_1) ---- */
+    /* MOLT_PLUGIN_* flags, or-ed; 0 declares nothing. Bits not defined here must be 0. */
+    uint32_t flags;
 } molt_plugin_identity;
+
+/* struct_size of an ABI 1.0 identity (up to state_format_max) and of an ABI 1.1 one (with flags). */
+#define MOLT_PLUGIN_IDENTITY_SIZE_1_0 (offsetof(molt_plugin_identity, state_format_max) + sizeof(uint32_t))
+#define MOLT_PLUGIN_IDENTITY_SIZE_1_1 (offsetof(molt_plugin_identity, flags) + sizeof(uint32_t))
+
+/* MOLT_PLUGIN_HOLDS_STATE: an instance holds in-memory state that callers rely on, state that is gone
+ * when the instance is destroyed and that no backend keeps (an in-memory lock's held locks, an
+ * in-memory store's data; a client of Redis or of a database does NOT set it: the server keeps the
+ * state). Set it whenever losing the instance's memory would break a caller (a lock another owner
+ * could now take, a value that vanishes).
+ *
+ * What the host does: a reload or version swap of a component whose running plugin sets it must hand
+ * the state over (export_state on the old instance, import_state on the new, in a common format). When
+ * it cannot (the old or the new plugin exports no state transfer, or their format ranges do not
+ * overlap), the apply is refused before anything starts, the running instance keeps serving with its
+ * state, and the message names the component and what would be lost; the operator may accept the loss
+ * explicitly (Control ApplyRequest.accept_state_loss, `molt apply --accept-state-loss`). The Lifecycle
+ * API and the components-file and etcd agents cannot accept it, so they are refused. Removing a
+ * component is not a reload: never refused. A plugin that sets it and exports state transfer reloads
+ * and swaps as usual; set it anyway, so that a version of yours without transfer (or with a format
+ * the running one does not share) cannot silently drop its state. Without the flag (and from ABI 1.0
+ * plugins, whose identity has no flags) the host refuses only a reload from a plugin that exports
+ * state to one that cannot import it. */
+#define MOLT_PLUGIN_HOLDS_STATE 0x1u
 
 /* Plugin-owned, static (valid while the library is loaded).
  *

@@ -30,6 +30,8 @@ public final class TestLock<V: TestLockVersion>: LockComponent, InPlaceConfigura
     public static var version: String { V.version }
     public static var description: String { "In-memory Dapr lock written in Swift with PluginKit (test fixture)" }
     public static var stateFormats: ClosedRange<UInt32> { V.stateFormats }
+    /// Held locks live only in memory (and transfer, so reloads and swaps keep them).
+    public static var holdsState: Bool { true }
     public static var configKeys: [ConfigKey] {
         [
             ConfigKey("greeting", description: "Logged at init and on every apply", default: "hello",
