@@ -34,11 +34,25 @@ final class HostServicesContext: Sendable {
             },
             stream_write: { stream, bytes, length in
                 guard let stream, let bytes else { return }
-                HostStream.from(stream).write(UnsafeRawBufferPointer(start: bytes, count: length))
+                let hostStream = HostStream.from(stream)
+                guard hostStream.eventLoop.inEventLoop else {
+                    // The ABI says "on the stream's loop only"; a plugin that breaks the rule gets its
+                    // bytes sent in order from the loop instead of a data race.
+                    let copy = Array(UnsafeRawBufferPointer(start: bytes, count: length))
+                    hostStream.eventLoop.execute { copy.withUnsafeBytes { hostStream.write($0) } }
+                    return
+                }
+                hostStream.write(UnsafeRawBufferPointer(start: bytes, count: length))
             },
             stream_close: { stream, reason in
                 guard let stream else { return }
-                HostStream.from(stream).close(reason: reason.map { String(cString: $0) } ?? "closed by the plugin")
+                let hostStream = HostStream.from(stream)
+                let why = reason.map { String(cString: $0) } ?? "closed by the plugin"
+                guard hostStream.eventLoop.inEventLoop else {
+                    hostStream.eventLoop.execute { hostStream.close(reason: why) }  // see stream_write
+                    return
+                }
+                hostStream.close(reason: why)
             },
             timer_start: { context, loop, delayMs, fire, timerContext in
                 guard let context, let fire else { return 0 }

@@ -101,6 +101,30 @@ import Testing
         #expect(Set(plugin.recorder.loops.withLock { $0 }) == [loop])
     }
 
+    /// The ABI asks for writes on the stream's loop; a plugin that writes from another thread still has
+    /// its bytes sent, in order, and its callbacks on the loop.
+    @Test func aWriteFromAnotherThreadIsCarriedToTheLoop() async throws {
+        let echo = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { echo.close(promise: nil) }
+        let plugin = Plugin()
+        var events = plugin.events()
+        let stream = try #require(plugin.services.stream_open(plugin.services.host_context, 0, "127.0.0.1",
+                                                              UInt16(echo.localAddress!.port!), 2000, &events))
+        try await waitUntil { plugin.recorder.seen.contains("connected") }
+        for word in ["one", "two"] {
+            word.withCString { plugin.services.stream_write(stream, UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), word.utf8.count) }
+        }
+        try await waitUntil { plugin.recorder.seen.joined().contains("onetwo") || plugin.recorder.seen.contains("received two") }
+        "bye".withCString { plugin.services.stream_close(stream, $0) }
+        try await waitUntil { plugin.recorder.seen.last?.hasPrefix("closed") == true }
+        let received = plugin.recorder.seen.filter { $0.hasPrefix("received ") }.map { $0.dropFirst("received ".count) }.joined()
+        #expect(received == "onetwo")
+        #expect(plugin.recorder.seen.last == "closed bye")
+        #expect(Set(plugin.recorder.loops.withLock { $0 }) == [0])
+    }
+
     @Test func aTimerFiresOnceOnItsLoopAndACancelledOneNever() async throws {
         let plugin = Plugin()
         let fire: molt_timer_fn = { context in Plugin.recorder(context).record("fired", loop: Plugin.loop()) }
