@@ -11,7 +11,7 @@ FIXTURES    := $(OUT)/fixtures
 ABI_INCLUDE := $(ROOT)/PluginKit/Sources/PluginABI/include
 ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 # C plugins are built with plain cc (no Swift runtime) so they can be unloaded.
-PLUGIN_CFLAGS := -std=c11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread -I$(ABI_INCLUDE)
+PLUGIN_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wmissing-prototypes -Werror -pthread -I$(ABI_INCLUDE)
 SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
 
 .PHONY: all build run demo-redis-dr test deps plugins swift-build swift-plugins fixtures bench protos clean

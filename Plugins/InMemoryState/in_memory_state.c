@@ -158,17 +158,6 @@ static int64_t im_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void im_log(const molt_host_services *host, molt_log_level level, const char *format, ...) {
-    if (host == NULL || host->struct_size < offsetof(molt_host_services, log) + sizeof host->log || host->log == NULL)
-        return;
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    host->log(host->host_context, level, line);
-}
-
 /* Writes a formatted message into a host buffer; safe with a NULL message. */
 static void im_message(molt_message *message, const char *format, ...) {
     if (message == NULL || message->text == NULL || message->capacity == 0) return;
@@ -345,7 +334,7 @@ static bool im_parse_settings(const molt_config *config, const molt_host_service
     for (uint32_t i = 0; host != NULL && config != NULL && i < config->entry_count; i++) {
         const char *key = config->entries[i].key;
         if (key != NULL && !im_is_plugin_key(key))
-            im_log(host, MOLT_LOG_WARNING, "in-memory (%s): ignoring unknown config key '%s'",
+            molt_log(host, MOLT_LOG_WARNING, "in-memory (%s): ignoring unknown config key '%s'",
                    config->component_name ? config->component_name : "?", key);
     }
     return true;

@@ -157,17 +157,6 @@ static int64_t ml_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void ml_log(const molt_host_services *host, molt_log_level level, const char *format, ...) {
-    if (host == NULL || host->struct_size < offsetof(molt_host_services, log) + sizeof host->log || host->log == NULL)
-        return;
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    host->log(host->host_context, level, line);
-}
-
 static void ml_message(molt_message *message, const char *format, ...) {
     if (message == NULL || message->text == NULL || message->capacity == 0) return;
     va_list args;
@@ -412,7 +401,7 @@ static bool ml_parse_settings(const molt_config *config, const molt_host_service
     for (uint32_t i = 0; config != NULL && i < config->entry_count; i++) {
         const char *key = config->entries[i].key;
         if (key != NULL && !ml_is_known_key(key))
-            ml_log(host, MOLT_LOG_WARNING, "memorylock: ignoring unknown config key '%s'", key);
+            molt_log(host, MOLT_LOG_WARNING, "memorylock: ignoring unknown config key '%s'", key);
     }
     out->max_locks = fields[0].value;
     out->sweep_interval_ms = (uint32_t)fields[1].value;

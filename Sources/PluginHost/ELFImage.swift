@@ -80,6 +80,42 @@ struct ELFImage {
         neededLibraries = try neededOffsets.map { offset throws(Problem) in try reader.cString(stringTable + offset) }
     }
 
+    /// Which of `names` the file defines in its static symbol table (.symtab) without exporting them: a
+    /// hidden or local definition, e.g. compiled under -fvisibility=hidden without MOLT_EXPORT. Read only
+    /// to explain a missing symbol; a stripped file (no .symtab) or one that cannot be read yields none.
+    static func unexportedDefinitions(in bytes: [UInt8], among names: Set<String>) -> Set<String> {
+        (try? readUnexportedDefinitions(in: bytes, among: names)) ?? []
+    }
+
+    private static func readUnexportedDefinitions(in bytes: [UInt8], among names: Set<String>) throws(Problem) -> Set<String> {
+        let reader = Reader(bytes: bytes)
+        let shoff = try reader.u64(40), shentsize = UInt64(try reader.u16(58)), shnum = UInt64(try reader.u16(60))
+        guard shoff != 0, shentsize >= 64 else { return [] }
+        func section(_ index: UInt64) throws(Problem) -> (type: UInt32, offset: UInt64, size: UInt64, link: UInt64, entsize: UInt64) {
+            let header = shoff + index * shentsize
+            return (try reader.u32(header + 4), try reader.u64(header + 24), try reader.u64(header + 32),
+                    UInt64(try reader.u32(header + 40)), try reader.u64(header + 56))
+        }
+        var found: Set<String> = []
+        for index in 0..<shnum {
+            let symtab = try section(index)
+            guard symtab.type == 2, symtab.entsize >= 24, symtab.link < shnum else { continue }  // SHT_SYMTAB
+            let strings = try section(symtab.link)
+            var entry = symtab.offset
+            while entry + 24 <= symtab.offset + symtab.size {
+                let nameOffset = UInt64(try reader.u32(entry)), info = try reader.u16(entry + 4), sectionIndex = try reader.u16(entry + 6)
+                let binding = (info & 0xFF) >> 4, visibility = (info >> 8) & 0x3
+                // Defined (not SHN_UNDEF), and local (STB_LOCAL) or hidden/internal (STV_HIDDEN, STV_INTERNAL).
+                if sectionIndex != 0, binding == 0 || visibility == 1 || visibility == 2, nameOffset < strings.size {
+                    let name = try reader.cString(strings.offset + nameOffset)
+                    if names.contains(name) { found.insert(name) }
+                }
+                entry += symtab.entsize
+            }
+        }
+        return found
+    }
+
     /// Bounds-checked little-endian reads.
     private struct Reader {
         let bytes: [UInt8]

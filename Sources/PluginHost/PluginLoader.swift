@@ -179,6 +179,12 @@ public final class PluginLoader: Sendable {
                                 sha256: sha256, linksSwiftRuntime: image.linksSwiftRuntime, handle: handle)
         } catch {
             dlclose(handle)
+            // A symbol the file defines but does not export is the usual -fvisibility=hidden mistake: say so.
+            if case .missingSymbol(let path, let symbol, let why) = error,
+               ELFImage.unexportedDefinitions(in: bytes, among: [symbol]).contains(symbol) {
+                throw .missingSymbol(path: path, symbol: symbol, why: "\(why); the library defines it but does not export it (hidden or local "
+                    + "symbol): declare it with MOLT_EXPORT (include molt_plugin.h, which does), or build without -fvisibility=hidden")
+            }
             throw error
         }
     }

@@ -49,6 +49,18 @@ import Testing
         #expect(symbol == "molt_plugin_readiness")
     }
 
+    @Test func aDefinedButHiddenSymbolIsExplained() throws {
+        let error = try refusal(ofFixture: "hidden-readiness.so")
+        guard case .missingSymbol(_, let symbol, let why) = error else { Issue.record("wrong error"); return }
+        #expect(symbol == "molt_plugin_readiness")
+        #expect(why.contains("the library defines it but does not export it"))
+        #expect(error.description.contains("declare it with MOLT_EXPORT"))
+        #expect(error.description.contains("-fvisibility=hidden"))
+        // A symbol that is simply absent gets no such hint.
+        guard case .missingSymbol(_, _, let absent) = try refusal(ofFixture: "missing-readiness.so") else { Issue.record("wrong error"); return }
+        #expect(!absent.contains("does not export"))
+    }
+
     @Test func missingOperationOfItsKind() throws {
         guard case .missingSymbol(_, let symbol, let why) = try refusal(ofFixture: "missing-unlock.so") else { Issue.record("wrong error"); return }
         #expect(symbol == "molt_lock_unlock" && why.contains("lock"))

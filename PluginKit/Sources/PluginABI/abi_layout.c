@@ -13,3 +13,23 @@ _Static_assert(MOLT_HOST_SERVICES_SIZE_1_0 < MOLT_HOST_SERVICES_SIZE_1_1, "1.1 s
 _Static_assert(MOLT_PLUGIN_IDENTITY_SIZE_1_1 <= sizeof(molt_plugin_identity) && sizeof(molt_plugin_identity) - MOLT_PLUGIN_IDENTITY_SIZE_1_1 < 8, "ABI 1.1 identity ends with flags (then tail padding)");
 _Static_assert(MOLT_PLUGIN_IDENTITY_SIZE_1_0 == offsetof(molt_plugin_identity, flags), "1.1 flags come right after state_format_max");
 _Static_assert(sizeof(void *) == 8, "molt supports 64-bit platforms only");
+
+/* Every prototype has the type of the host's `_fn` typedef: the host and the plugin agree. */
+#define MOLT_SAME_TYPE(function, typedef_name) \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(&function), typedef_name), #function " matches " #typedef_name)
+MOLT_SAME_TYPE(molt_abi_version, molt_abi_version_fn);
+MOLT_SAME_TYPE(molt_plugin_info, molt_plugin_info_fn);
+MOLT_SAME_TYPE(molt_plugin_config_keys, molt_plugin_config_keys_fn);
+MOLT_SAME_TYPE(molt_plugin_init, molt_plugin_init_fn);
+MOLT_SAME_TYPE(molt_plugin_readiness, molt_plugin_readiness_fn);
+MOLT_SAME_TYPE(molt_plugin_destroy, molt_plugin_destroy_fn);
+MOLT_SAME_TYPE(molt_plugin_apply_config, molt_plugin_apply_config_fn);
+MOLT_SAME_TYPE(molt_plugin_export_state, molt_plugin_export_state_fn);
+MOLT_SAME_TYPE(molt_plugin_import_state, molt_plugin_import_state_fn);
+MOLT_SAME_TYPE(molt_lock_try_lock, molt_lock_try_lock_fn);
+MOLT_SAME_TYPE(molt_lock_unlock, molt_lock_unlock_fn);
+MOLT_SAME_TYPE(molt_state_get, molt_state_get_fn);
+MOLT_SAME_TYPE(molt_state_bulk_get, molt_state_bulk_get_fn);
+MOLT_SAME_TYPE(molt_state_set, molt_state_set_fn);
+MOLT_SAME_TYPE(molt_state_delete, molt_state_delete_fn);
+MOLT_SAME_TYPE(molt_state_transact, molt_state_transact_fn);

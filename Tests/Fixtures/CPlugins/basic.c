@@ -2,6 +2,12 @@
  * basic: small lock plugins the host's loader must refuse (or, for dup-a/dup-b, load once only).
  * One source; exactly one FIX_* macro picks the variant (see fixture.mk):
  *   FIX_MISSING_READINESS  valid lock plugin without molt_plugin_readiness
+ *   FIX_HIDDEN_READINESS   valid lock plugin whose molt_plugin_readiness is defined in hidden_readiness.c,
+ *                          a file that does not include molt_plugin.h, so -fvisibility=hidden hides it
+ *                          (present in .symtab, absent from the dynamic symbols)
+ *   FIX_LOG_FORMAT         a correct lock whose init logs through molt_log: one formatted line, one too long
+ *                          (truncated, ending in "..."), and none through a NULL host or a host whose
+ *                          struct_size lacks `log`
  *   FIX_MISSING_UNLOCK     kind "lock" without molt_lock_unlock
  *   FIX_ABI_MAJOR_2        molt_abi_version reports 2.0
  *   FIX_ABI_MINOR_99       molt_abi_version reports 1.99
@@ -29,6 +35,10 @@
 
 #if defined(FIX_MISSING_READINESS)
 #define FX_NAME "missing-readiness"
+#elif defined(FIX_HIDDEN_READINESS)
+#define FX_NAME "hidden-readiness"
+#elif defined(FIX_LOG_FORMAT)
+#define FX_NAME "log-format"
 #elif defined(FIX_MISSING_UNLOCK)
 #define FX_NAME "missing-unlock"
 #elif defined(FIX_ABI_MAJOR_2)
@@ -126,6 +136,15 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
                                          molt_instance *instance_out, molt_message *error_out) {
     (void)config;
     (void)host;
+#ifdef FIX_LOG_FORMAT
+    molt_log(host, MOLT_LOG_WARNING, "log-format: component %s, %u keys, %s", config->component_name,
+             (unsigned)config->entry_count, "formatted");
+    molt_log(host, MOLT_LOG_INFO, "log-format: long %0*d", 3000, 7);
+    molt_log(NULL, MOLT_LOG_ERROR, "log-format: never logged (%s)", "NULL host");
+    molt_host_services old = *host;
+    old.struct_size = (uint32_t)offsetof(molt_host_services, log); /* a host without `log` */
+    molt_log(&old, MOLT_LOG_ERROR, "log-format: never logged (%s)", "no log service");
+#endif
     fx_table *table = malloc(sizeof *table);
     if (table == NULL || fx_table_init(table) != 0) {
         free(table);
@@ -136,7 +155,7 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
     return MOLT_OK;
 }
 
-#ifndef FIX_MISSING_READINESS
+#if !defined(FIX_MISSING_READINESS) && !defined(FIX_HIDDEN_READINESS)
 MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_message *message_out) {
     (void)instance;
     (void)message_out;

@@ -39,7 +39,19 @@ $(CFIX_MINIMAL): $(ROOT)/docs/examples/c-minimal/minimal_lock.c $(ABI_HEADER)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
 
-C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL)
+# hidden-readiness.so: basic.c with molt_plugin_readiness defined, but hidden, in a file without the header.
+CFIX_HIDDEN := $(FIXTURES)/hidden-readiness.so
+$(CFIX_HIDDEN): $(CFIX_DIR)/basic.c $(CFIX_DIR)/hidden_readiness.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -DFIX_HIDDEN_READINESS -o $@ $(CFIX_DIR)/basic.c $(CFIX_DIR)/hidden_readiness.c $(CFIX_COMMON)
+
+# log-format.so: a correct lock whose init logs through molt_log (printf-style, truncated when long).
+CFIX_LOG := $(FIXTURES)/log-format.so
+$(CFIX_LOG): $(CFIX_DIR)/basic.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -DFIX_LOG_FORMAT -o $@ $(CFIX_DIR)/basic.c $(CFIX_COMMON)
+
+C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL) $(CFIX_HIDDEN) $(CFIX_LOG)
 
 # memstate.c: an in-memory state store with Dapr semantics (asyncCompletion=true completes from a thread).
 CFIX_MEMSTATE := $(FIXTURES)/memstate-1.0.0.so

@@ -22,6 +22,14 @@
  *     kind "state": molt_state_get, molt_state_set, molt_state_delete;
  *                   optional: molt_state_bulk_get (host falls back to gets), molt_state_transact
  *
+ * Prototypes. Unless compiled by Swift's importer, this header declares every symbol above with
+ * MOLT_EXPORT (section "Prototypes" at the end), so a definition with a wrong signature does not
+ * compile, and a definition without MOLT_EXPORT is exported anyway (visibility comes from the first
+ * declaration). A misspelt name is just another function: build with -Wmissing-prototypes (with
+ * -Werror, as the documented build line does) and it is refused as a function without a prototype.
+ * The host uses the `_fn` typedefs; plugins define the functions. Each `_fn` typedef says
+ * "Required: yes/no" and from which threads it is called.
+ *
  * Versioning. The host loads a plugin only when the plugin's major version equals the host's and the
  * plugin's minor version is at most the host's. Within a major version, the ABI only grows: new
  * optional symbols, and new fields appended at the end of structs. Every struct that may grow starts
@@ -45,6 +53,7 @@
 #ifndef MOLT_PLUGIN_H
 #define MOLT_PLUGIN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +72,21 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------
  * Status codes, shared by every call that can fail.
  * ------------------------------------------------------------------------------------------- */
+/* What the app sees: an operation's failure status becomes Dapr's error (ERR_<OPERATION>, e.g.
+ * ERR_STATE_GET, ERR_LOCK_TRY) with your message, and a gRPC or HTTP status:
+ *
+ *   status                      gRPC                HTTP
+ *   MOLT_ERR_INVALID_ARGUMENT   INVALID_ARGUMENT    400
+ *   MOLT_ERR_ETAG_MISMATCH      ABORTED             409
+ *   MOLT_ERR_ETAG_INVALID       INVALID_ARGUMENT    400
+ *   MOLT_ERR_UNAVAILABLE        UNAVAILABLE         500
+ *   MOLT_ERR_TIMEOUT            DEADLINE_EXCEEDED   500
+ *   MOLT_ERR_UNSUPPORTED        UNIMPLEMENTED       500
+ *   MOLT_ERR_INTERNAL (other)   INTERNAL            500
+ *   (no `done` by the deadline) DEADLINE_EXCEEDED   504
+ *
+ * Lock outcomes are not errors: MOLT_OK with acquired = false, or an unlock_status, answers 200/OK.
+ * An init or import_state status fails the apply instead, with your message (docs/plugin-authors.md). */
 typedef int32_t molt_status;
 #define MOLT_OK 0
 #define MOLT_ERR_INVALID_ARGUMENT 1 /* bad configuration or request; the caller must change it */
@@ -147,8 +171,10 @@ typedef int32_t molt_log_level;
  * used for its protocol: redisFormatCommandArgv and redisReader.) */
 typedef struct molt_stream molt_stream; /* host-owned; see molt_stream_events.closed */
 
+/* Plugin-filled; copied by stream_open. Every callback is required (non-NULL) and runs on the stream's
+ * loop. */
 typedef struct molt_stream_events {
-    void *context; /* the plugin's; passed back to every callback */
+    void *context; /* the plugin's; passed back to every callback, must stay valid until `closed` returns */
     /* The connection is established; sending may begin (bytes written before it are queued). */
     void (*connected)(void *context);
     /* Bytes received, in order; borrowed for the call. */
@@ -159,15 +185,16 @@ typedef struct molt_stream_events {
     void (*closed)(void *context, const char *message);
 } molt_stream_events;
 
-/* Called when a timer fires, on its loop. */
+/* Plugin-provided. Called when a timer fires, on its loop, with the `context` given to timer_start. */
 typedef void (*molt_timer_fn)(void *context);
 
 /* Host-owned. The pointer given to molt_plugin_init stays valid, and its functions callable from
  * any thread, until molt_plugin_destroy for that instance returns. */
 typedef struct molt_host_services {
-    uint32_t struct_size;
+    uint32_t struct_size; /* check it before reading any ABI 1.1 field: an ABI 1.0 host's ends after `log` */
     void *host_context; /* opaque; pass it back to every service function */
-    /* Writes one log line attributed to the instance. `message` is borrowed for the call only. */
+    /* Writes one log line attributed to the instance. `message` is borrowed for the call only. Any
+     * thread. Prefer molt_log() below (printf-style, checks struct_size). */
     void (*log)(void *host_context, molt_log_level level, const char *message);
 
     /* ---- ABI 1.1 (present when struct_size >= MOLT_HOST_SERVICES_SIZE_1_1) ---- */
@@ -199,6 +226,32 @@ typedef struct molt_host_services {
 /* struct_size of an ABI 1.0 host's services (log only) and of an ABI 1.1 host's. */
 #define MOLT_HOST_SERVICES_SIZE_1_0 (offsetof(molt_host_services, log) + sizeof(void *))
 #define MOLT_HOST_SERVICES_SIZE_1_1 (offsetof(molt_host_services, timer_cancel) + sizeof(void *))
+
+#if !defined(__swift__) /* Swift does not import C variadic functions; PluginKit has HostServices.log */
+#ifndef MOLT_LOG_LINE_MAX
+#define MOLT_LOG_LINE_MAX 1024 /* bytes of one molt_log line, NUL included; longer lines end in "..." */
+#endif
+/* printf-style log line through the host's `log` service, formatted into a stack buffer of
+ * MOLT_LOG_LINE_MAX bytes (truncated, ending in "..."). Does nothing with a NULL host, a host whose
+ * struct_size does not include `log`, or a NULL format. Any thread, like `log` itself. */
+static inline void molt_log(const molt_host_services *host, molt_log_level level, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void molt_log(const molt_host_services *host, molt_log_level level, const char *format, ...) {
+    if (host == NULL || format == NULL || host->struct_size < MOLT_HOST_SERVICES_SIZE_1_0 || host->log == NULL)
+        return;
+    char line[MOLT_LOG_LINE_MAX];
+    va_list args;
+    va_start(args, format);
+    int length = vsnprintf(line, sizeof line, format, args);
+    va_end(args);
+    if (length < 0) {
+        snprintf(line, sizeof line, "molt_log: cannot format \"%s\"", format);
+    } else if ((size_t)length >= sizeof line && sizeof line > 4) {
+        line[sizeof line - 4] = '.'; line[sizeof line - 3] = '.'; line[sizeof line - 2] = '.';
+    }
+    host->log(host->host_context, level, line);
+}
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Plugin identity and declared configuration keys.
@@ -293,58 +346,78 @@ typedef int32_t molt_apply_outcome;
 #define MOLT_APPLIED 0      /* the instance now runs with the new config */
 #define MOLT_NEEDS_RELOAD 1 /* the change needs a new instance; this one is unchanged */
 #define MOLT_APPLY_ERROR 2  /* the config was refused; this one is unchanged (message says why) */
+/* What the host does with each: APPLIED ends the apply (no new instance). NEEDS_RELOAD and APPLY_ERROR
+ * both leave this instance serving with its old config while the host starts a new instance with the
+ * new config (init, readiness, state transfer, switch), as for a change that does not apply in place;
+ * the apply result records your message ("in-place apply needs a reload: ..." or "in-place apply refused
+ * (...); trying a new instance"). So APPLY_ERROR is not final: if the config is wrong for any instance,
+ * say so again in init, whose refusal fails the apply and keeps the old instance. Return NEEDS_RELOAD
+ * for a valid change you cannot make in place, APPLY_ERROR for one you refuse or failed to make. */
 
-/* Appends `length` bytes to a host-owned buffer. Returns 0 on success; non-zero means the host
- * refused (e.g. size limit), and the plugin must stop exporting and fail. `bytes` is borrowed. */
+/* Host-provided. Appends `length` bytes to a host-owned buffer. Returns 0 on success; non-zero means
+ * the host refused (e.g. size limit), and the plugin must stop exporting and fail. `bytes` is borrowed
+ * for the call. Call it only from within export_state (any thread, while export_state has not returned). */
 typedef int32_t (*molt_bytes_sink)(void *sink_context, const void *bytes, size_t length);
 
-/* Required. Writes the ABI version the plugin was compiled against. Must not touch anything else:
- * it is called before the host has checked compatibility. Use MOLT_DEFINE_ABI_VERSION(). */
+/* Required: yes. Writes the ABI version the plugin was compiled against. Must not touch anything else:
+ * it is called before the host has checked compatibility. Use MOLT_DEFINE_ABI_VERSION(). Called once
+ * per load, on a host thread; both pointers are host-owned, valid during the call. */
 typedef void (*molt_abi_version_fn)(uint32_t *major_out, uint32_t *minor_out);
 
-/* Required. Returns the static info struct (never NULL). */
+/* Required: yes. Returns the static info struct (never NULL; plugin-owned, valid while the library is
+ * loaded). Called at load time, on any host thread; must not depend on any instance. */
 typedef const molt_plugin_identity *(*molt_plugin_info_fn)(void);
 
-/* Optional. Returns the static array of declared keys and writes its length to *count_out. Without it
- * (or with no keys) the host accepts any key; with it, only those declared, unless one is "*" (see
- * molt_config_key). */
+/* Required: no. Returns the static array of declared keys (plugin-owned, valid while the library is
+ * loaded) and writes its length to *count_out (host-owned). Without it (or with no keys) the host
+ * accepts any key; with it, only those declared, unless one is "*" (see molt_config_key). Called at load
+ * time, on any host thread. */
 typedef const molt_config_key *(*molt_plugin_config_keys_fn)(uint32_t *count_out);
 
-/* Required. Creates an instance from the full config. On MOLT_OK, *instance_out is set to a
+/* Required: yes. Creates an instance from the full config. On MOLT_OK, *instance_out is set to a
  * non-NULL instance (which may still be NOT_READY: start connecting in the background, do not
  * block here for long). On failure returns an error code, writes `error_out`, and leaves nothing
- * allocated or running. `config` is borrowed for the call; `host` lives until destroy returns. */
+ * allocated or running; the apply fails with the message and the old instance (if any) keeps serving.
+ * `config` is borrowed for the call; `host` lives until destroy returns. Called on a host thread of its
+ * own, bounded by the init timeout, possibly while other instances of the plugin serve calls. */
 typedef molt_status (*molt_plugin_init_fn)(const molt_config *config, const molt_host_services *host,
                                            molt_instance *instance_out, molt_message *error_out);
 
-/* Required. Answers from what the instance knows now, without blocking on I/O. The host polls it
- * after init until READY, FAILED or its readiness timeout. NOT_READY and FAILED write a message. */
+/* Required: yes. Answers from what the instance knows now, without blocking on I/O. The host polls it
+ * after init until READY, FAILED or its readiness timeout; NOT_READY and FAILED
+ * write a message (host-owned, valid during the call). Any thread, concurrently with operations. */
 typedef molt_readiness (*molt_plugin_readiness_fn)(molt_instance instance, molt_message *message_out);
 
-/* Required. Stops the instance: closes connections, stops and joins every thread it started, frees
- * everything. Called once, after every operation on the instance has completed. */
+/* Required: yes. Stops the instance: closes connections, stops and joins every thread it started, frees
+ * everything. Called once, on a host thread of its own, after every operation on the instance has
+ * completed (called `done`); nothing is called on the instance afterwards. */
 typedef void (*molt_plugin_destroy_fn)(molt_instance instance);
 
-/* Optional. Applies a new full config to a running instance, atomically: either all of it takes
- * effect (APPLIED) or none of it does (NEEDS_RELOAD, APPLY_ERROR; message says why). Operations may
- * run concurrently. `config` is borrowed for the call. */
+/* Required: no (absent: every change starts a new instance). Applies a new full config to a running
+ * instance, atomically: either all of it takes effect (APPLIED) or none of it does (NEEDS_RELOAD,
+ * APPLY_ERROR; message says why; see molt_apply_outcome for what the host does next). Called on a host
+ * thread of its own, bounded by the apply_config timeout, while operations run concurrently; never twice
+ * at once on one instance. `config` and `message_out` are borrowed for the call. */
 typedef molt_apply_outcome (*molt_plugin_apply_config_fn)(molt_instance instance, const molt_config *config,
                                                           molt_message *message_out);
 
-/* Optional, with import. Serializes the instance's state in `format` (within the plugin's declared
- * range) through `sink`. The host guarantees no operation is running on the instance meanwhile. */
+/* Required: no (both export and import, or neither). Serializes the instance's state in `format`
+ * (within the plugin's declared range) through `sink`. The host guarantees no operation is running on
+ * the instance meanwhile; called on a host thread of its own, bounded by the state transfer timeout.
+ * `sink_context` and `message_out` are host-owned, valid during the call. */
 typedef molt_status (*molt_plugin_export_state_fn)(molt_instance instance, uint32_t format, molt_bytes_sink sink,
                                                    void *sink_context, molt_message *message_out);
 
-/* Optional, with export. Loads state exported by another instance (possibly another version of
- * the plugin) in `format`. Called after init and readiness, before the instance serves any call.
- * A refusal (any non-OK status) aborts the reload; the old instance keeps serving. `bytes` is
- * borrowed for the call. */
+/* Required: no (both export and import, or neither). Loads state exported by another instance
+ * (possibly another version of the plugin) in `format`. Called after init and readiness, before the
+ * instance serves any call, on a host thread of its own (no operation runs meanwhile). A refusal (any
+ * non-OK status) aborts the reload; the old instance keeps serving. `bytes` is borrowed for the call. */
 typedef molt_status (*molt_plugin_import_state_fn)(molt_instance instance, uint32_t format, const void *bytes,
                                                    size_t length, molt_message *message_out);
 
 /* ---------------------------------------------------------------------------------------------
- * Operations. Each takes the instance, a host-owned request, a completion function and an opaque
+ * Operations. Required: for the plugin's kind (see the list at the top). Any thread, concurrently,
+ * usually one of the host's event loops (never block it). Each takes the instance, a host-owned request, a completion function and an opaque
  * call context. The plugin must call `done(call_context, &result)` exactly once, from any thread:
  * either before the operation function returns (inline, for in-memory work) or later from its own
  * thread (for I/O; never block a host thread waiting for I/O).
@@ -355,9 +428,19 @@ typedef molt_status (*molt_plugin_import_state_fn)(molt_instance instance, uint3
  *   - `result.message` is NULL on success, otherwise a borrowed explanation.
  * ------------------------------------------------------------------------------------------- */
 
+/* A `done` that never comes: the app's call answers DEADLINE_EXCEEDED at its deadline (the call
+ * timeout), and the host stops waiting for it, but the instance keeps it: once replaced, the instance
+ * is abandoned after the drain timeout (no longer serving) and destroyed only once `done` has been
+ * called for every call it held; until then its memory and threads stay. A stateful instance holding a call cannot export its state, so it cannot be
+ * reloaded with its state: complete every call, with an error if need be. */
+
 /* --- kind "lock": Dapr's distributed lock semantics --- */
 
-/* try_lock uses every field; unlock ignores expiry_in_seconds. */
+/* Host-owned, valid until `done` is called. try_lock uses every field; unlock ignores expiry_in_seconds.
+ * Expiry: the host refuses a try_lock with expiry_in_seconds <= 0 (INVALID_ARGUMENT) before calling the
+ * plugin; the plugin enforces expiry (an expired lock is free for anyone, never released early) and
+ * may refuse values beyond what it supports with MOLT_ERR_INVALID_ARGUMENT. A held, unexpired lock is
+ * not acquired again, not even by its owner (acquired = false). */
 typedef struct molt_lock_request {
     uint32_t struct_size;
     const char *resource_id;   /* the lock's name */
@@ -365,11 +448,12 @@ typedef struct molt_lock_request {
     int32_t expiry_in_seconds; /* > 0; an expired lock is free for anyone */
 } molt_lock_request;
 
+/* Plugin-owned, valid until `done` returns (a stack variable is fine), as are the results below. */
 typedef struct molt_try_lock_result {
     uint32_t struct_size;
     molt_status status;  /* MOLT_OK unless the attempt itself failed */
     bool acquired;       /* with MOLT_OK: true when the caller now holds the lock */
-    const char *message; /* NULL on success (ignored with MOLT_OK) */
+    const char *message; /* plugin-owned; NULL on success (ignored with MOLT_OK) */
 } molt_try_lock_result;
 
 typedef int32_t molt_unlock_status;
@@ -382,12 +466,15 @@ typedef struct molt_unlock_result {
     uint32_t struct_size;
     molt_status status;              /* MOLT_OK unless the attempt itself failed */
     molt_unlock_status unlock_status; /* with MOLT_OK: the Dapr outcome; ignored otherwise */
-    const char *message;
+    const char *message;              /* plugin-owned; NULL on success */
 } molt_unlock_result;
 
+/* Host-provided completion: call exactly once per operation, from any thread, with the call_context
+ * the operation got (as are the other `_done` functions). */
 typedef void (*molt_try_lock_done)(void *call_context, const molt_try_lock_result *result);
 typedef void (*molt_unlock_done)(void *call_context, const molt_unlock_result *result);
 
+/* Required: for kind "lock". Threads: see "Operations" above. */
 typedef void (*molt_lock_try_lock_fn)(molt_instance instance, const molt_lock_request *request,
                                       molt_try_lock_done done, void *call_context);
 typedef void (*molt_lock_unlock_fn)(molt_instance instance, const molt_lock_request *request,
@@ -410,6 +497,8 @@ typedef struct molt_bytes {
     size_t length;
 } molt_bytes;
 
+/* Requests: host-owned, valid (with everything they point to) until `done` is called. Results:
+ * plugin-owned, valid until `done` returns. */
 typedef struct molt_state_get_request {
     uint32_t struct_size;
     const char *key;
@@ -507,6 +596,8 @@ typedef void (*molt_state_get_done)(void *call_context, const molt_state_get_res
 typedef void (*molt_state_bulk_get_done)(void *call_context, const molt_state_bulk_get_result *result);
 typedef void (*molt_state_write_done)(void *call_context, const molt_state_write_result *result);
 
+/* Required: get, set and delete for kind "state"; bulk_get no (absent: the host issues gets); transact
+ * no (absent: transactions answer unsupported). Threads: see "Operations" above. */
 typedef void (*molt_state_get_fn)(molt_instance instance, const molt_state_get_request *request,
                                   molt_state_get_done done, void *call_context);
 typedef void (*molt_state_bulk_get_fn)(molt_instance instance, const molt_state_bulk_get_request *request,
@@ -537,6 +628,42 @@ typedef void (*molt_state_transact_fn)(molt_instance instance, const molt_state_
 #define MOLT_SYMBOL_STATE_SET "molt_state_set"
 #define MOLT_SYMBOL_STATE_DELETE "molt_state_delete"
 #define MOLT_SYMBOL_STATE_TRANSACT "molt_state_transact"
+
+/* ---------------------------------------------------------------------------------------------
+ * Prototypes of everything a plugin may export, so that the compiler checks each definition against
+ * the contract: a wrong signature is a "conflicting types" error, and each is exported (MOLT_EXPORT)
+ * even under -fvisibility=hidden. Define only the ones you need (Required: see each `_fn` typedef).
+ * Hidden from Swift's importer (which defines __swift__): PluginKit defines these names with @_cdecl.
+ * ------------------------------------------------------------------------------------------- */
+#if !defined(__swift__)
+MOLT_EXPORT void molt_abi_version(uint32_t *major_out, uint32_t *minor_out);
+MOLT_EXPORT const molt_plugin_identity *molt_plugin_info(void);
+MOLT_EXPORT const molt_config_key *molt_plugin_config_keys(uint32_t *count_out);
+MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_host_services *host,
+                                         molt_instance *instance_out, molt_message *error_out);
+MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_message *message_out);
+MOLT_EXPORT void molt_plugin_destroy(molt_instance instance);
+MOLT_EXPORT molt_apply_outcome molt_plugin_apply_config(molt_instance instance, const molt_config *config,
+                                                        molt_message *message_out);
+MOLT_EXPORT molt_status molt_plugin_export_state(molt_instance instance, uint32_t format, molt_bytes_sink sink,
+                                                 void *sink_context, molt_message *message_out);
+MOLT_EXPORT molt_status molt_plugin_import_state(molt_instance instance, uint32_t format, const void *bytes,
+                                                 size_t length, molt_message *message_out);
+MOLT_EXPORT void molt_lock_try_lock(molt_instance instance, const molt_lock_request *request,
+                                    molt_try_lock_done done, void *call_context);
+MOLT_EXPORT void molt_lock_unlock(molt_instance instance, const molt_lock_request *request,
+                                  molt_unlock_done done, void *call_context);
+MOLT_EXPORT void molt_state_get(molt_instance instance, const molt_state_get_request *request,
+                                molt_state_get_done done, void *call_context);
+MOLT_EXPORT void molt_state_bulk_get(molt_instance instance, const molt_state_bulk_get_request *request,
+                                     molt_state_bulk_get_done done, void *call_context);
+MOLT_EXPORT void molt_state_set(molt_instance instance, const molt_state_set_request *request,
+                                molt_state_write_done done, void *call_context);
+MOLT_EXPORT void molt_state_delete(molt_instance instance, const molt_state_delete_request *request,
+                                   molt_state_write_done done, void *call_context);
+MOLT_EXPORT void molt_state_transact(molt_instance instance, const molt_state_transact_request *request,
+                                     molt_state_write_done done, void *call_context);
+#endif /* !__swift__ */
 
 /* For C plugins: defines molt_abi_version() reporting the version of this header. */
 #define MOLT_DEFINE_ABI_VERSION()                                                      \
