@@ -5,8 +5,8 @@ import PluginHost
 
 struct PluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plugin", abstract: "List and inspect plugin binaries.",
-        subcommands: [List.self, Inspect.self])
+        commandName: "plugin", abstract: "List and inspect plugin binaries, and start a new plugin project.",
+        subcommands: [List.self, Inspect.self, New.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(

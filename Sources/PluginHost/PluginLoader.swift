@@ -349,7 +349,7 @@ public final class PluginLoader: Sendable {
     }
 }
 
-func isValidPluginName(_ name: String) -> Bool {
+public func isValidPluginName(_ name: String) -> Bool {
     let bytes = Array(name.utf8)
     guard (1...64).contains(bytes.count) else { return false }
     func allowed(_ byte: UInt8, first: Bool) -> Bool {
