@@ -957,9 +957,12 @@ class MoltFactory:
             last_error = molt.stderr()
             if "in use" not in last_error.lower():
                 break  # not a port race: do not retry
+        # A crash report is long: show its head (the fatal error and the crashed thread) and the log's tail.
+        crash_at = last_error.find("Program crashed")
+        crash = "" if crash_at < 0 else f"--- crash report (head)\n{last_error[max(0, crash_at - 2000):crash_at + 6000]}\n"
         pytest.fail(f"molt serve did not become healthy (exit code {molt.process.returncode})\n"
                     f"command: {' '.join(args)}\ncomponents: {components_path.read_text()}\n"
-                    f"--- stderr\n{last_error[-6000:]}", pytrace=False)
+                    f"{crash}--- stderr (tail)\n{last_error[-6000:]}", pytrace=False)
 
     @staticmethod
     def _wait_healthy(molt: Molt, wait_ready: bool = True) -> bool:

@@ -49,12 +49,18 @@ public struct AppGRPCServer: Service {
             logger.critical("app gRPC server cannot listen", metadata: ["address": "\(address)", "error": "\(error)"])
             throw error
         }
+        // Completed by the quiescing (every connection closed) or, on cancellation, at once: never
+        // left pending (NIO's debug builds trap on a promise that is never completed).
         let stopped = eventLoopGroup.next().makePromise(of: Void.self)
-        try await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-            try await stopped.futureResult.get()
-        } onGracefulShutdown: {
-            quiescing.initiateShutdown(promise: stopped)
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await stopped.futureResult.get()
+            } onGracefulShutdown: {
+                quiescing.initiateShutdown(promise: stopped)
+            }
+        } onCancel: {
+            channel.close(promise: nil)
+            stopped.succeed()  // ignored when the shutdown completed it first
         }
     }
 
