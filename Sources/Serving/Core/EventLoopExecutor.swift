@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 
 /// Runs a task's jobs on one NIO event loop, so that an app call served by a task with this
 /// preference stays on the thread that read its request: a job enqueued from the loop itself (a
@@ -19,5 +20,20 @@ public final class EventLoopExecutor: TaskExecutor, Sendable {
         eventLoop.execute {
             job.runSynchronously(on: self.asUnownedTaskExecutor())
         }
+    }
+}
+
+/// One `EventLoopExecutor` per loop of a group, made once: every connection on a loop shares its loop's.
+public struct EventLoopExecutors: Sendable {
+    private let executors: [ObjectIdentifier: EventLoopExecutor]
+
+    public init(_ group: MultiThreadedEventLoopGroup) {
+        var executors: [ObjectIdentifier: EventLoopExecutor] = [:]
+        for loop in group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopExecutor(loop) }
+        self.executors = executors
+    }
+
+    public func executor(for loop: any EventLoop) -> EventLoopExecutor {
+        executors[ObjectIdentifier(loop)] ?? EventLoopExecutor(loop)
     }
 }

@@ -30,6 +30,7 @@ public struct AppGRPCServer: Service {
     public func run() async throws {
         let quiescing = ServerQuiescingHelper(group: eventLoopGroup)
         let settings = self.settings
+        let executors = EventLoopExecutors(eventLoopGroup)
         let host = address.host == "localhost" ? "127.0.0.1" : address.host
         let channel: any Channel
         do {
@@ -42,7 +43,7 @@ public struct AppGRPCServer: Service {
                 }
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try Self.configureConnection(channel, settings) }
+                    channel.eventLoop.makeCompletedFuture { try Self.configureConnection(channel, settings, executors.executor(for: channel.eventLoop)) }
                 }
                 .bind(host: host, port: address.port).get()
         } catch {
@@ -66,9 +67,9 @@ public struct AppGRPCServer: Service {
 
     /// HTTP/2, then one `GRPCConnectionHandler` for every stream of the connection (it also answers
     /// quiescing: GOAWAY, then close once its calls are answered).
-    private static func configureConnection(_ channel: any Channel, _ settings: GRPCCallSettings) throws {
+    private static func configureConnection(_ channel: any Channel, _ settings: GRPCCallSettings, _ executor: EventLoopExecutor) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOHTTP2Handler(mode: .server))
-        try sync.addHandler(GRPCConnectionHandler(settings: settings, executor: EventLoopExecutor(channel.eventLoop)))
+        try sync.addHandler(GRPCConnectionHandler(settings: settings, executor: executor))
     }
 }

@@ -63,18 +63,3 @@ struct HTTPServer<Responder: HTTPResponder>: Service {
         }
     }
 }
-
-/// One `EventLoopExecutor` per loop of a group, made once: every connection on a loop shares its loop's.
-struct EventLoopExecutors: Sendable {
-    private let executors: [ObjectIdentifier: EventLoopExecutor]
-
-    init(_ group: MultiThreadedEventLoopGroup) {
-        var executors: [ObjectIdentifier: EventLoopExecutor] = [:]
-        for loop in group.makeIterator() { executors[ObjectIdentifier(loop)] = EventLoopExecutor(loop) }
-        self.executors = executors
-    }
-
-    func executor(for loop: any EventLoop) -> EventLoopExecutor {
-        executors[ObjectIdentifier(loop)] ?? EventLoopExecutor(loop)
-    }
-}
