@@ -79,6 +79,28 @@ def test_many_pipelined_requests_with_slow_plugin_calls_keep_their_order(molt, c
         conn.close()
 
 
+def test_a_long_pipeline_past_the_backlog_limits_is_answered_whole_and_in_order(sidecar, connect):
+    """molt stops reading only when 16 complete requests or 64 KiB of bodies wait behind the one being answered
+    (HTTPChannelHandler.backlog*Limit): 200 requests with 2 KiB values in one write (400 KiB) pass both limits
+    many times over; every one is answered, in order, and the connection keeps serving."""
+    conn = connect()
+    padding = "p" * 2048
+    requests = []
+    for index in range(100):
+        requests.append(request_bytes("POST", "/v1.0/state/statestore", [{"key": f"long-{index % 5}", "value": [index, padding]}]))
+        requests.append(request_bytes("GET", f"/v1.0/state/statestore/long-{index % 5}"))
+    sender = threading.Thread(target=conn.send, args=(b"".join(requests),))
+    sender.start()  # molt's reads stop while the backlog is full: send from a thread, read here
+    answers = [conn.read_answer() for _ in requests]
+    sender.join()
+    for index in range(100):
+        saved, read = answers[2 * index], answers[2 * index + 1]
+        assert saved.status == 204, (index, saved)
+        assert read.status == 200 and read.json() == [index, padding], (index, read.status, read.body[:40])
+    conn.send(request_bytes("GET", "/v1.0/healthz"))
+    assert conn.read_answer().status == 204
+
+
 def test_keep_alive_over_many_requests(sidecar, connect):
     conn = connect()
     for index in range(300):

@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 import ServingCore
 
-/// One connection of an `HTTPServer`, last in a pipeline made by `configureHTTPServerPipeline`
-/// (HTTP/1.1 codec, `HTTPServerPipelineHandler`, `HTTPServerProtocolErrorHandler`).
+/// One connection of an `HTTPServer`, last in a pipeline made by `configureHTTPServerPipeline` without
+/// pipelining assistance or error handling (both are done here).
 ///
 /// Threading: every method runs on the channel's event loop, and so does every request's handler: it
 /// runs in a task whose executor preference is that loop (`EventLoopExecutor`), which writes the answer
@@ -11,19 +11,22 @@ import ServingCore
 /// (a plugin's own I/O thread) wakes the loop.
 ///
 /// Invariants:
-/// - One request at a time: `HTTPServerPipelineHandler` holds back a pipelined request (and stops
-///   reading) until the answer to the previous one has been written to its `.end`, so answers go out
-///   in request order. Keep-alive is the default; `Connection: close` (or HTTP/1.0 without keep-alive)
-///   closes the connection after the answer.
+/// - One request is served at a time and answers go out in request order. Parts of requests read while
+///   one is being answered wait in `backlog`; reading stops only when the backlog is full (`backlogIsFull`),
+///   so a connection that sends one request at a time never changes its epoll registration (NIO's
+///   `HTTPServerPipelineHandler` stopped reading for every request: two `epoll_ctl` calls per call).
+/// - Keep-alive is the default; `Connection: close` (or HTTP/1.0 without keep-alive) closes the
+///   connection after the answer.
 /// - A body is collected whole before its request is served, up to `maxBodyBytes`; past that the
 ///   request is served at once with `HTTPServerRequest.Body.tooLarge` and the rest of its body is read
 ///   and dropped (so a handler that refuses it answers before the whole body has been sent).
-/// - A malformed request is answered 400 `Connection: close` by `HTTPServerProtocolErrorHandler`; the
-///   error then reaches `errorCaught` here, which closes the connection. Nothing is written after that.
-/// - On quiescing (graceful shutdown) `HTTPServerPipelineHandler` closes an idle connection at once and
-///   a busy one after the answer in progress.
-final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler, RemovableChannelHandler {
+/// - A malformed request is answered with a bare 400 `Connection: close` after the answers to the
+///   requests before it, then the connection closes.
+/// - On quiescing (graceful shutdown) an idle connection closes at once; a busy one answers the request in
+///   progress and the complete requests of its backlog, the last answer with `Connection: close`, then closes.
+final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     /// The request being read.
@@ -36,6 +39,10 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler,
         case discarding
     }
 
+    /// Reading stops once the backlog holds this many complete requests or this many body bytes.
+    static var backlogRequestLimit: Int { 16 }
+    static var backlogByteLimit: Int { 64 << 10 }
+
     private let responder: Responder
     private let maxBodyBytes: Int
     /// The executor of this channel's event loop (shared by every connection on the loop).
@@ -43,8 +50,19 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler,
     private var inbound = Inbound.idle
     /// True from the moment a request is handed to its task until its answer is written.
     private var responding = false
-    /// The client closed its side of the connection: close once the answer in progress is written.
+    /// Parts of the requests after the one being answered, in order.
+    private var backlog = CircularBuffer<HTTPServerRequestPart>()
+    /// Complete requests (`.end` parts) and body bytes in `backlog`.
+    private var backlogRequests = 0
+    private var backlogBytes = 0
+    /// A `read` was held back because the backlog was full.
+    private var readHeld = false
+    /// The client closed its side of the connection: close once everything read is answered.
     private var inputClosed = false
+    /// The bytes after the last good request were malformed: answer 400 once everything before is answered.
+    private var malformed = false
+    /// Graceful shutdown: close once the complete requests read so far are answered.
+    private var quiescing = false
     /// The connection is closing or closed: nothing more is read or written.
     private var closing = false
     private var date = HTTPDateCache()
@@ -56,9 +74,92 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler,
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
-        switch (unwrapInboundIn(data), inbound) {
-        case (.head(let head), .idle) where !responding:
+        guard !closing, !malformed else { return }
+        let part = unwrapInboundIn(data)
+        if !backlog.isEmpty || !acceptsPart {
+            enqueue(part)
+        } else {
+            process(part, context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if backlogIsFull || closing {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent {
+            // Delivered in order, after the parts of the requests that came before it.
+            inputClosed = true
+            closeIfDone(context: context)
+        } else if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            closeIfDone(context: context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError, !closing, !malformed else {
+            if !malformed { close(context: context) }
+            return
+        }
+        malformed = true
+        closeIfDone(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        context.fireChannelInactive()
+    }
+
+    // MARK: - Requests
+
+    /// True when the next part read can be processed now: no request is being answered, or the one being
+    /// answered is still sending the body `process` drops.
+    private var acceptsPart: Bool {
+        if case .idle = inbound { !responding } else { true }
+    }
+
+    private var backlogIsFull: Bool {
+        backlogRequests >= Self.backlogRequestLimit || backlogBytes >= Self.backlogByteLimit
+    }
+
+    private func enqueue(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head: break
+        case .body(let chunk): backlogBytes += chunk.readableBytes
+        case .end: backlogRequests += 1
+        }
+        backlog.append(part)
+    }
+
+    /// Processes backlog parts until a request is being answered or the backlog is empty, then reads again
+    /// if reading was held and closes if nothing is left to do.
+    private func drainBacklog(context: ChannelHandlerContext) {
+        while !closing, acceptsPart, let part = backlog.popFirst() {
+            switch part {
+            case .head: break
+            case .body(let chunk): backlogBytes -= chunk.readableBytes
+            case .end: backlogRequests -= 1
+            }
+            process(part, context: context)
+        }
+        closeIfDone(context: context)
+        if readHeld && !backlogIsFull && !closing {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch (part, inbound) {
+        case (.head(let head), .idle):
             inbound = .collecting(head, context.channel.allocator.buffer(capacity: 0))
         case (.body(var chunk), .collecting(let head, var body)):
             inbound = .idle  // releases the enum's reference, so that appending does not copy the buffer
@@ -76,34 +177,13 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler,
             serve(HTTPServerRequest(head: head, body: .bytes(body)), head: head, context: context)
         case (.end, .discarding):
             inbound = .idle
-            closeIfInputClosed(context: context)
+            closeIfDone(context: context)
         default:
-            // HTTPServerPipelineHandler and the decoder never deliver parts out of order.
+            // The decoder never delivers parts out of order.
             assertionFailure("unexpected HTTP request part in state \(inbound), responding \(responding)")
             close(context: context)
         }
     }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .inputClosed = event as? ChannelEvent {
-            // Delivered in order, after the parts of the requests that came before it.
-            inputClosed = true
-            closeIfInputClosed(context: context)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        close(context: context)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        closing = true
-        context.fireChannelInactive()
-    }
-
-    // MARK: -
 
     /// Hands a whole request to a task on this loop's executor, which writes the answer.
     private func serve(_ request: HTTPServerRequest, head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -118,6 +198,8 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler,
         }
     }
 
+    // MARK: - Answers
+
     /// Writes the answer to the request `head` (the one being served). Adds Content-Length and Date.
     private func write(_ response: HTTPServerResponse, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         responding = false
@@ -125,31 +207,48 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelInboundHandler,
         var headers = response.headers
         if let body = response.body { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
         headers.add(name: "Date", value: date.now())
-        let keepAlive = head.isKeepAlive
-        if keepAlive && head.version == .http1_0 { headers.add(name: "Connection", value: "keep-alive") }
-
+        // The last answer this connection gives: the client asked for it, or nothing complete follows it.
+        let last = !head.isKeepAlive || (backlogRequests == 0 && (quiescing || (inputClosed && isIdle)))
+        if last {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if head.version == .http1_0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))),
                       promise: nil)
         if let body = response.body, body.readableBytes > 0, head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        guard keepAlive, !(inputClosed && isIdle) else {
-            closing = true
-            let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in boundContext.value.close(promise: nil) }
+        guard !last else {
+            closeAfterWriting(context: context)
             return
         }
-        // May deliver the next pipelined request to `channelRead` before it returns.
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        drainBacklog(context: context)
     }
 
     private var isIdle: Bool {
         if case .idle = inbound { true } else { false }
     }
 
-    /// After the client half-closed: closes once no answer is pending and no request is being read.
-    private func closeIfInputClosed(context: ChannelHandlerContext) {
-        if inputClosed && !responding && isIdle { close(context: context) }
+    /// Once nothing is being answered and no complete request waits: answers a malformed request, or closes
+    /// when the client half-closed or the server is quiescing.
+    private func closeIfDone(context: ChannelHandlerContext) {
+        guard !closing, !responding, backlogRequests == 0 else { return }
+        if malformed {
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+                          promise: nil)
+            closeAfterWriting(context: context)
+        } else if quiescing || (inputClosed && isIdle && backlog.isEmpty) {
+            close(context: context)
+        }
+    }
+
+    private func closeAfterWriting(context: ChannelHandlerContext) {
+        closing = true
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in boundContext.value.close(promise: nil) }
     }
 
     private func close(context: ChannelHandlerContext) {
