@@ -13,8 +13,9 @@ extension Engine {
         change.result.oldGeneration = old?.number
         change.result.oldPlugin = old?.pluginID
         let binary: PluginBinary
+        let resolveWarning: String?
         do {
-            binary = try resolveBinary(definition, current: old)
+            (binary, resolveWarning) = try resolveBinary(definition, current: old)
         } catch {
             throw StepFailure(.invalidDefinition, "\(error)")
         }
@@ -25,7 +26,7 @@ extension Engine {
             // The running configuration as given: the defaults filled in are the running version's own.
             let wanted = definition.keepsRunningConfig ? (old?.explicitConfig ?? definition.config) : definition.config
             change.normalized = try binary.normalize(config: wanted, hostKeys: hostKeys)
-            change.result.warnings = change.normalized.warnings
+            change.result.warnings = change.normalized.warnings + (resolveWarning.map { [$0] } ?? [])
         } catch {
             throw StepFailure(.invalidDefinition, "\(error)", keys: error.keys)
         }
@@ -47,6 +48,9 @@ extension Engine {
             return change
         }
         change.binary = binary
+        if let old, binary.info.id == old.binary.info.id, binary.sha256 != old.binary.sha256 {
+            change.result.warnings.append("a new build of \(binary.info.id): sha256 \(old.binary.sha256.prefix(16)) -> \(binary.sha256.prefix(16))")
+        }
         if let old { change.blockingKey = binary.keyBlockingInPlace(from: old.config, to: change.config, hostKeys: hostKeys) }
         if let old {
             do {

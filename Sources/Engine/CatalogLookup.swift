@@ -2,8 +2,9 @@ import PluginHost
 
 extension Engine {
     /// The binary a definition runs on. Plugin name and version default to the current generation's;
-    /// a version the catalog lacks triggers one rescan (a file may have been dropped in since).
-    func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> PluginBinary {
+    /// a version the catalog lacks triggers one rescan (a file may have been dropped in since). The warning
+    /// says when the current generation is kept although its file now holds another build.
+    func resolveBinary(_ definition: ComponentDefinition, current: Generation?) throws -> (binary: PluginBinary, warning: String?) {
         let key = definition.key
         guard let pluginName = definition.plugin ?? current?.binary.info.name else {
             throw ConfigProblem("component \(key) is new: name its plugin")
@@ -11,7 +12,11 @@ extension Engine {
         let keepCurrent = current.map { $0.binary.info.name == pluginName && definition.version == nil } ?? false
         let version = keepCurrent ? current?.binary.info.version : definition.version
         if keepCurrent, let current, definition.pin == nil || definition.pin == current.pin {
-            return current.binary
+            guard let other = current.binary.otherBuildAtSource() else { return (current.binary, nil) }
+            let info = current.binary.info
+            return (current.binary, "\(current.binary.sourcePath) now holds another build of \(info.id) (sha256 \(other.prefix(16))); "
+                + "\(key) keeps running the build it loaded (sha256 \(current.binary.sha256.prefix(16))): give the new build a new version, "
+                + "or, while developing, serve with --watch-plugins to load rebuilds")
         }
         var entry = catalog.find(kind: key.kind, name: pluginName, version: version)
         if entry == nil {
@@ -24,7 +29,7 @@ extension Engine {
             throw ConfigProblem("no \(key.kind.rawValue) plugin \(wanted) in \(loader.pluginsDirectory)"
                 + (available.isEmpty ? "" : " (available versions: \(available.joined(separator: ", ")))") + refusalReasons(of: pluginName))
         }
-        return try loader.load(path: entry.path, pin: definition.pin)
+        return (try loader.load(path: entry.path, pin: definition.pin), nil)
     }
 
     /// The state format a reload of `key` from `old` to `new` hands over in: nil when there is nothing to

@@ -35,7 +35,7 @@ extension Engine {
             change = try plan(definition)
         } catch let failure as StepFailure where !failure.keys.isEmpty {
             // Unknown keys: one finding per key, so each is reported where it was written.
-            if let binary = try? resolveBinary(definition, current: slots.withLock { $0[definition.key] }?.activeCell.current) {
+            if let binary = try? resolveBinary(definition, current: slots.withLock { $0[definition.key] }?.activeCell.current).binary {
                 let hostKeys = Self.hostKeys(definition.key.kind)
                 for key in failure.keys { check.findings.append((key, binary.unknownKeysProblem([key], hostKeys: hostKeys).description)) }
             } else {

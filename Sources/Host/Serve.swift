@@ -72,6 +72,11 @@ struct Serve: AsyncParsableCommand {
     var destroyTimeoutMs: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env MOLT_LOG_LEVEL).") var logLevel: String?
     @Flag(help: "Unknown configuration keys are errors, not warnings (env MOLT_STRICT).") var strict = false
+    @Flag(help: """
+        Development: watch the plugins directory; when a plugin file is rebuilt in place (same name@version, other \
+        bytes), reload the components running it onto the new build (env MOLT_WATCH_PLUGINS).
+        """)
+    var watchPlugins = false
     @Option(help: """
         Directory of component files (any format --components reads) that molt watches and applies: a new or \
         changed file is applied all-or-nothing, a deleted one removes its components (env MOLT_AGENTS_FILE_DIRECTORY).
@@ -109,7 +114,7 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let engineSettings = EngineSettings(settings)
-        let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: settings.pluginsDirectory))
+        let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: settings.pluginsDirectory, acceptsRebuilds: settings.watchPlugins))
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
                                           "skipped": "\(problems.count)"])
@@ -138,6 +143,7 @@ struct Serve: AsyncParsableCommand {
                                      store: settings.stateDirectory.map { LayerStore(directory: $0) })
         var agents: [any Service] = []
         if let directory = settings.agents.fileDirectory { agents.append(FileAgent(directory: directory, layers: layers)) }
+        if settings.watchPlugins { agents.append(PluginWatcher(engine: engine)) }
         var readinessGates: [@Sendable () -> Bool] = []
         if let etcd = settings.agents.etcd {
             let agent = EtcdAgent(endpoints: etcd.endpoints, prefix: etcd.prefix, appID: settings.appID, layers: layers,

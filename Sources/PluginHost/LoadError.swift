@@ -22,6 +22,8 @@ public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidInfo(path: String, reason: String)
     case unknownKind(path: String, kind: String)
     case duplicateNameVersion(path: String, plugin: String, loadedFrom: String)
+    /// The file a version was loaded from now holds other bytes with the same name@version.
+    case rebuiltVersion(path: String, plugin: String, sha256: String, loadedSHA256: String)
     case stagingFailed(reason: String)
 
     public var description: String {
@@ -48,6 +50,10 @@ public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
             return "refusing plugin \(path): unknown component kind '\(kind)' (known: \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", ")))"
         case .duplicateNameVersion(let path, let plugin, let loadedFrom):
             return "refusing plugin \(path): \(plugin) is already loaded from a different binary (\(loadedFrom)); give the new build a new version"
+        case .rebuiltVersion(let path, let plugin, let sha256, let loadedSHA256):
+            return "refusing plugin \(path): the file now holds another build of \(plugin) (sha256 \(sha256.prefix(16))) than the one "
+                + "already loaded from it (sha256 \(loadedSHA256.prefix(16))); give the new build a new version, or, while developing, "
+                + "serve with `molt serve --watch-plugins`, which loads rebuilds of a version as new builds"
         case .stagingFailed(let reason):
             return "cannot stage plugin copy: \(reason)"
         }

@@ -36,20 +36,32 @@ public final class PluginBinary: @unchecked Sendable {
     public let sourcePath: String
     /// The private copy that was actually mapped (unlinked right after dlopen; the mapping keeps it).
     public let stagedPath: String
+    /// The source file as it was when these bytes were read from it.
+    public let sourceIdentity: FileIdentity
     /// Lowercase hex sha256 of the bytes that were mapped.
     public let sha256: String
     public let linksSwiftRuntime: Bool
     private let handle: UnsafeMutableRawPointer
 
-    init(info: PluginInfo, symbols: PluginSymbols, sourcePath: String, stagedPath: String, sha256: String,
-         linksSwiftRuntime: Bool, handle: UnsafeMutableRawPointer) {
+    init(info: PluginInfo, symbols: PluginSymbols, sourcePath: String, sourceIdentity: FileIdentity, stagedPath: String,
+         sha256: String, linksSwiftRuntime: Bool, handle: UnsafeMutableRawPointer) {
         self.info = info
         self.symbols = symbols
         self.sourcePath = sourcePath
+        self.sourceIdentity = sourceIdentity
         self.stagedPath = stagedPath
         self.sha256 = sha256
         self.linksSwiftRuntime = linksSwiftRuntime
         self.handle = handle
+    }
+
+    /// The sha256 of the bytes the source file holds now when they are not these (a rebuild or another
+    /// file copied over it); nil when the file is unchanged, holds the same bytes, or is gone. Reads and
+    /// hashes the file only when its identity changed.
+    public func otherBuildAtSource() -> String? {
+        guard FileIdentity.of(path: sourcePath) != sourceIdentity, let bytes = readWholeFile(sourcePath) else { return nil }
+        let current = sha256Hex(bytes)
+        return current == sha256 ? nil : current
     }
 
     deinit {

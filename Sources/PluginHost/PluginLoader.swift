@@ -19,6 +19,9 @@ public final class PluginLoader: Sendable {
     public let stagingDirectory: String
     public static let maximumPluginSize = 256 << 20
 
+    /// Development mode (`molt serve --watch-plugins`): a file holding another build of a name@version
+    /// already loaded is loaded as a build of its own instead of refused.
+    public let acceptsRebuilds: Bool
     private let logger: Logger
     private let table = Mutex(LoadedTable())
 
@@ -44,7 +47,10 @@ public final class PluginLoader: Sendable {
     /// - Parameters:
     ///   - pluginsDirectory: the only directory plugins are loaded from.
     ///   - stagingParent: where the private staging directory is created (default: $TMPDIR or /tmp).
-    public init(pluginsDirectory: String, stagingParent: String? = nil, logger: Logger = Logger(label: "molt.loader")) throws(LoadError) {
+    ///   - acceptsRebuilds: load another build of a name@version already loaded (see `acceptsRebuilds`).
+    public init(pluginsDirectory: String, stagingParent: String? = nil, acceptsRebuilds: Bool = false,
+                logger: Logger = Logger(label: "molt.loader")) throws(LoadError) {
+        self.acceptsRebuilds = acceptsRebuilds
         guard let canonical = realpath(pluginsDirectory, nil) else {
             throw .unreadable(path: pluginsDirectory, reason: "plugins directory: \(errnoText())")
         }
@@ -71,7 +77,7 @@ public final class PluginLoader: Sendable {
     public func load(path: String, pin: String? = nil) throws(LoadError) -> PluginBinary {
         let fullPath = path.hasPrefix("/") ? path : "\(pluginsDirectory)/\(path)"
         let resolved = try resolveInsidePluginsDirectory(fullPath)
-        let bytes = try readTrusted(resolved, displayPath: fullPath)
+        let (bytes, identity) = try readTrusted(resolved, displayPath: fullPath)
         let sha256 = sha256Hex(bytes)
         if let pin {
             let expected = (pin.hasPrefix("sha256:") ? String(pin.dropFirst(7)) : pin).lowercased()
@@ -79,8 +85,11 @@ public final class PluginLoader: Sendable {
         }
         return try table.withLock { (table: inout LoadedTable) throws(LoadError) -> PluginBinary in
             if let existing = table.live(sha256) { return existing }
-            let binary = try mapNewCopy(bytes: bytes, sha256: sha256, sourcePath: fullPath, table: &table)
-            if let other = table.conflicting(with: binary.info, sha256: sha256) {
+            let binary = try mapNewCopy(bytes: bytes, sha256: sha256, sourcePath: fullPath, identity: identity, table: &table)
+            if !acceptsRebuilds, let other = table.conflicting(with: binary.info, sha256: sha256) {
+                if other.sourcePath == fullPath {
+                    throw .rebuiltVersion(path: fullPath, plugin: binary.info.id, sha256: sha256, loadedSHA256: other.sha256)
+                }
                 throw .duplicateNameVersion(path: fullPath, plugin: binary.info.id, loadedFrom: other.sourcePath)
             }
             if binary.linksSwiftRuntime {
@@ -128,7 +137,7 @@ public final class PluginLoader: Sendable {
 
     /// Reads the whole file through one descriptor and checks the descriptor's owner and mode, so
     /// the bytes vetted are the bytes loaded.
-    private func readTrusted(_ path: String, displayPath: String) throws(LoadError) -> [UInt8] {
+    private func readTrusted(_ path: String, displayPath: String) throws(LoadError) -> ([UInt8], FileIdentity) {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(path: displayPath, reason: errnoText()) }
         defer { close(fd) }
@@ -154,12 +163,13 @@ public final class PluginLoader: Sendable {
             guard count > 0 else { throw .unreadable(path: displayPath, reason: count == 0 ? "file shrank while reading" : errnoText()) }
             done += count
         }
-        return bytes
+        return (bytes, FileIdentity(status))
     }
 
     // MARK: - Mapping
 
-    private func mapNewCopy(bytes: [UInt8], sha256: String, sourcePath: String, table: inout LoadedTable) throws(LoadError) -> PluginBinary {
+    private func mapNewCopy(bytes: [UInt8], sha256: String, sourcePath: String, identity: FileIdentity,
+                            table: inout LoadedTable) throws(LoadError) -> PluginBinary {
         let image: ELFImage
         do { image = try ELFImage(bytes: bytes) } catch { throw .notSharedObject(path: sourcePath, reason: error.description) }
 
@@ -175,7 +185,7 @@ public final class PluginLoader: Sendable {
         }
         do {
             let (info, symbols) = try Self.inspect(handle: handle, path: sourcePath)
-            return PluginBinary(info: info, symbols: symbols, sourcePath: sourcePath, stagedPath: stagedPath,
+            return PluginBinary(info: info, symbols: symbols, sourcePath: sourcePath, sourceIdentity: identity, stagedPath: stagedPath,
                                 sha256: sha256, linksSwiftRuntime: image.linksSwiftRuntime, handle: handle)
         } catch {
             dlclose(handle)

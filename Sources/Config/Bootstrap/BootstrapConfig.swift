@@ -39,6 +39,8 @@ public struct BootstrapConfig: Sendable, Equatable {
     public var logLevel: Logger.Level = .info
     /// Unknown keys are errors rather than warnings.
     public var strict = false
+    /// Development: a plugin file rebuilt in place (same name@version) reloads the components running it.
+    public var watchPlugins = false
     public var agents = Agents()
 
     /// Configuration agents: sources that push component changes at run time.
@@ -103,6 +105,7 @@ extension BootstrapConfig {
             case .destroyTimeoutMs: .int(destroyTimeoutMs)
             case .logLevel: .string(logLevel.rawValue)
             case .strict: .bool(strict)
+            case .watchPlugins: .bool(watchPlugins)
             case .agentsFileDirectory: agents.fileDirectory.map(SettingValue.string)
             case .agentsEtcdEndpoints: agents.etcd.map { .strings($0.endpoints) }
             case .agentsEtcdPrefix: agents.etcd.map { .string($0.prefix) }

@@ -125,6 +125,7 @@ extension BootstrapConfig {
             }
             logLevel = level
         case (.strict, .bool(let flag)): strict = flag
+        case (.watchPlugins, .bool(let flag)): watchPlugins = flag
         case (.agentsFileDirectory, .string(let text)): agents.fileDirectory = text.isEmpty ? nil : text
         case (.agentsEtcdEndpoints, .strings(let endpoints)):
             let endpoints = endpoints.filter { !$0.isEmpty }

@@ -20,6 +20,7 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
     case destroyTimeoutMs
     case logLevel
     case strict
+    case watchPlugins
     case agentsFileDirectory = "agents.file.directory"
     case agentsEtcdEndpoints = "agents.etcd.endpoints"
     case agentsEtcdPrefix = "agents.etcd.prefix"
@@ -43,7 +44,7 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
         case .components, .agentsEtcdEndpoints: return .strings
         case .readinessTimeoutMs, .drainTimeoutMs, .callTimeoutMs, .initTimeoutMs, .applyConfigTimeoutMs, .stateTransferTimeoutMs,
              .destroyTimeoutMs: return .int
-        case .strict: return .bool
+        case .strict, .watchPlugins: return .bool
         default: return .string
         }
     }
