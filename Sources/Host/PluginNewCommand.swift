@@ -7,45 +7,72 @@ import Glibc
 #endif
 
 extension PluginCommand {
-    /// `molt plugin new NAME --kind lock --language c [DIR]`: writes a complete, buildable plugin project.
+    /// `molt plugin new NAME --kind lock|state --language c|swift [--pluginkit PATH] [DIR]`: writes a complete,
+    /// buildable plugin project (the files per kind and language: Templates/PluginProjectTemplate.swift).
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a new plugin project (source, Makefile, README, test) into DIR.",
             discussion: """
-                The project builds with `make` into NAME-1.0.0.so (`make VERSION=1.1.0` for another version), \
-                `make test` checks it, and it has state transfer, in-place config and MOLT_PLUGIN_HOLDS_STATE \
-                wired already. Supported now: --kind lock --language c. Exit status 64 for a bad NAME, kind \
-                or language; 1 when DIR exists and is not empty (nothing is overwritten).
+                Every project has state transfer, in-place config and MOLT_PLUGIN_HOLDS_STATE wired already, and \
+                `make test` checks it. C: `make` builds NAME-1.0.0.so (`make VERSION=1.1.0` another version). \
+                Swift: a SwiftPM package on PluginKit with one thin target per version; `make` runs swift build \
+                and stages NAME-1.0.0.so and NAME-1.1.0.so. PluginKit is taken by path: --pluginkit, else the \
+                environment's MOLT_PLUGINKIT_PATH, written into Package.swift (MOLT_PLUGINKIT_PATH at build time \
+                overrides it). Exit status 64 for a bad NAME, kind, language or PluginKit path; 1 when DIR exists \
+                and is not empty (nothing is overwritten).
                 """)
 
         @Argument(help: "The plugin's name, as the loader requires it: [a-z0-9][a-z0-9._-]{0,63}.") var name: String
-        @Option(help: "Component kind: lock (state: not yet).") var kind: String
-        @Option(help: "Language: c (swift: not yet).") var language: String = "c"
+        @Option(help: "Component kind: lock or state.") var kind: String
+        @Option(help: "Language: c or swift.") var language: String = "c"
+        @Option(help: ArgumentHelp(
+            "Swift only: molt's PluginKit directory (default: $MOLT_PLUGINKIT_PATH).", valueName: "path"))
+        var pluginkit: String?
         @Argument(help: "Directory to create (default: ./NAME); must not exist or be empty.") var directory: String?
 
         func validate() throws {
             guard isValidPluginName(name) else {
                 throw ValidationError("plugin name '\(name)' must match [a-z0-9][a-z0-9._-]{0,63} (the loader's rule)")
             }
-            guard ["lock", "state"].contains(kind) else { throw ValidationError("--kind must be lock or state, not '\(kind)'") }
-            guard ["c", "swift"].contains(language) else { throw ValidationError("--language must be c or swift, not '\(language)'") }
-            guard kind == "lock" else {
-                throw ValidationError("--kind state is not yet supported by `molt plugin new`; use --kind lock")
+            guard PluginProjectTemplate.Kind(rawValue: kind) != nil else {
+                throw ValidationError("--kind must be lock or state, not '\(kind)'")
             }
-            guard language == "c" else {
-                throw ValidationError("--language swift is not yet supported by `molt plugin new`; use --language c, or start from docs/examples/swift-package")
+            guard let language = PluginProjectTemplate.Language(rawValue: language) else {
+                throw ValidationError("--language must be c or swift, not '\(language)'")
             }
+            if language == .c && pluginkit != nil {
+                throw ValidationError("--pluginkit is for --language swift (a C project carries its own copy of molt_plugin.h)")
+            }
+            if language == .swift { _ = try pluginKitPath() }
+        }
+
+        /// The absolute, resolved path of PluginKit for a Swift project: --pluginkit, else MOLT_PLUGINKIT_PATH.
+        /// Refused unless it is a directory named PluginKit holding a Package.swift (SwiftPM names a path
+        /// dependency after its directory, and Package.swift refers to it as "PluginKit").
+        func pluginKitPath() throws -> String {
+            guard let given = pluginkit ?? ProcessInfo.processInfo.environment["MOLT_PLUGINKIT_PATH"], !given.isEmpty else {
+                throw ValidationError("--language swift needs molt's PluginKit directory: pass --pluginkit PATH (e.g. a checkout's molt/PluginKit) or set MOLT_PLUGINKIT_PATH")
+            }
+            guard let resolved = realpath(given, nil) else {
+                throw ValidationError("PluginKit path '\(given)' does not exist")
+            }
+            defer { free(resolved) }
+            let path = String(cString: resolved)
+            guard path.split(separator: "/").last == "PluginKit", FileManager.default.fileExists(atPath: path + "/Package.swift") else {
+                throw ValidationError("PluginKit path '\(given)' must be a directory named PluginKit holding a Package.swift (molt's PluginKit/)")
+            }
+            guard !path.contains(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) else {
+                throw ValidationError("PluginKit path '\(path)' holds a quote, a backslash or a newline: it cannot be written into Package.swift")
+            }
+            return path
         }
 
         func run() throws {
             let target = directory ?? name
-            let files: [(path: String, text: String)] = [
-                ("\(name).c", CLockTemplate.cLockSource),
-                ("Makefile", CLockTemplate.cLockMakefile),
-                ("README.md", CLockTemplate.cLockReadme),
-                ("test/test_plugin.c", CLockTemplate.cLockTest),
-                ("include/molt_plugin.h", embeddedPluginHeader),
-            ].map { ($0.0, $0.1.replacing("__PLUGIN_NAME__", with: name) + "\n") }
+            let language = PluginProjectTemplate.Language(rawValue: language)!
+            let project = PluginProjectTemplate(
+                kind: PluginProjectTemplate.Kind(rawValue: kind)!, language: language, name: name,
+                pluginKit: language == .swift ? try pluginKitPath() : nil)
 
             let manager = FileManager.default
             if manager.fileExists(atPath: target) {
@@ -57,7 +84,7 @@ extension PluginCommand {
                 }
             }
             do {
-                for file in files {
+                for file in project.files {
                     let path = "\(target)/\(file.path)"
                     let parent = String(path[..<path.lastIndex(of: "/")!])
                     try manager.createDirectory(atPath: parent, withIntermediateDirectories: true)
@@ -71,12 +98,10 @@ extension PluginCommand {
                 throw CommandFailure(description: "cannot write the project into \(target): \(error)")
             }
             print("""
-                Created \(kind) plugin '\(name)' (\(language)) in \(target):
-                  \(files.map(\.path).joined(separator: "\n  "))
+                Created \(kind) plugin '\(name)' (\(language.rawValue)) in \(target):
+                  \(project.files.map(\.path).joined(separator: "\n  "))
                 Next:
-                  make -C \(target)            # \(name)-1.0.0.so
-                  make -C \(target) test       # load it and check lock semantics and state transfer
-                  make -C \(target) install PLUGINS_DIR=/path/to/plugins.d
+                  \(project.next.map { $0.replacing("{DIR}", with: target) }.joined(separator: "\n  "))
                 """)
         }
     }

@@ -1,8 +1,9 @@
 """`molt plugin new`: the generated C lock project builds as written (make, make test, make VERSION=1.1.0),
 its .so loads (ABI 1.1, holds state, state formats, declared keys), and in a real `molt serve` it is applied,
 takes a lock over HTTP and swaps to 1.1.0 with the lock still held by its owner (state transferred). The
-ABI header embedded in molt equals PluginKit's byte for byte. A bad NAME, an unsupported kind and a
-non-empty DIR are refused. The commands are the ones in docs/plugin-authors.md, "Start from a template"."""
+ABI header embedded in molt equals PluginKit's byte for byte. A bad NAME, an unknown kind or language and a
+non-empty DIR are refused. The commands are the ones in docs/plugin-authors.md, "Start from a template". (The
+state and Swift templates: test_plugin_new_state.py, test_plugin_new_swift.py.)"""
 
 import json
 import os
@@ -128,8 +129,14 @@ def test_an_empty_existing_directory_and_the_default_directory_are_accepted(molt
     assert (tmp_path / "x2/Makefile").is_file()
 
 
-@pytest.mark.parametrize("args", [["--kind", "state"], ["--kind", "lock", "--language", "swift"]])
-def test_kinds_and_languages_not_yet_supported_are_refused(molt_bin, tmp_path, args):
+@pytest.mark.parametrize("args", [["--kind", "pubsub"], ["--kind", "lock", "--language", "rust"]])
+def test_unknown_kinds_and_languages_are_refused(molt_bin, tmp_path, args):
     refused = run(molt_bin, "plugin", "new", "demo", *args, tmp_path / "out")
-    assert refused.returncode == 64 and "not yet" in refused.stderr, refused
+    assert refused.returncode == 64 and "must be" in refused.stderr, refused
+    assert not (tmp_path / "out").exists()
+
+
+def test_pluginkit_is_refused_for_a_c_project(molt_bin, tmp_path):
+    refused = run(molt_bin, "plugin", "new", "demo", "--kind", "lock", "--pluginkit", tmp_path, tmp_path / "out")
+    assert refused.returncode == 64 and "--pluginkit is for --language swift" in refused.stderr, refused
     assert not (tmp_path / "out").exists()
