@@ -100,7 +100,7 @@ struct HTTPServerRequest: Sendable {
             throw APIFailure.badRequest("HTTP body is larger than \(AppAPILimits.maxHTTPBodyBytes) bytes")
         }
         do {
-            return try JSONDecoder().decode(type, from: Data(bytes.readableBytesView))
+            return try JSONCoding.decoder.decode(type, from: Data(bytes.readableBytesView))
         } catch let error as DecodingError {
             throw APIFailure.badRequest("failed deserializing HTTP body: \(error.problem)")
         } catch {

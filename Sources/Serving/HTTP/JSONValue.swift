@@ -65,9 +65,11 @@ enum JSONValue: Codable, Sendable, Equatable {
 /// The JSON encoder of every response body and stored value.
 enum JSONCoding {
     /// Compact, with sorted keys (stable output, as Go's encoding/json), slashes unescaped.
-    static var encoder: JSONEncoder {
+    /// Shared: configured once, never changed after (encoding and decoding are reentrant).
+    static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
-    }
+    }()
+    static let decoder = JSONDecoder()
 }
