@@ -9,13 +9,20 @@ import Synchronization
 /// outside); the caller gets `nil` at once, and what the step returns later goes to `late`, e.g. an
 /// instance an init finally produced is destroyed there. Whatever the step captured (the instance, and
 /// through it the plugin's binary) stays alive until it returns, so its code is never unmapped under it.
-struct PluginSteps: Sendable {
+///
+/// Public for `molt plugin verify`, which runs a plugin's blocking steps exactly as the engine does.
+public struct PluginSteps: Sendable {
     let label: String
     /// Times the steps; an entry is removed as soon as its step returns.
     let timer: CallTimer
 
+    public init(label: String, timer: CallTimer) {
+        self.label = label
+        self.timer = timer
+    }
+
     /// `work` on a thread of its own; nil when `timeout` passed first.
-    func run<Value: Sendable>(timeout: Duration, late: @escaping @Sendable (Value) -> Void = { _ in },
+    public func run<Value: Sendable>(timeout: Duration, late: @escaping @Sendable (Value) -> Void = { _ in },
                               _ work: @escaping @Sendable () -> Value) async -> Value? {
         let race = StepRace<Value>()
         let job = RunOnce(work)

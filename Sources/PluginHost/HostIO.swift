@@ -16,6 +16,9 @@ public final class HostIO: Sendable {
     public static let shared = HostIO(group: .singleton)
 
     let loops: [any EventLoop]
+    /// The loops, in their numbering, for callers that call plugins as the app servers do (on one of
+    /// these loops): `molt plugin verify`.
+    public var eventLoops: [any EventLoop] { loops }
     private let nextTimer = Atomic<UInt64>(1)
     /// Timers not yet fired nor cancelled, by id.
     private let timers = Mutex<[UInt64: Scheduled<Void>]>([:])
