@@ -6,7 +6,7 @@ import PluginHost
 struct PluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugin", abstract: "List and inspect plugin binaries, and start a new plugin project.",
-        subcommands: [List.self, Inspect.self, New.self])
+        subcommands: [List.self, Inspect.self, New.self, Verify.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
