@@ -51,7 +51,13 @@ $(CFIX_LOG): $(CFIX_DIR)/basic.c $(CFIX_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -DFIX_LOG_FORMAT -o $@ $(CFIX_DIR)/basic.c $(CFIX_COMMON)
 
-C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL) $(CFIX_HIDDEN) $(CFIX_LOG)
+# broken-lock-1.0.0.so: correct with its defaults; each config key breaks one rule (molt plugin verify's tests).
+CFIX_BROKEN_LOCK := $(FIXTURES)/broken-lock-1.0.0.so
+$(CFIX_BROKEN_LOCK): $(CFIX_DIR)/broken_lock.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $(CFIX_DIR)/broken_lock.c $(CFIX_COMMON)
+
+C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL) $(CFIX_HIDDEN) $(CFIX_LOG) $(CFIX_BROKEN_LOCK)
 
 # memstate.c: an in-memory state store with Dapr semantics (asyncCompletion=true completes from a thread).
 CFIX_MEMSTATE := $(FIXTURES)/memstate-1.0.0.so

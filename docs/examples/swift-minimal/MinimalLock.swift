@@ -7,6 +7,8 @@ final class MinimalLock: LockComponent {
     static let name = "minimal-swift-lock"
     static let version = "0.1.0"
     static let description = "Minimal in-memory lock written in Swift (plugin author's guide)"
+    /// Held locks live only in this instance (MOLT_PLUGIN_HOLDS_STATE): molt refuses a reload that would drop them.
+    static var holdsState: Bool { true }
 
     private let locks = Mutex<[String: (owner: String, until: ContinuousClock.Instant)]>([:])
 
