@@ -9,9 +9,8 @@ the ones of docs/plugin-authors.md, "Check it: molt plugin verify".
 """
 
 import json
-import os
+import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -108,6 +107,22 @@ def test_the_swift_two_version_plugin_passes_both_ways(molt_bin, fixtures_dir):
         "state transfer: export, import into a new instance (format 2)",
         "state transfer: swift-testlock@2.0.0 -> swift-testlock@1.0.0 (format 1)",
         "state transfer: swift-testlock@1.0.0 -> swift-testlock@2.0.0 (format 1)"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None or shutil.which("cc") is None, reason="needs make and cc")
+def test_a_project_from_molt_plugin_new_passes_both_ways(molt_bin, tmp_path):
+    project = tmp_path / "demo-lock"
+    created = subprocess.run([str(molt_bin), "plugin", "new", "demo-lock", "--kind", "lock", "--language", "c", str(project)],
+                             capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    assert created.returncode == 0, created
+    for args in ([], ["VERSION=1.1.0"]):
+        built = subprocess.run(["make", "-C", str(project), *args], capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+        assert built.returncode == 0, built
+    done = verify(molt_bin, project / "demo-lock-1.1.0.so", "--previous", project / "demo-lock-1.0.0.so")
+    assert_passes(done, checks=LOCK_CHECKS + (
+        "apply_config: an in-place change",
+        "state transfer: demo-lock@1.1.0 -> demo-lock@1.0.0 (format 1)",
+        "state transfer: demo-lock@1.0.0 -> demo-lock@1.1.0 (format 1)"))
 
 
 def test_the_broken_fixture_passes_with_its_defaults_and_json_reports_every_check(molt_bin, broken_lock):
