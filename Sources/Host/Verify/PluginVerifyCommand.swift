@@ -18,23 +18,26 @@ extension PluginCommand {
             discussion: """
                 Loads PATH as `molt plugin inspect` does (its own directory as the plugins directory), starts \
                 instances with the declared defaults and --metadata, and checks readiness, the semantics of its \
-                kind (Dapr's lock or state store), apply_config, state transfer (and, with --previous, both ways \
-                between the two versions) and init/destroy cycles. Each check prints one line: ok, FAIL or skip, \
+                kind (Dapr's lock or state store), whether it declares the state it holds, apply_config, state \
+                transfer (and, with --previous, both ways between the two versions) and init/destroy cycles. Each check prints one line: ok, FAIL or skip, \
                 its name, and what was seen or what went wrong. Exit status 0 when every check passed, 1 when \
                 one failed, 64 for a usage error.
                 """)
 
         @Argument(help: "Path to the plugin .so file.") var path: String
-        @Option(help: "An older version of the plugin (.so): state transfer is checked from PATH to it and back.")
+        @Option(help: ArgumentHelp("An older version of the plugin: state transfer is checked from PATH to it and back.",
+                                   valueName: "OLD.so"))
         var previous: String?
         @Option(name: .customLong("metadata"), parsing: .singleValue,
-                help: "Configuration key=value (repeatable), e.g. a required key: --metadata redisHost=127.0.0.1:6379.")
+                help: ArgumentHelp("Configuration key=value (repeatable), e.g. a required key: --metadata redisHost=127.0.0.1:6379.",
+                                   valueName: "KEY=VALUE"))
         var metadata: [String] = []
         @Option(name: .customLong("apply"),
-                help: "KEY=VALUE: the in-place change apply_config is checked with (default: a declared in-place key's value + 1).")
+                help: ArgumentHelp("The in-place change apply_config is checked with (default: a declared in-place key's value + 1).",
+                                   valueName: "KEY=VALUE"))
         var applyChange: String?
         @Option(name: .customLong("timeout-ms"),
-                help: "Timeout of each plugin step (init, readiness, apply_config, export, import, destroy), as molt serve's default.")
+                help: "Timeout of each plugin step (init, readiness, apply_config, export, import, destroy), molt serve's default; an operation gets at most 5 s.")
         var timeoutMs = 10_000
         @Option(help: "Init/destroy cycles whose RSS growth is measured.") var cycles = 50
         @Option(name: .customLong("rss-limit-mib"), help: "Most RSS growth over the cycles, in MiB.") var rssLimitMiB = 16.0
