@@ -3,7 +3,7 @@
 # (docs/examples/swift-package) into a temporary directory outside the repository, runs PluginKit's
 # tests there, builds the sample, and checks what a plugin author gets: both versions' .so files with
 # exactly the molt_ exports of their capabilities, no Foundation, no package resolved but PluginKit,
-# no compiler warnings, and (with MOLT_BIN) the versions molt reads from them.
+# no compiler warnings, and (with MOLT_BIN) the versions molt reads from them and `molt plugin verify`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 swift=${SWIFT:-swift}
@@ -60,4 +60,8 @@ for v in 1 2; do
     fi
     echo "ok: $(basename "$staged"): $exports"
 done
+if [ -n "${MOLT_BIN:-}" ]; then  # the plugin contract, both versions, state handed over both ways
+    "$MOLT_BIN" plugin verify "$work/plugins/example-swift-lock-2.0.0.so" --previous "$work/plugins/example-swift-lock-1.0.0.so" \
+        || fail "molt plugin verify of the sample's two versions"
+fi
 echo "== PluginKit builds on its own; the sample's two versions are plugins ($(( $(date +%s) - start )) s)"

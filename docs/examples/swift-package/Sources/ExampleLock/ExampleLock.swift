@@ -17,6 +17,9 @@ public final class ExampleLock<V: ExampleLockVersion>: LockComponent, StateTrans
     /// Format 1: a UInt32 count, then per lock its resource id, owner and remaining milliseconds (Int64).
     /// A version that changes the format adds `stateFormats` to `ExampleLockVersion`.
     public static var stateFormats: ClosedRange<UInt32> { 1...1 }
+    /// Held locks live only in the instance (MOLT_PLUGIN_HOLDS_STATE): molt refuses a reload or swap that
+    /// could not hand them over.
+    public static var holdsState: Bool { true }
 
     private let locks = Mutex<[String: (owner: String, until: ContinuousClock.Instant)]>([:])
 
