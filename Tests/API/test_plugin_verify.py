@@ -45,10 +45,10 @@ def assert_passes(done, *, checks=()):
 
 LOCK_CHECKS = ("load", "config", "init", "holds state", "lock: acquire a free resource", "lock: another owner is refused",
                "lock: the owner re-locking is refused", "lock: unlock by another owner", "lock: unlock of a missing lock",
-               "lock: unlock, then another owner locks", "lock: expiry", "destroy", "init/destroy x50")
+               "lock: unlock, then another owner locks", "lock: expiry", "lock: concurrent calls", "destroy", "init/destroy x50")
 STATE_CHECKS = ("load", "config", "init", "holds state", "state: get of a missing key", "state: set, then get",
                 "state: a stale etag is refused", "state: first-write on an existing key is refused", "state: delete",
-                "state: bulk get", "state: transaction", "state: a failing transaction applies nothing", "destroy",
+                "state: bulk get", "state: transaction", "state: a failing transaction applies nothing", "state: concurrent calls", "destroy",
                 "init/destroy x50")
 
 

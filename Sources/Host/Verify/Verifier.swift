@@ -10,7 +10,8 @@ import Glibc
 ///    with `--previous`, the older binary too (same kind);
 /// 2. **config**: `--metadata` normalized as the host does (unknown keys, required keys, declared defaults);
 /// 3. **init**: init with that config, readiness polled until READY (engine timeouts);
-/// 4. the kind's semantics on that instance (`LockChecks`, `StateChecks`), then its **destroy**;
+/// 4. the kind's semantics on that instance (`LockChecks`, `StateChecks`), calls from several loops at once
+///    (`ConcurrencyCheck`), then its **destroy**;
 /// 5. **holds state**: whether MOLT_PLUGIN_HOLDS_STATE says the truth (`HoldsStateCheck`);
 /// 6. **apply_config** round trip when exported (`LifecycleChecks`);
 /// 7. **state transfer** when exported (`TransferChecks`), with `--previous` both ways;
@@ -67,6 +68,7 @@ struct Verifier: Sendable {
         case .lock: await LockChecks(instance: instance, prefix: "\(prefix)-lock").run(report)
         case .state: await StateChecks(instance: instance, prefix: "\(prefix)||").run(report)
         }
+        if instance.heldCalls == 0 { await ConcurrencyCheck(instance: instance, prefix: prefix).run(report) }
         if instance.heldCalls > 0 {
             instance.abandon()
             report.record(CheckResult(name: "remaining checks", status: .skip,
