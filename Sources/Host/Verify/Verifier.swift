@@ -44,7 +44,7 @@ struct Verifier: Sendable {
         report.record(CheckResult(name: "load", status: .ok, detail: Self.describe(binary)))
         var previous: TransferChecks.Subject?
         if let previousPath {
-            previous = await loadPrevious(previousPath, kind: binary.info.kind, report)
+            previous = loadPrevious(previousPath, kind: binary.info.kind, report)
         }
         let normalized: NormalizedConfig
         do {
@@ -93,7 +93,7 @@ struct Verifier: Sendable {
 
     /// The older binary and its config (the same --metadata, normalized by its own declarations), or nil
     /// after recording why it cannot be used.
-    private func loadPrevious(_ path: String, kind: ComponentKind, _ report: VerifyReport) async -> TransferChecks.Subject? {
+    private func loadPrevious(_ path: String, kind: ComponentKind, _ report: VerifyReport) -> TransferChecks.Subject? {
         let binary: PluginBinary
         do {
             binary = try loadStandalone(path)
