@@ -5,7 +5,7 @@ import PluginHost
 
 struct PluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plugin", abstract: "List and inspect plugin binaries, and start a new plugin project.",
+        commandName: "plugin", abstract: "List, inspect and verify plugin binaries, and start a new plugin project.",
         subcommands: [List.self, Inspect.self, New.self, Verify.self])
 
     struct List: ParsableCommand {
