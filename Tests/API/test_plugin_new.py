@@ -140,3 +140,54 @@ def test_pluginkit_is_refused_for_a_c_project(molt_bin, tmp_path):
     refused = run(molt_bin, "plugin", "new", "demo", "--kind", "lock", "--pluginkit", tmp_path, tmp_path / "out")
     assert refused.returncode == 64 and "--pluginkit is for --language swift" in refused.stderr, refused
     assert not (tmp_path / "out").exists()
+
+
+def test_swaps_back_and_forth_under_load_without_a_failed_call_or_a_lost_lock(project, molt, molt_bin, tmp_path):
+    """The issue's story: two versions from `molt plugin new`, swapped four times while two clients lock and unlock
+    over HTTP (each lock must be granted to its owner and each unlock answer SUCCESS), and a lock held through it all."""
+    import http.client
+    import threading
+
+    plugins = tmp_path / "plugins.d"
+    for version in ("1.0.0", "1.1.0"):
+        assert run("make", "-C", project, "install", f"VERSION={version}", f"PLUGINS_DIR={plugins}", timeout=MAKE_TIMEOUT_S).returncode == 0
+    sidecar = molt([], plugins_dir=plugins)
+    assert control(molt_bin, sidecar, "apply", "--kind", "lock", "--name", "locks", "--plugin", "demo-lock",
+                   "--version", "1.0.0").returncode == 0
+    held = {"resourceId": "held", "lockOwner": "alice", "expiryInSeconds": 600}
+    assert sidecar.http("POST", "/v1.0-alpha1/lock/locks", held).json() == {"success": True}
+
+    stop, failures, cycles = threading.Event(), [], [0, 0]
+
+    def client(index):
+        connection = http.client.HTTPConnection("127.0.0.1", sidecar.http_port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        n = 0
+        while not stop.is_set():
+            body = {"resourceId": f"load-{index}-{n % 8}", "lockOwner": f"client-{index}"}
+            for path, payload, want in (("lock", {**body, "expiryInSeconds": 60}, {"success": True}),
+                                        ("unlock", body, {"status": 0})):
+                connection.request("POST", f"/v1.0-alpha1/{path}/locks", json.dumps(payload), headers)
+                answer = connection.getresponse()
+                text = answer.read()
+                if answer.status != 200 or json.loads(text) != want:
+                    failures.append((path, payload, answer.status, text))
+            n += 1
+            cycles[index] += 1
+        connection.close()
+
+    clients = [threading.Thread(target=client, args=(index,)) for index in range(2)]
+    for thread in clients:
+        thread.start()
+    try:
+        for version in ("1.1.0", "1.0.0", "1.1.0", "1.0.0"):
+            swapped = control(molt_bin, sidecar, "apply", "--kind", "lock", "--name", "locks", "--version", version, "--json")
+            assert swapped.returncode == 0 and json.loads(swapped.stdout)["action"] == "version-swapped", swapped
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert failures == [], failures[:5]
+    assert min(cycles) > 0, cycles
+    assert sidecar.http("POST", "/v1.0-alpha1/lock/locks", {**held, "lockOwner": "bob"}).json() == {"success": False}
+    assert sidecar.http("POST", "/v1.0-alpha1/unlock/locks", {"resourceId": "held", "lockOwner": "alice"}).json() == {"status": 0}
