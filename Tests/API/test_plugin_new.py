@@ -1,5 +1,5 @@
 """`molt plugin new`: the generated C lock project builds as written (make, make test, make VERSION=1.1.0),
-its .so loads (ABI 1.1, holds state, state formats, declared keys), and in a real `molt serve` it is applied,
+its .so loads (ABI 1.2, holds state, state formats, declared keys), and in a real `molt serve` it is applied,
 takes a lock over HTTP and swaps to 1.1.0 with the lock still held by its owner (state transferred). The
 ABI header embedded in molt equals PluginKit's byte for byte. A bad NAME, an unknown kind or language and a
 non-empty DIR are refused. The commands are the ones in docs/plugin-authors.md, "Start from a template". (The
@@ -63,7 +63,7 @@ def test_both_versions_load_with_abi_1_1_state_transfer_and_declared_keys(projec
     inspected = run(molt_bin, "plugin", "inspect", "--json", project / f"demo-lock-{version}.so")
     assert inspected.returncode == 0, inspected
     report = json.loads(inspected.stdout)
-    assert (report["name"], report["version"], report["kind"], report["abiVersion"]) == ("demo-lock", version, "lock", "1.1")
+    assert (report["name"], report["version"], report["kind"], report["abiVersion"]) == ("demo-lock", version, "lock", "1.2")
     assert report["holdsState"] is True and report["stateFormats"] == "1...1", report
     assert {"molt_plugin_export_state", "molt_plugin_import_state", "molt_plugin_apply_config"} <= set(report["optionalSymbols"])
     keys = {k["name"]: k["appliesInPlace"] for k in report["configKeys"]}

@@ -1,6 +1,6 @@
 """`molt plugin new --kind state --language c`: the generated C state store project builds as written (make,
 make VERSION=1.1.0), `make test` passes (etags, first-write, in-place config, export -> import), both .so load
-(kind state, ABI 1.1, holds state, state format 1, declared keys), and in a real `molt serve` it is applied,
+(kind state, ABI 1.2, holds state, state format 1, declared keys), and in a real `molt serve` it is applied,
 saves and reads a key over HTTP, applies maxKeys in place (same instance) and swaps to 1.1.0 with the key, its
 value and its etag kept. The commands are the ones in docs/plugin-authors.md, "Start from a template"."""
 

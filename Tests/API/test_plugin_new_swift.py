@@ -1,6 +1,6 @@
 """`molt plugin new --language swift`: for a lock and a state store, the generated SwiftPM project (PluginKit by
 path, from --pluginkit) builds with `make` into two versions from one source (NAME-1.0.0.so, NAME-1.1.0.so),
-`make test` passes on both (the C template's dlopen test), both load (kind, ABI 1.1, holds state, state format 1,
+`make test` passes on both (the C template's dlopen test), both load (kind, ABI 1.2, holds state, state format 1,
 declared keys), and in a real `molt serve` each is applied, serves a call over HTTP, applies a key in place
 (same instance) and swaps to 1.1.0 with its state kept. Without a PluginKit path the command is refused.
 Swift builds take a minute or more here: each project is built once per module."""

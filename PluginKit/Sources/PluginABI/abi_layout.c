@@ -13,6 +13,10 @@ _Static_assert(MOLT_HOST_SERVICES_SIZE_1_0 < MOLT_HOST_SERVICES_SIZE_1_1, "1.1 s
 _Static_assert(MOLT_PLUGIN_IDENTITY_SIZE_1_1 <= sizeof(molt_plugin_identity) && sizeof(molt_plugin_identity) - MOLT_PLUGIN_IDENTITY_SIZE_1_1 < 8, "ABI 1.1 identity ends with flags (then tail padding)");
 _Static_assert(MOLT_PLUGIN_IDENTITY_SIZE_1_0 == offsetof(molt_plugin_identity, flags), "1.1 flags come right after state_format_max");
 _Static_assert(sizeof(void *) == 8, "molt supports 64-bit platforms only");
+/* ABI 1.2 array elements, frozen for the major version. */
+_Static_assert(sizeof(molt_operation_field) == 24, "molt_operation_field is frozen");
+_Static_assert(sizeof(molt_operation) == 56, "molt_operation is frozen");
+_Static_assert(sizeof(molt_value) == 24 && offsetof(molt_value, as) == 8, "molt_value is frozen");
 
 /* Every prototype has the type of the host's `_fn` typedef: the host and the plugin agree. */
 #define MOLT_SAME_TYPE(function, typedef_name) \
@@ -33,3 +37,4 @@ MOLT_SAME_TYPE(molt_state_bulk_get, molt_state_bulk_get_fn);
 MOLT_SAME_TYPE(molt_state_set, molt_state_set_fn);
 MOLT_SAME_TYPE(molt_state_delete, molt_state_delete_fn);
 MOLT_SAME_TYPE(molt_state_transact, molt_state_transact_fn);
+MOLT_SAME_TYPE(molt_plugin_operations, molt_plugin_operations_fn);

@@ -158,7 +158,7 @@ config changes in place and hands its stored keys over to a new instance or a ne
 | File | What it is |
 | --- | --- |
 | `__PLUGIN_NAME__.c` | Part 1, your logic (the key/value table with etags); Part 2, the ABI plumbing |
-| `include/molt_plugin.h` | the ABI contract (a copy of molt's header, ABI 1.1) |
+| `include/molt_plugin.h` | the ABI contract (a copy of molt's header, ABI 1.2) |
 | `Makefile` | molt's C plugin flags; builds `__PLUGIN_NAME__-$(VERSION).so` |
 | `test/test_plugin.c` | `make test`: dlopens the .so and checks etags, first-write, in-place config and state transfer |
 

@@ -4,7 +4,7 @@
 /// The ABI header `molt plugin new` writes into a generated C project (include/molt_plugin.h).
 let embeddedPluginHeader = #"""
 /*
- * molt_plugin.h: the molt plugin ABI, version 1.1. This header is the contract.
+ * molt_plugin.h: the molt plugin ABI, version 1.2. This header is the contract.
  *
  * A molt plugin is a shared library (.so) that exports plain C functions whose names all begin with
  * "molt_". The host finds each one with dlsym. Required symbols must be present; optional
@@ -22,10 +22,12 @@ let embeddedPluginHeader = #"""
  *     molt_plugin_apply_config   apply a new full configuration in place (absent: every change reloads)
  *     molt_plugin_export_state   } in-memory state that a new instance or a new plugin version can
  *     molt_plugin_import_state   } take over (both or neither; requires state_format_min/max in info)
+ *     molt_plugin_operations     (ABI 1.2) plain C functions apps call by name (see "Declared operations")
  *   Operations, required for the plugin's kind:
  *     kind "lock":  molt_lock_try_lock, molt_lock_unlock
  *     kind "state": molt_state_get, molt_state_set, molt_state_delete;
  *                   optional: molt_state_bulk_get (host falls back to gets), molt_state_transact
+ *     kind "binding" (ABI 1.2): none; molt_plugin_operations declaring at least one operation
  *
  * Prototypes. Unless compiled by Swift's importer, this header declares every symbol above with
  * MOLT_EXPORT (section "Prototypes" at the end), so a definition with a wrong signature does not
@@ -69,7 +71,7 @@ extern "C" {
 #endif
 
 #define MOLT_ABI_VERSION_MAJOR 1
-#define MOLT_ABI_VERSION_MINOR 1
+#define MOLT_ABI_VERSION_MINOR 2
 
 /* Marks a function a plugin exports to the host. */
 #define MOLT_EXPORT __attribute__((visibility("default")))
@@ -263,13 +265,14 @@ static inline void molt_log(const molt_host_services *host, molt_log_level level
  * ------------------------------------------------------------------------------------------- */
 #define MOLT_KIND_LOCK "lock"
 #define MOLT_KIND_STATE "state"
+#define MOLT_KIND_BINDING "binding" /* ABI 1.2: only declared operations */
 
 /* Plugin-owned, static: valid for as long as the library is loaded. */
 typedef struct molt_plugin_identity {
     uint32_t struct_size;
     const char *name;        /* [a-z0-9][a-z0-9._-]{0,63}, e.g. "memorylock" */
     const char *version;     /* semantic version 2.0.0, e.g. "1.2.0" */
-    const char *kind;        /* MOLT_KIND_LOCK or MOLT_KIND_STATE */
+    const char *kind;        /* MOLT_KIND_LOCK, MOLT_KIND_STATE or (ABI 1.2) MOLT_KIND_BINDING */
     const char *description; /* one line for operators */
     /* State formats this plugin can both export and import: [state_format_min, state_format_max].
      * Both 0 when the plugin does not transfer state. When a reload moves state from instance A to
@@ -615,6 +618,104 @@ typedef void (*molt_state_transact_fn)(molt_instance instance, const molt_state_
                                        molt_state_write_done done, void *call_context);
 
 /* ---------------------------------------------------------------------------------------------
+ * Declared operations (ABI 1.2): plain C functions an app calls by name.
+ *
+ * Any kind may declare operations, and kind "binding" has nothing else. Apps call them through Dapr's
+ * output bindings API (gRPC InvokeBinding, HTTP POST /v1.0/bindings/{component}) with the operation's
+ * name and a JSON object of named arguments as data; the answer's data is a JSON object of the named
+ * results. The host reads the declarations once, at load, and checks each against the library (its
+ * symbol is exported, names are valid and unique, every type is a MOLT_TYPE_*, at most
+ * MOLT_OPERATION_MAX_FIELDS parameters and results): a bad declaration refuses the plugin, naming the
+ * operation and the field. It prepares each call then (libffi), so an app's call costs one indirect
+ * call and no parsing of the declaration.
+ *
+ * An operation is a C function of this shape (the first argument is the instance, the last the message):
+ *
+ *     molt_status SYMBOL(molt_instance instance, <each parameter, in order>,
+ *                        <a pointer to each result, in order>, molt_message *error_out);
+ *
+ *   type               parameter                          result (host-owned out-pointer, zeroed before the call)
+ *   MOLT_TYPE_INT64    int64_t                            int64_t *
+ *   MOLT_TYPE_DOUBLE   double                             double *  (finite: NaN and infinities are refused)
+ *   MOLT_TYPE_BOOL     bool                               bool *
+ *   MOLT_TYPE_STRING   const char *: NUL-terminated UTF-8 char **: a string the plugin allocated with
+ *                      without NUL inside, never NULL      malloc(), valid UTF-8; the host frees it with
+ *                                                         free(). Left NULL, the call fails.
+ *   MOLT_TYPE_BYTES    const uint8_t *, size_t            uint8_t **, size_t *: malloc()ed by the plugin,
+ *                      (two arguments; data may be NULL    freed by the host with free(); NULL with
+ *                      when the length is 0)               length 0 is empty.
+ *
+ * Parameters are host-owned and valid during the call only. Return MOLT_OK with every result set, or
+ * an error status with a message (molt_message_set): the app gets the status mapped as for any
+ * operation, and your message; results of a failed call are freed and otherwise ignored.
+ *
+ * Threads: an operation without MOLT_OPERATION_BLOCKING is called where the app's call is served,
+ * usually on one of the host's event loops, concurrently with other calls on the same instance: it
+ * must be thread-safe and return quickly (no waiting for I/O, locks held long, or sleeping). Declare
+ * MOLT_OPERATION_BLOCKING when it may wait (disk, a synchronous client): the host then calls it on a
+ * worker thread. Either way the instance stays alive for the call (it is leased like any operation),
+ * and never runs an operation during export_state, import_state or destroy.
+ *
+ * The values form (MOLT_OPERATION_VALUES, what PluginKit generates for Swift methods): the function is
+ *
+ *     molt_status SYMBOL(molt_instance instance, const molt_value *parameters, molt_value *results,
+ *                        molt_message *error_out);
+ *
+ * with one molt_value per declared parameter and result, in order, types as declared (the host sets
+ * each result's type and zeroes the rest before the call); ownership as above.
+ *
+ * Versions: a new version of a plugin may add operations; removing one, or changing its parameters or
+ * results, is refused when a component swaps to it, unless the apply explicitly accepts it.
+ */
+typedef int32_t molt_type;
+#define MOLT_TYPE_INT64 1
+#define MOLT_TYPE_DOUBLE 2
+#define MOLT_TYPE_BOOL 3
+#define MOLT_TYPE_STRING 4
+#define MOLT_TYPE_BYTES 5
+
+#define MOLT_OPERATION_MAX_FIELDS 16
+
+/* A parameter or a result. Array element: frozen for the whole major version. */
+typedef struct molt_operation_field {
+    const char *name;        /* [a-z][A-Za-z0-9_]{0,63}; unique among the operation's parameters and results */
+    molt_type type;          /* MOLT_TYPE_* */
+    const char *description; /* one line, or NULL */
+} molt_operation_field;
+
+#define MOLT_OPERATION_BLOCKING 0x1u /* may wait: the host calls it on a worker thread */
+#define MOLT_OPERATION_VALUES 0x2u   /* the function takes molt_value arrays (see above) */
+
+/* One operation. Array element: frozen for the whole major version. */
+typedef struct molt_operation {
+    const char *name;        /* [a-z][a-z0-9_-]{0,63}, unique in the plugin: what apps call */
+    const char *description; /* one line for operators and `molt plugin inspect` */
+    const char *symbol;      /* the exported function the host calls (MOLT_EXPORT it) */
+    uint32_t flags;          /* MOLT_OPERATION_*, or-ed; undefined bits must be 0 */
+    uint32_t parameter_count;
+    const molt_operation_field *parameters; /* parameter_count entries (NULL when 0) */
+    uint32_t result_count;
+    const molt_operation_field *results;    /* result_count entries (NULL when 0) */
+} molt_operation;
+
+/* One argument or result in the values form. Array element: frozen for the whole major version. */
+typedef struct molt_value {
+    molt_type type;
+    union {
+        int64_t int64;
+        double float64;
+        bool boolean;
+        const char *string; /* parameters: host-owned; results: malloc()ed by the plugin, freed by the host */
+        molt_bytes bytes;   /* the same ownership as `string` */
+    } as;
+} molt_value;
+
+/* Required: no (kind "binding": yes, with at least one operation). ABI 1.2. Returns the static array
+ * of declared operations (plugin-owned, valid while the library is loaded) and writes its length to
+ * *count_out (host-owned). Called at load time, on any host thread; must not depend on any instance. */
+typedef const molt_operation *(*molt_plugin_operations_fn)(uint32_t *count_out);
+
+/* ---------------------------------------------------------------------------------------------
  * Symbol names, as the host looks them up.
  * ------------------------------------------------------------------------------------------- */
 #define MOLT_SYMBOL_ABI_VERSION "molt_abi_version"
@@ -633,6 +734,7 @@ typedef void (*molt_state_transact_fn)(molt_instance instance, const molt_state_
 #define MOLT_SYMBOL_STATE_SET "molt_state_set"
 #define MOLT_SYMBOL_STATE_DELETE "molt_state_delete"
 #define MOLT_SYMBOL_STATE_TRANSACT "molt_state_transact"
+#define MOLT_SYMBOL_PLUGIN_OPERATIONS "molt_plugin_operations"
 
 /* ---------------------------------------------------------------------------------------------
  * Prototypes of everything a plugin may export, so that the compiler checks each definition against
@@ -668,6 +770,7 @@ MOLT_EXPORT void molt_state_delete(molt_instance instance, const molt_state_dele
                                    molt_state_write_done done, void *call_context);
 MOLT_EXPORT void molt_state_transact(molt_instance instance, const molt_state_transact_request *request,
                                      molt_state_write_done done, void *call_context);
+MOLT_EXPORT const molt_operation *molt_plugin_operations(uint32_t *count_out);
 #endif /* !__swift__ */
 
 /* For C plugins: defines molt_abi_version() reporting the version of this header. */
