@@ -41,10 +41,12 @@ let package = Package(
     ],
     targets: [
         // ---- Host side ----
+        // libffi: declared operations (ABI 1.2) are called through call interfaces prepared at load.
+        .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(
             name: "PluginHost",
             dependencies: [
-                kit("PluginABI"),
+                kit("PluginABI"), "CFFI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

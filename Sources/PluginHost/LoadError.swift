@@ -21,6 +21,9 @@ public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
     case abiMinorTooNew(path: String, plugin: (UInt32, UInt32), host: (UInt32, UInt32))
     case invalidInfo(path: String, reason: String)
     case unknownKind(path: String, kind: String)
+    /// A declared operation (ABI 1.2) breaks a rule of molt_plugin.h; `field` names the parameter or result
+    /// when the rule is about one. (An operation whose symbol is not exported is `missingSymbol`.)
+    case invalidOperation(path: String, operation: String, field: String?, reason: String)
     case duplicateNameVersion(path: String, plugin: String, loadedFrom: String)
     /// The file a version was loaded from now holds other bytes with the same name@version.
     case rebuiltVersion(path: String, plugin: String, sha256: String, loadedSHA256: String)
@@ -48,6 +51,8 @@ public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
             return "refusing plugin \(path): invalid plugin info: \(reason)"
         case .unknownKind(let path, let kind):
             return "refusing plugin \(path): unknown component kind '\(kind)' (known: \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case .invalidOperation(let path, let operation, let field, let reason):
+            return "refusing plugin \(path): operation '\(operation)'\(field.map { ", field '\($0)'" } ?? ""): \(reason)"
         case .duplicateNameVersion(let path, let plugin, let loadedFrom):
             return "refusing plugin \(path): \(plugin) is already loaded from a different binary (\(loadedFrom)); give the new build a new version"
         case .rebuiltVersion(let path, let plugin, let sha256, let loadedSHA256):

@@ -4,6 +4,8 @@ import PluginABI
 public enum ComponentKind: String, Sendable, CaseIterable, Codable {
     case lock
     case state
+    /// ABI 1.2: nothing but declared operations (apps call them through Dapr's output bindings API).
+    case binding
 }
 
 /// A configuration key a plugin declares (molt_config_key), copied out of the plugin's memory.
@@ -61,6 +63,12 @@ public struct PluginInfo: Sendable, Equatable {
     /// rely on: a reload or swap that cannot hand it over is refused unless the apply accepts the loss.
     /// false for ABI 1.0 plugins (their identity has no flags).
     public var holdsState = false
+    /// The operations the plugin declares (`molt_plugin_operations`, ABI 1.2), in its order, checked against
+    /// its library at load. Empty for plugins built for ABI < 1.2 (never read from them).
+    public var operations: [OperationDeclaration] = []
+
+    /// The declared operation named `name`, if any.
+    public func operation(named name: String) -> OperationDeclaration? { operations.first { $0.name == name } }
 
     /// Whether the plugin declares its configuration at all (any key, or `*`).
     public var declaresConfig: Bool { !configKeys.isEmpty || openConfig != nil }
@@ -77,6 +85,7 @@ public struct PluginInfo: Sendable, Equatable {
         a.name == b.name && a.version == b.version && a.kind == b.kind && a.description == b.description
             && a.abiVersion == b.abiVersion && a.stateFormats == b.stateFormats && a.configKeys == b.configKeys
             && a.capabilities == b.capabilities && a.openConfig == b.openConfig && a.holdsState == b.holdsState
+            && a.operations == b.operations
     }
 }
 

@@ -259,6 +259,21 @@ public final class PluginLoader: Sendable {
         guard let kind = ComponentKind(rawValue: kindText) else { throw .unknownKind(path: path, kind: kindText) }
         let description = try string(raw.description, "description")
 
+        // ABI 1.2: declared operations, each checked and its call prepared (never read from older plugins).
+        let operations: [PreparedOperation]
+        if minor >= 2, let declare = symbol(MOLT_SYMBOL_PLUGIN_OPERATIONS, as: molt_plugin_operations_fn.self) {
+            operations = try OperationReader.read(declare, path: path) { dlsym(handle, $0) }
+        } else {
+            operations = []
+        }
+        if kind == .binding && operations.isEmpty {
+            guard minor >= 2 else { throw .invalidInfo(path: path, reason: "kind 'binding' needs ABI 1.2 (the plugin is built for 1.\(minor))") }
+            guard symbol(MOLT_SYMBOL_PLUGIN_OPERATIONS, as: molt_plugin_operations_fn.self) != nil else {
+                throw .missingSymbol(path: path, symbol: MOLT_SYMBOL_PLUGIN_OPERATIONS, why: "required for kind 'binding'")
+            }
+            throw .invalidInfo(path: path, reason: "kind 'binding' declares no operations (\(MOLT_SYMBOL_PLUGIN_OPERATIONS) must declare at least one)")
+        }
+
         let symbols = PluginSymbols(
             info: infoFunction, initialize: initialize, readiness: readiness, destroy: destroy,
             configKeys: symbol(MOLT_SYMBOL_PLUGIN_CONFIG_KEYS, as: molt_plugin_config_keys_fn.self),
@@ -271,7 +286,8 @@ public final class PluginLoader: Sendable {
             stateBulkGet: symbol(MOLT_SYMBOL_STATE_BULK_GET, as: molt_state_bulk_get_fn.self),
             stateSet: symbol(MOLT_SYMBOL_STATE_SET, as: molt_state_set_fn.self),
             stateDelete: symbol(MOLT_SYMBOL_STATE_DELETE, as: molt_state_delete_fn.self),
-            stateTransact: symbol(MOLT_SYMBOL_STATE_TRANSACT, as: molt_state_transact_fn.self))
+            stateTransact: symbol(MOLT_SYMBOL_STATE_TRANSACT, as: molt_state_transact_fn.self),
+            operations: Dictionary(operations.map { ($0.declaration.name, $0) }, uniquingKeysWith: { first, _ in first }))
 
         // The operations of the plugin's kind are required.
         let kindOperations: [(String, Bool)]
@@ -279,6 +295,7 @@ public final class PluginLoader: Sendable {
         case .lock: kindOperations = [(MOLT_SYMBOL_LOCK_TRY_LOCK, symbols.tryLock != nil), (MOLT_SYMBOL_LOCK_UNLOCK, symbols.unlock != nil)]
         case .state: kindOperations = [(MOLT_SYMBOL_STATE_GET, symbols.stateGet != nil), (MOLT_SYMBOL_STATE_SET, symbols.stateSet != nil),
                                        (MOLT_SYMBOL_STATE_DELETE, symbols.stateDelete != nil)]
+        case .binding: kindOperations = []  // only declared operations, checked above
         }
         if let (missing, _) = kindOperations.first(where: { !$0.1 }) {
             throw .missingSymbol(path: path, symbol: missing, why: "required for kind '\(kind.rawValue)'")
@@ -319,7 +336,8 @@ public final class PluginLoader: Sendable {
         }
         let info = PluginInfo(name: name, version: version, kind: kind, description: description,
                               abiVersion: (major, minor), stateFormats: stateFormats,
-                              configKeys: configKeys, capabilities: capabilities, openConfig: open, holdsState: holdsState)
+                              configKeys: configKeys, capabilities: capabilities, openConfig: open, holdsState: holdsState,
+                              operations: operations.map(\.declaration))
         return (info, symbols)
     }
 
