@@ -3,7 +3,8 @@ import PluginHost
 /// Step 1 of the apply pipeline (`ApplyPipeline.swift`): what one definition needs. Unchanged, tried in
 /// place, or a new generation; the binary resolved, the configuration normalized against the plugin's
 /// declared keys, dropped and changed keys named, the state handoff decided (or refused when state would
-/// be lost). Also what `check` (config check, dry runs) runs.
+/// be lost), a swap that would remove or change a declared operation refused (`OperationCompatibility.swift`).
+/// Also what `check` (config check, dry runs) runs.
 extension Engine {
     /// Step 1 for one definition: what it needs (also `check`, for config check and dry runs).
     func plan(_ definition: ComponentDefinition) throws -> Change {
@@ -52,6 +53,10 @@ extension Engine {
             change.result.warnings.append("a new build of \(binary.info.id): sha256 \(old.binary.sha256.prefix(16)) -> \(binary.sha256.prefix(16))")
         }
         if let old { change.blockingKey = binary.keyBlockingInPlace(from: old.config, to: change.config, hostKeys: hostKeys) }
+        if let old, let warning = try Self.checkOperations(of: definition.key, from: old.binary, to: binary,
+                                                           accept: definition.acceptOperationChanges) {
+            change.result.warnings.append(warning)
+        }
         if let old {
             do {
                 change.handoffFormat = try Self.handoffFormat(of: definition.key, from: old.binary, to: binary,

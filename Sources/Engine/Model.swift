@@ -28,6 +28,10 @@ public struct ComponentDefinition: Sendable, Equatable {
     /// MOLT_PLUGIN_HOLDS_STATE proceeds and drops it (Control `accept_state_loss`, `molt apply
     /// --accept-state-loss`); false: it is refused (`state-would-be-lost`), the old generation keeps serving.
     public var acceptStateLoss = false
+    /// true: a version swap to a plugin that removes a declared operation or changes one's signature proceeds
+    /// (Control `accept_operation_changes`, `molt apply --accept-operation-changes`); false: it is refused
+    /// (`operations-would-change`), naming each difference. Added operations never need it.
+    public var acceptOperationChanges = false
 
     public init(kind: ComponentKind, name: String, plugin: String? = nil, version: SemanticVersion? = nil,
                 config: [String: String] = [:], pin: String? = nil) {
@@ -68,6 +72,9 @@ public enum ApplyFailure: String, Sendable, Codable {
     /// A reload or version swap would drop the in-memory state of a plugin that declares it holds state
     /// callers rely on (the new plugin cannot import it); refused unless the apply accepts the loss.
     case stateWouldBeLost = "state-would-be-lost"
+    /// A version swap would remove a declared operation (ABI 1.2) or change its parameters or results, breaking
+    /// the apps that call it; refused unless the apply accepts it.
+    case operationsWouldChange = "operations-would-change"
 }
 
 /// What one apply did. Durations are nil for the steps that did not run.

@@ -95,7 +95,7 @@ struct Apply: AsyncParsableCommand {
             """)
 
     @OptionGroup var control: ControlOptions
-    @Option(help: "Component kind: lock or state.") var kind: String?
+    @Option(help: "Component kind: lock, state or binding.") var kind: String?
     @Option(help: "Component name.") var name: String?
     @Option(name: .customLong("metadata"), parsing: .singleValue,
             help: "A configuration entry key=value (repeatable; together the full configuration; none: keep the running one).")
@@ -116,6 +116,10 @@ struct Apply: AsyncParsableCommand {
         Reload or swap even when a plugin that holds in-memory state callers rely on cannot hand it over \
         to the new instance: that state (held locks, stored data) is lost. Without it such an apply is refused.
         """) var acceptStateLoss = false
+    @Flag(help: """
+        Swap to a plugin version that removes a declared operation or changes one's parameters or results: apps \
+        calling it break. Without it such an apply is refused, naming each difference.
+        """) var acceptOperationChanges = false
     @Flag(help: "Print the results as JSON (one object per line).") var json = false
 
     func run() async throws {
@@ -155,6 +159,7 @@ struct Apply: AsyncParsableCommand {
                 request.replaceMetadata = true  // a file's component is its full definition
                 request.dryRun = dryRun
                 request.acceptStateLoss = acceptStateLoss
+                request.acceptOperationChanges = acceptOperationChanges
                 return request
             }
         }
@@ -174,6 +179,7 @@ struct Apply: AsyncParsableCommand {
         request.replaceMetadata = replaceMetadata
         request.dryRun = dryRun
         request.acceptStateLoss = acceptStateLoss
+        request.acceptOperationChanges = acceptOperationChanges
         return [request]
     }
 }
@@ -189,7 +195,7 @@ struct Remove: AsyncParsableCommand {
             """)
 
     @OptionGroup var control: ControlOptions
-    @Option(help: "Component kind: lock or state.") var kind: String
+    @Option(help: "Component kind: lock, state or binding.") var kind: String
     @Option(help: "Component name.") var name: String
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -223,7 +229,7 @@ struct Status: AsyncParsableCommand {
 
     @OptionGroup var control: ControlOptions
     @Argument(help: "A component's name: show it in detail, with its history of applies.") var name: String?
-    @Option(help: "With NAME: the component's kind (lock or state).") var kind: String?
+    @Option(help: "With NAME: the component's kind (lock, state or binding).") var kind: String?
     @Flag(help: "Print JSON: {\"components\": [...]}.") var json = false
 
     func run() async throws {

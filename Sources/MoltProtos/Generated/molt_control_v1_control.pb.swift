@@ -62,6 +62,11 @@ public nonisolated struct Molt_Control_V1_ApplyRequest: Sendable {
   /// flag: it is refused there.)
   public var acceptStateLoss: Bool = false
 
+  /// A version swap to a plugin version that removes a declared operation (ABI 1.2) or changes one's
+  /// parameters or results is refused (failure "operations-would-change", naming each difference), since apps
+  /// calling it would break. true: proceed. Added operations never need it.
+  public var acceptOperationChanges: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -208,7 +213,8 @@ public nonisolated struct Molt_Control_V1_ApplyResult: @unchecked Sendable {
   }
 
   /// For "failed": invalid-definition, rejected, timed-out, busy, unknown-component, aborted (another
-  /// component of the same batch failed), state-would-be-lost (see ApplyRequest.accept_state_loss).
+  /// component of the same batch failed), state-would-be-lost (see ApplyRequest.accept_state_loss),
+  /// operations-would-change (see ApplyRequest.accept_operation_changes).
   public var failure: String {
     get {_storage._failure}
     set {_uniqueStorage()._failure = newValue}
@@ -411,7 +417,7 @@ fileprivate nonisolated let _protobuf_package = "molt.control.v1"
 
 nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ApplyRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0\u{3}dry_run\0\u{3}accept_state_loss\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}name\0\u{1}metadata\0\u{1}plugin\0\u{1}version\0\u{1}pin\0\u{3}replace_metadata\0\u{3}dry_run\0\u{3}accept_state_loss\0\u{3}accept_operation_changes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -428,6 +434,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
       case 7: try { try decoder.decodeSingularBoolField(value: &self.replaceMetadata) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.dryRun) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.acceptStateLoss) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.acceptOperationChanges) }()
       default: break
       }
     }
@@ -461,6 +468,9 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if self.acceptStateLoss != false {
       try visitor.visitSingularBoolField(value: self.acceptStateLoss, fieldNumber: 9)
     }
+    if self.acceptOperationChanges != false {
+      try visitor.visitSingularBoolField(value: self.acceptOperationChanges, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -474,6 +484,7 @@ nonisolated extension Molt_Control_V1_ApplyRequest: SwiftProtobuf.Message, Swift
     if lhs.replaceMetadata != rhs.replaceMetadata {return false}
     if lhs.dryRun != rhs.dryRun {return false}
     if lhs.acceptStateLoss != rhs.acceptStateLoss {return false}
+    if lhs.acceptOperationChanges != rhs.acceptOperationChanges {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

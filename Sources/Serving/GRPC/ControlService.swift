@@ -70,6 +70,7 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
                                              version: version, config: request.metadata, pin: request.pin.isEmpty ? nil : request.pin)
         definition.keepsRunningConfig = request.metadata.isEmpty && !request.replaceMetadata
         definition.acceptStateLoss = request.acceptStateLoss
+        definition.acceptOperationChanges = request.acceptOperationChanges
         return definition
     }
 

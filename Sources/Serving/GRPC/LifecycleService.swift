@@ -59,7 +59,7 @@ extension RPCError {
         case .busy: code = .unavailable
         case .unknownComponent: code = .notFound
         case .aborted: code = .aborted
-        case .stateWouldBeLost: code = .failedPrecondition
+        case .stateWouldBeLost, .operationsWouldChange: code = .failedPrecondition
         }
         self.init(code: code, message: result.error ?? "apply failed")
     }
