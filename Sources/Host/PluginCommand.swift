@@ -36,7 +36,7 @@ struct PluginCommand: ParsableCommand {
 
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show a plugin's info, declared config keys, ABI version and optional symbols.",
+            abstract: "Show a plugin's info, declared config keys and operations, ABI version and optional symbols.",
             discussion: "The file is vetted by the same trust rules as at load time, with its own directory as the plugins directory.")
         @Argument(help: "Path to the plugin .so file.") var path: String
         @Flag(help: "Print JSON.") var json = false
@@ -80,6 +80,16 @@ struct PluginCommand: ParsableCommand {
             if let open = report.openConfig {
                 print("other keys:  accepted (the plugin declares '*'); a change of one applies in place: \(open.appliesInPlace ? "yes" : "no")")
             }
+            if report.operations.isEmpty {
+                print("operations:  (none declared)")
+            } else {
+                print("operations:")
+                for operation in report.operations {
+                    let how = [operation.blocking ? "blocking" : nil, operation.valuesForm ? "values form" : nil].compactMap { $0 }
+                    print("  \(operation.signature)\(how.isEmpty ? "" : "  [\(how.joined(separator: ", "))]")")
+                    if !operation.description.isEmpty { print("      \(operation.description)") }
+                }
+            }
         }
     }
 }
@@ -115,6 +125,8 @@ struct PluginReport: Encodable {
     let configKeys: [ConfigKeySpec]
     /// The plugin's `*` entry: keys it does not declare are accepted.
     let openConfig: ConfigKeySpec?
+    /// Declared operations (ABI 1.2), in the plugin's order.
+    let operations: [OperationReport]
 
     init(entry: CatalogEntry) {
         self.init(path: entry.path, sha256: entry.sha256, swift: entry.linksSwiftRuntime, info: entry.info)
@@ -134,6 +146,24 @@ struct PluginReport: Encodable {
         self.holdsState = info.holdsState
         self.configKeys = info.configKeys
         self.openConfig = info.openConfig
+        self.operations = info.operations.map(OperationReport.init)
+    }
+}
+
+/// One declared operation as inspect shows it: the declaration and its signature.
+struct OperationReport: Encodable {
+    let name: String
+    let signature: String
+    let description: String
+    let symbol: String
+    let blocking: Bool
+    let valuesForm: Bool
+    let parameters: [OperationField]
+    let results: [OperationField]
+
+    init(_ declaration: OperationDeclaration) {
+        (name, signature, description, symbol) = (declaration.name, declaration.signature, declaration.description, declaration.symbol)
+        (blocking, valuesForm, parameters, results) = (declaration.blocking, declaration.valuesForm, declaration.parameters, declaration.results)
     }
 }
 

@@ -27,7 +27,7 @@ enum LayottoConfigFormat {
         }
         for grpcConfig in grpcConfigs {
             for (section, value) in try grpcConfig.entries() {
-                guard let kind = ComponentKind(rawValue: section) else {
+                guard let kind = ComponentKind(rawValue: section), kind != .binding else {  // a legacy source: state and lock only
                     warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .ignored,
                                                   message: "Layotto section '\(section)' is not read by molt (it reads state and lock); ignored"))
                     continue
