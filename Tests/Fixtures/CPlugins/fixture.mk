@@ -66,3 +66,38 @@ $(CFIX_MEMSTATE): $(CFIX_DIR)/memstate.c $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
 	$(CC) $(PLUGIN_CFLAGS) -o $@ $(CFIX_DIR)/memstate.c
 
 C_FIXTURES += $(CFIX_MEMSTATE)
+
+# ops.c: declared operations (ABI 1.2) of every type, in versions whose operations are added, changed and
+# removed, and declared by a lock (see the file's comment).
+CFIX_OPS := $(addprefix $(FIXTURES)/,ops-1.0.0.so ops-1.1.0.so ops-2.0.0.so ops-lock-1.0.0.so)
+$(FIXTURES)/ops-1.0.0.so:      CFIX_FLAGS :=
+$(FIXTURES)/ops-1.1.0.so:      CFIX_FLAGS := -DOPS_V1_1
+$(FIXTURES)/ops-2.0.0.so:      CFIX_FLAGS := -DOPS_V2
+$(FIXTURES)/ops-lock-1.0.0.so: CFIX_FLAGS := -DOPS_LOCK
+$(CFIX_OPS): $(CFIX_DIR)/ops.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/ops.c $(CFIX_COMMON)
+
+C_FIXTURES += $(CFIX_OPS)
+
+# bad_ops.c: bindings whose declarations break one rule each (the loader refuses them, naming operation and field).
+CFIX_BAD_OPS := $(addprefix $(FIXTURES)/,bad-ops-unknown-type.so bad-ops-duplicate-name.so bad-ops-missing-symbol.so \
+                  bad-ops-too-many-fields.so bad-ops-bad-name.so bad-ops-duplicate-field.so bad-ops-unknown-flag.so bad-ops-none.so)
+$(FIXTURES)/bad-ops-unknown-type.so:    CFIX_FLAGS := -DBAD_OPS_UNKNOWN_TYPE
+$(FIXTURES)/bad-ops-duplicate-name.so:  CFIX_FLAGS := -DBAD_OPS_DUPLICATE_NAME
+$(FIXTURES)/bad-ops-missing-symbol.so:  CFIX_FLAGS := -DBAD_OPS_MISSING_SYMBOL
+$(FIXTURES)/bad-ops-too-many-fields.so: CFIX_FLAGS := -DBAD_OPS_TOO_MANY_FIELDS
+$(FIXTURES)/bad-ops-bad-name.so:        CFIX_FLAGS := -DBAD_OPS_BAD_NAME
+$(FIXTURES)/bad-ops-duplicate-field.so: CFIX_FLAGS := -DBAD_OPS_DUPLICATE_FIELD
+$(FIXTURES)/bad-ops-unknown-flag.so:    CFIX_FLAGS := -DBAD_OPS_UNKNOWN_FLAG
+$(FIXTURES)/bad-ops-none.so:            CFIX_FLAGS := -DBAD_OPS_NONE
+$(CFIX_BAD_OPS): $(CFIX_DIR)/bad_ops.c $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/bad_ops.c
+
+CFIX_BAD_OPS_HIDDEN := $(FIXTURES)/bad-ops-hidden-symbol.so
+$(CFIX_BAD_OPS_HIDDEN): $(CFIX_DIR)/bad_ops.c $(CFIX_DIR)/hidden_op.c $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -DBAD_OPS_HIDDEN_SYMBOL -o $@ $(CFIX_DIR)/bad_ops.c $(CFIX_DIR)/hidden_op.c
+
+C_FIXTURES += $(CFIX_BAD_OPS) $(CFIX_BAD_OPS_HIDDEN)
