@@ -47,6 +47,7 @@ declare -a benches=(
     "load-rss${quick:+ --cycles 100 --warmup 10}"
     "apply${quick:+ --reloads 20 --swaps 20 --stateful-applies 3 --warmup 2}"
     "lease${quick:+ --pairs 10000 --leases 100000 --rounds 2}"
+    "operation-dispatch${quick:+ --calls 100000 --invoke-calls 10000 --rounds 2}"
     "throughput${quick:+ --seconds 1}"
     "swap-rss --count 1000 --max-growth-kib 2048"
     "redis${quick:+ --calls 200}"

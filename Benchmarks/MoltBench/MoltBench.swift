@@ -11,5 +11,6 @@ struct MoltBench: AsyncParsableCommand {
         abstract: "Benchmarks of molt's plugin ABI, loader and engine.",
         discussion: "Run in a release build (make bench). Each benchmark prints one JSON line on stdout.",
         subcommands: [LoadBench.self, AbiOpBench.self, LoadRSSBench.self, ApplyBench.self, LeaseBench.self,
-                      ThroughputBench.self, SwapRSSBench.self, RedisBench.self, LoadGenCommand.self, ReportCommand.self])
+                      ThroughputBench.self, SwapRSSBench.self, RedisBench.self, OperationDispatchBench.self, LoadGenCommand.self,
+                      ReportCommand.self])
 }
