@@ -139,6 +139,25 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
         #expect(ComponentTypeTable.plugin(forDaprType: "lock.in-memory")! == (.lock, "memorylock"))
         #expect(ComponentTypeTable.plugin(forDaprType: "state.mongodb")! == (.state, "mongodb"))
         #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis") == nil)
+        // Dapr's output bindings (`bindings.*`) are components of kind binding; "binding.x" is no Dapr type.
+        #expect(ComponentTypeTable.plugin(forDaprType: "bindings.ratelimit")! == (.binding, "ratelimit"))
+        #expect(ComponentTypeTable.plugin(forDaprType: "binding.ratelimit") == nil)
+    }
+
+    @Test func aDaprOutputBindingIsABindingComponent() throws {
+        let loaded = try ComponentSources.parse("""
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata: { name: limiter }
+            spec:
+              type: bindings.ratelimit
+              version: v1
+              metadata:
+                - { name: rate, value: "10" }
+            """, file: "limiter.yaml")
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        let component = try #require(loaded.components.first)
+        #expect(component.kind == .binding && component.name == "limiter" && component.plugin == "ratelimit" && component.metadata == ["rate": "10"])
     }
 }
 
