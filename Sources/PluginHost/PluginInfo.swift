@@ -6,6 +6,16 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
     case state
     /// ABI 1.2: nothing but declared operations (apps call them through Dapr's output bindings API).
     case binding
+
+    /// Dapr's building block of the kind, the first part of a Dapr component type (`state.redis`,
+    /// `lock.in-memory`, `bindings.kafka`): Dapr Component YAML and the metadata APIs use it.
+    public var daprBuildingBlock: String {
+        switch self {
+        case .lock: "lock"
+        case .state: "state"
+        case .binding: "bindings"
+        }
+    }
 }
 
 /// A configuration key a plugin declares (molt_config_key), copied out of the plugin's memory.

@@ -9,15 +9,12 @@ public enum ComponentTypeTable {
         "lock.in-memory": "memorylock",
     ]
 
-    /// Dapr's building block of each kind: `state.*`, `lock.*`, and `bindings.*` (output bindings: a plugin of
-    /// kind binding, whose declared operations apps call through InvokeBinding).
-    public static let daprBuildingBlocks: [ComponentKind: String] = [.lock: "lock", .state: "state", .binding: "bindings"]
-
-    /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit`; nil when the building
+    /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit` (an output binding: a plugin
+    /// of kind binding, whose declared operations apps call through InvokeBinding); nil when the building
     /// block is not one molt serves (pubsub, …) or the type has no name after the dot.
     public static func plugin(forDaprType type: String) -> (kind: ComponentKind, plugin: String)? {
         guard let dot = type.firstIndex(of: "."),
-              let kind = daprBuildingBlocks.first(where: { $0.value == type[..<dot] })?.key else { return nil }
+              let kind = ComponentKind.allCases.first(where: { $0.daprBuildingBlock == type[..<dot] }) else { return nil }
         let name = String(type[type.index(after: dot)...])
         guard !name.isEmpty else { return nil }
         return (kind, pluginsByDaprType[type] ?? name)
@@ -97,7 +94,7 @@ enum DaprComponentFormat {
         let type = try typeNode.string()
         guard let (componentKind, plugin) = ComponentTypeTable.plugin(forDaprType: type) else {
             warnings.append(ConfigWarning(origin: typeNode.origin, keyPath: typeNode.path, kind: .ignored,
-                                          message: "component '\(name)' of type '\(type)' skipped: molt serves \(ComponentKind.allCases.compactMap { ComponentTypeTable.daprBuildingBlocks[$0].map { "\($0).*" } }.joined(separator: ", ")) components"))
+                                          message: "component '\(name)' of type '\(type)' skipped: molt serves \(ComponentKind.allCases.map { "\($0.daprBuildingBlock).*" }.joined(separator: ", ")) components"))
             return nil
         }
         var version = VersionRequirement.any

@@ -153,7 +153,7 @@ public struct DaprService: Sendable {
             let (plugin, version) = PluginID.split(registered.plugin)
             var component = Dapr_Proto_Runtime_V1_RegisteredComponents()
             component.name = registered.key.name
-            component.type = "\(registered.key.kind.rawValue).\(plugin)"
+            component.type = "\(registered.key.kind.daprBuildingBlock).\(plugin)"
             component.version = version
             reply.registeredComponents.append(component)
             // molt's own view of each component, for operators reading Dapr's metadata API.

@@ -143,7 +143,7 @@ struct AppHTTPAPI: Sendable {
     func metadata(appID: String?) -> HTTPServerResponse {
         let components = engine.registeredComponents.map { registered in
             let (name, version) = PluginID.split(registered.plugin)
-            return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.rawValue).\(name)", version: version)
+            return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.daprBuildingBlock).\(name)", version: version)
         }
         return .json(MetadataResponseBody(id: appID, components: components))
     }
