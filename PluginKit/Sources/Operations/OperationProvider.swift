@@ -25,5 +25,8 @@ extension BindingComponent {
 extension OperationProvider {
     /// What is wrong with `operations` (names, counts, the number of names against the method's), one
     /// message per problem naming the operation; empty when the host can load them.
-    public static var operationProblems: [String] { OperationTable.problems(of: operations) }
+    public static var operationProblems: [String] {
+        let problems = OperationTable.problems(of: operations)
+        return kind == .binding && operations.isEmpty ? ["a binding must declare at least one operation"] + problems : problems
+    }
 }

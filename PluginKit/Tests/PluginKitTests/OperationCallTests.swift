@@ -117,6 +117,28 @@ import Darwin
         #expect(short.message == "backend", "a message is truncated to the host's capacity")
     }
 
+    @Test func callsFromManyThreadsAtOnceEachGetTheirOwnAnswer() async {
+        let instance = OperationHost.instance()
+        defer { _moltPluginDestroy(instance) }
+        let address = UInt(bitPattern: instance)  // a raw pointer is not Sendable; the instance is
+        let wrong = await withTaskGroup(of: Int.self) { group in
+            for task in 0..<4 {
+                group.addTask {
+                    let instance = UnsafeMutableRawPointer(bitPattern: address)
+                    var wrong = 0
+                    for i in 0..<500 {
+                        let text = "t\(task)-\(i)"
+                        let answer = OperationHost.call("describe", on: instance, [.bool(true), .double(1), .string(text), .bytes([UInt8(i & 0xFF)])])
+                        if answer.results != [.string("true 1.0 \(text) 1"), .bytes([UInt8(i & 0xFF)]), .bool(false)] { wrong += 1 }
+                    }
+                    return wrong
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(wrong == 0)
+    }
+
     @Test func everyThunkIsExportedUnderItsDeclaredName() {
         #expect(operationThunks.count == OperationTable.maxOperations)
         #if canImport(Glibc)

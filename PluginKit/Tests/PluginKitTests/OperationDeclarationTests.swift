@@ -56,6 +56,8 @@ import Testing
             "operation 'count' is declared twice",
         ])
         #expect(Many.operationProblems == ["17 operations declared; PluginKit exports at most 16"])
+        #expect(Empty.operationProblems == ["a binding must declare at least one operation"])
+        #expect(OperationTable(Empty.self).declarations == nil && OperationTable(Empty.self).count == 0)
     }
 
     @Test func aWrongDeclarationIsDeclaredUnderANameTheHostRefusesAndCannotBeCalled() throws {
@@ -115,4 +117,13 @@ private final class Many: BindingComponent {
     static let operations: [Operation<Many>] = (0..<17).map { Operation("op\($0)", "One of many", Many.one, results: ["one"]) }
     init(config: Config, host: HostServices) throws(PluginError) {}
     func one() -> Int64 { 1 }
+}
+
+/// A binding without operations (the host refuses it: kind binding needs at least one).
+private final class Empty: BindingComponent {
+    static let name = "empty"
+    static let version = "0.0.0"
+    static let description = "no operations"
+    static let operations: [Operation<Empty>] = []
+    init(config: Config, host: HostServices) throws(PluginError) {}
 }
