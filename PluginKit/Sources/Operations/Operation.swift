@@ -5,7 +5,7 @@
 // The method's parameter and result types (OperationValue) give the declared types; the names are the
 // ones given here, in order. PluginKit turns the list into molt_operation declarations in the values
 // form and calls the method from one of its exported thunks (OperationTable.swift, Exports.swift).
-internal import PluginABI
+public import PluginABI
 public import PluginKit
 
 /// The name (and optional one-line description) of a parameter or result. A string literal is a name.
@@ -47,8 +47,9 @@ public struct Operation<C: Component>: Sendable {
 
     /// Reads the arguments from `values`, calls the method, writes the results into `results`. Called
     /// only once the counts match and the host's values have the declared types (OperationTable).
-    let invoke: @Sendable (C, UnsafePointer<molt_value>?, UnsafeMutablePointer<molt_value>?) throws(PluginError) -> Void
+    @usableFromInline let invoke: @Sendable (C, UnsafePointer<molt_value>?, UnsafeMutablePointer<molt_value>?) throws(PluginError) -> Void
 
+    @usableFromInline
     init(
         _ name: String, _ description: String, blocking: Bool,
         parameters: [OperationField], parameterTypes: [ValueType],
@@ -67,9 +68,12 @@ public struct Operation<C: Component>: Sendable {
 }
 
 // One initializer per number of results (0 to 3: a tuple cannot conform to a protocol); any number
-// of parameters (a parameter pack; the ABI allows up to MOLT_OPERATION_MAX_FIELDS).
+// of parameters (a parameter pack; the ABI allows up to MOLT_OPERATION_MAX_FIELDS). Inlinable, so that
+// the call path is specialized for the method's types in the plugin's own module (unspecialized, every
+// call would build pack metadata at run time).
 extension Operation {
     /// An operation with one result: `func wordCount(text: String) -> Int64`.
+    @inlinable
     public init<each P: OperationValue, R: OperationValue>(
         _ name: String, _ description: String, _ method: @escaping @Sendable (C) -> (repeat each P) throws -> R,
         parameters: [OperationField] = [], results: [OperationField], blocking: Bool = false
@@ -86,6 +90,7 @@ extension Operation {
     }
 
     /// An operation with two results: `func digest(data: [UInt8]) -> (Int64, Int64)`.
+    @inlinable
     public init<each P: OperationValue, R0: OperationValue, R1: OperationValue>(
         _ name: String, _ description: String, _ method: @escaping @Sendable (C) -> (repeat each P) throws -> (R0, R1),
         parameters: [OperationField] = [], results: [OperationField], blocking: Bool = false
@@ -103,6 +108,7 @@ extension Operation {
     }
 
     /// An operation with three results.
+    @inlinable
     public init<each P: OperationValue, R0: OperationValue, R1: OperationValue, R2: OperationValue>(
         _ name: String, _ description: String, _ method: @escaping @Sendable (C) -> (repeat each P) throws -> (R0, R1, R2),
         parameters: [OperationField] = [], results: [OperationField], blocking: Bool = false
@@ -121,6 +127,7 @@ extension Operation {
     }
 
     /// An operation without results (the app gets an empty JSON object): `func reset() throws`.
+    @inlinable
     public init<each P: OperationValue>(
         _ name: String, _ description: String, _ method: @escaping @Sendable (C) -> (repeat each P) throws -> Void,
         parameters: [OperationField] = [], blocking: Bool = false
@@ -136,23 +143,27 @@ extension Operation {
 }
 
 /// The declared types of a parameter pack, in order.
-private func valueTypes<each T: OperationValue>(_ types: repeat (each T).Type) -> [ValueType] {
+@usableFromInline
+func valueTypes<each T: OperationValue>(_ types: repeat (each T).Type) -> [ValueType] {
     var result: [ValueType] = []
     for type in repeat each types { result.append(type._valueType) }
     return result
 }
 
 /// Copies the host's parameters out, in order. Counts and types were checked before the call.
-private struct Arguments {
-    let values: UnsafePointer<molt_value>?
-    let fields: [OperationField]
-    var index = 0
+@usableFromInline
+struct Arguments {
+    @usableFromInline let values: UnsafePointer<molt_value>?
+    @usableFromInline let fields: [OperationField]
+    @usableFromInline var index = 0
 
+    @inlinable
     init(_ values: UnsafePointer<molt_value>?, _ fields: [OperationField]) {
         self.values = values
         self.fields = fields
     }
 
+    @inlinable
     mutating func next<T: OperationValue>(_: T.Type) throws(PluginError) -> T {
         defer { index += 1 }
         return try T._read(values![index], field: fields[index].name)
@@ -161,6 +172,7 @@ private struct Arguments {
 
 extension PluginError {
     /// What a method threw: a PluginError as it is, anything else INTERNAL naming the operation.
+    @usableFromInline
     init(_ error: any Error, in operation: String) {
         self = (error as? PluginError) ?? .internalError("operation '\(operation)' failed: \(error)")
     }

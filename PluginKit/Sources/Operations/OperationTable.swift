@@ -27,7 +27,8 @@ package final class OperationTable: @unchecked Sendable {
     package let count: UInt32
     private let entries: [Entry]
 
-    private struct Entry: Sendable {
+    /// A class, so that a call borrows it instead of copying (and retaining) each of its fields.
+    private final class Entry: Sendable {
         let name: String
         let parameters: [(name: String, type: ValueType)]
         let results: [(name: String, type: ValueType)]
@@ -35,6 +36,19 @@ package final class OperationTable: @unchecked Sendable {
         let problem: String?
         let invoke: @Sendable (UnsafeMutableRawPointer, UnsafePointer<molt_value>?, UnsafeMutablePointer<molt_value>?)
             throws(PluginError) -> Void
+
+        init(
+            name: String, parameters: [(name: String, type: ValueType)], results: [(name: String, type: ValueType)],
+            problem: String?,
+            invoke: @escaping @Sendable (UnsafeMutableRawPointer, UnsafePointer<molt_value>?, UnsafeMutablePointer<molt_value>?)
+                throws(PluginError) -> Void
+        ) {
+            self.name = name
+            self.parameters = parameters
+            self.results = results
+            self.problem = problem
+            self.invoke = invoke
+        }
     }
 
     package init<C: OperationProvider>(_: C.Type) {
@@ -42,6 +56,7 @@ package final class OperationTable: @unchecked Sendable {
         var entries: [Entry] = []
         var names = Set<String>()
         for (index, operation) in operations.enumerated() {
+            let invoke = operation.invoke  // captured alone: a call then retains one closure, not the whole Operation
             var problems = Self.problems(of: operation)
             if !names.insert(operation.name).inserted { problems.append("declared twice") }
             if index >= Self.maxOperations {
@@ -53,7 +68,7 @@ package final class OperationTable: @unchecked Sendable {
                 results: Array(zip(operation.results.map(\.name), operation.resultTypes)),
                 problem: problems.isEmpty ? nil : problems.joined(separator: "; "),
                 invoke: { (instance, values, out) throws(PluginError) in
-                    try operation.invoke(component(at: instance, as: C.self), values, out)
+                    try invoke(component(at: instance, as: C.self), values, out)
                 }))
         }
         self.entries = entries
