@@ -25,6 +25,7 @@ final class TextTools: BindingComponent {
     /// "Hello, World!" -> "hello-world": letters and digits (any script) lowercased, every run of
     /// anything else one dash, none at either end.
     func slugify(text: String) -> String {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return asciiSlug(text) }
         var slug = ""
         var pendingDash = false
         for character in text {
@@ -39,11 +40,34 @@ final class TextTools: BindingComponent {
         return slug
     }
 
+    /// slugify for ASCII text, on bytes: no grapheme breaking or Unicode tables (several times faster).
+    private func asciiSlug(_ text: String) -> String {
+        var slug: [UInt8] = []
+        slug.reserveCapacity(text.utf8.count)
+        var pendingDash = false
+        for var byte in text.utf8 {
+            if (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) { byte += 32 }
+            guard (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            else {
+                pendingDash = true
+                continue
+            }
+            if pendingDash && !slug.isEmpty { slug.append(UInt8(ascii: "-")) }
+            pendingDash = false
+            slug.append(byte)
+        }
+        return String(decoding: slug, as: UTF8.self)
+    }
+
+    /// Runs of non-whitespace (Unicode's White_Space; ASCII takes a fast path).
     func wordCount(text: String) -> Int64 {
         var words: Int64 = 0
         var inWord = false
-        for character in text {
-            if character.isWhitespace {
+        for scalar in text.unicodeScalars {
+            let isSpace = scalar.isASCII
+                ? scalar == " " || (0x09...0x0D).contains(scalar.value)
+                : scalar.properties.isWhitespace
+            if isSpace {
                 inWord = false
             } else if !inWord {
                 inWord = true

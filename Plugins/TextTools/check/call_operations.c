@@ -112,6 +112,11 @@ int main(int argc, char **argv) {
     expect(strcmp(results[0].as.string, "hello-world-\xC3\xA7" "a-va") == 0, "slugify: hello-world-\xC3\xA7" "a-va");
     free((void *)results[0].as.string);
 
+    parameters[0] = string_value("  --Hello, World 2!--  ");
+    expect(call(instance, "slugify", parameters, results, text, sizeof text) == MOLT_OK, "slugify (ASCII) succeeds");
+    expect(strcmp(results[0].as.string, "hello-world-2") == 0, "slugify: hello-world-2");
+    free((void *)results[0].as.string);
+
     parameters[0] = string_value("  two\twords\n");
     expect(call(instance, "word-count", parameters, results, text, sizeof text) == MOLT_OK, "word-count succeeds");
     expect(results[0].as.int64 == 2, "word-count: 2");
