@@ -1,6 +1,6 @@
 // One declared operation, made from an ordinary Swift method with one line:
 //
-//     Operation("slugify", "Lowercases and dashes a text", Self.slugify, parameters: ["text"], results: ["slug"])
+//     Operation("slugify", "Lowercases and dashes a text", TextTools.slugify, parameters: ["text"], results: ["slug"])
 //
 // The method's parameter and result types (OperationValue) give the declared types; the names are the
 // ones given here, in order. PluginKit turns the list into molt_operation declarations in the values
