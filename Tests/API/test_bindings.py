@@ -146,3 +146,45 @@ def test_buckets_survive_in_place_applies_and_version_swaps_under_load(sidecar, 
     drained = invoke(sidecar, "allow", {"key": "drained", "cost": 3}).json()
     assert drained["allowed"] is False, drained  # 3 taken before; capacity 5 now, and nothing refilled
     assert sidecar.component("binding", "limiter").plugin == "rate-limiter@1.1.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# A Swift binding (PluginKitOperations, values form): text-tools
+
+
+@pytest.fixture
+def text_tools(molt, plugins_dir):
+    if not (plugins_dir / "text-tools-1.0.0.so").exists():
+        pytest.fail(f"no text-tools plugin in {plugins_dir} (make build stages it)")
+    return molt([{"kind": "binding", "name": "text", "plugin": "text-tools", "metadata": {}}])
+
+
+def test_a_swift_binding_answers_the_sdk_and_http(text_tools):
+    seen = text_tools.run_sdk("""
+        import json
+        with DaprClient() as client:
+            slug = client.invoke_binding("text", "slugify", json.dumps({"text": "Hello, Wörld  of molt!"}))
+            cut = client.invoke_binding("text", "truncate", json.dumps({"text": "abcdef", "maxCharacters": 3}))
+            emit(slug=slug.json(), cut=cut.json())
+    """)
+    assert seen["slug"]["slug"].startswith("hello-") and seen["slug"]["slug"].endswith("of-molt"), seen
+    assert seen["cut"] == {"result": "abc", "truncated": True}, seen
+    words = text_tools.http("POST", "/v1.0/bindings/text", {"operation": "word-count", "data": {"text": "one two  three"}})
+    assert words.status == 200 and words.json() == {"words": 3}, str(words)
+    refused = text_tools.http("POST", "/v1.0/bindings/text", {"operation": "truncate", "data": {"text": "x", "maxCharacters": -1}})
+    assert refused.status == 400 and "maxCharacters is -1" in refused.json()["message"], str(refused)
+
+
+def test_a_lone_bytes_parameter_takes_the_raw_payload(text_tools):
+    payload = bytes(range(256)) * 4
+    reply = grpc_invoke(text_tools, "digest", payload, name="text")
+    result = json.loads(reply.data)
+    assert result["length"] == len(payload), result
+    # FNV-1a 64 of the payload, as a signed int64.
+    h = 0xcbf29ce484222325
+    for byte in payload:
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    assert result["fnv1a64"] == (h - (1 << 64) if h >= 1 << 63 else h), result
+    # Over HTTP a JSON string is the payload's text.
+    answer = text_tools.http("POST", "/v1.0/bindings/text", {"operation": "digest", "data": "abc"})
+    assert answer.status == 200 and answer.json()["length"] == 3, str(answer)
