@@ -14,7 +14,7 @@ ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 PLUGIN_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wmissing-prototypes -Werror -pthread -I$(ABI_INCLUDE)
 SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
 
-.PHONY: all build run demo-redis-dr test deps plugins swift-build swift-plugins fixtures bench protos clean
+.PHONY: all build run demo-redis-dr test test-plugins deps plugins swift-build swift-plugins fixtures bench protos clean
 
 all: build
 
@@ -22,12 +22,16 @@ all: build
 C_PLUGINS :=
 C_FIXTURES :=
 SWIFT_PLUGIN_PRODUCTS :=
+# Targets that test a plugin on its own (C tests that dlopen the .so); `make test-plugins` runs them all.
+PLUGIN_TESTS :=
 include $(wildcard Plugins/*/plugin.mk)
 include $(wildcard Tests/Fixtures/*/fixture.mk)
 # The API tests (pytest, against a real `molt serve`): defines python-env and test-api.
 include Tests/API/api.mk
 # PluginKit built on its own outside the repository: defines test-pluginkit.
 include Tests/PluginKitPackage/package.mk
+
+test-plugins: $(PLUGIN_TESTS)
 
 deps:
 	@bash scripts/install-deps.sh
@@ -48,6 +52,7 @@ fixtures: $(C_FIXTURES)
 build: deps plugins fixtures
 
 test: build python-env
+	$(MAKE) test-plugins
 	MOLT_PLUGINS_DIR=$(PLUGINS_DIR) MOLT_FIXTURES_DIR=$(FIXTURES) MOLT_BENCH_BIN=$(SWIFT_BIN)/molt-bench $(SWIFT) test -c $(CONFIG) $(SWIFT_FLAGS)
 	$(MAKE) test-pluginkit
 	$(MAKE) test-api

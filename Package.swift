@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SwiftTestLockV2", type: .dynamic, targets: ["SwiftTestLockV2"]),
         .library(name: "MinimalSwiftLock", type: .dynamic, targets: ["MinimalSwiftLock"]),
         .library(name: "RedisState", type: .dynamic, targets: ["RedisState"]),
+        .library(name: "TextTools", type: .dynamic, targets: ["TextTools"]),
         .executable(name: "molt-bench", targets: ["MoltBench"]),
     ],
     dependencies: [
@@ -210,6 +211,12 @@ let package = Package(
             name: "RedisState",
             dependencies: [kit("PluginKit"), kit("PluginKitState"), kit("PluginKitStateTransact"), kit("PluginKitInPlace"), "CHiredis"],
             path: "Plugins/RedisState/Sources"
+        ),
+        // The text-tools binding (Plugins/TextTools): operations declared from Swift methods.
+        .target(
+            name: "TextTools",
+            dependencies: [kit("PluginKit"), kit("PluginKitOperations")],
+            path: "Plugins/TextTools/Sources"
         ),
 
         .executableTarget(

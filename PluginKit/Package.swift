@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "PluginKitStateTransact", targets: ["PluginKitStateTransact"]),
         .library(name: "PluginKitInPlace", targets: ["PluginKitInPlace"]),
         .library(name: "PluginKitStateTransfer", targets: ["PluginKitStateTransfer"]),
+        .library(name: "PluginKitOperations", targets: ["PluginKitOperations"]),
     ],
     targets: [
         // The ABI: a header-only C target (plus compile-time layout checks).
@@ -39,9 +40,11 @@ let package = Package(
             dependencies: ["PluginKit", "PluginABI"],
             path: "Sources/StateTransfer"
         ),
+        // Declared operations (ABI 1.2) from Swift methods, and kind "binding".
+        .target(name: "PluginKitOperations", dependencies: ["PluginKit", "PluginABI"], path: "Sources/Operations"),
         .testTarget(
             name: "PluginKitTests",
-            dependencies: ["PluginKit", "PluginKitStateTransfer"],
+            dependencies: ["PluginKit", "PluginKitStateTransfer", "PluginKitOperations"],
             path: "Tests/PluginKitTests"
         ),
     ]

@@ -7,15 +7,18 @@ In one run, on loopback ports it picks, this script
 2. starts nginx as the current user with a config of its own in a temp dir (an h2c listener answering every
    request `return 200` with a small body, an HTTP/1.1 listener for wrk, keepalive_requests high, pid, logs and
    temp paths in the temp dir, `daemon off` in the background), a redis-server, and `molt serve` (the binary
-   given) with a memorylock lock store `lockstore` and a redis-state state store `statestore` on that Redis;
+   given) with a memorylock lock store `lockstore`, a redis-state state store `statestore` on that Redis and a
+   rate-limiter binding `limiter`;
 3. measures, each run `--seconds` long after a separate warm-up run of `--warmup-seconds`:
    - gRPC unary calls with h2load (one connection one call at a time `-c1 -m1`; 64 in flight on one connection
      `-c1 -m64`; 16 connections x 4 `-c16 -m4`): nginx h2c (the floor), molt GetMetadata, TryLockAlpha1
      (memorylock, the same resource and owner every call: the first takes the lock, the others answer
-     success=false; each is a complete plugin call), GetState (redis-state, one key saved before);
+     success=false; each is a complete plugin call), GetState (redis-state, one key saved before), InvokeBinding
+     (the rate-limiter's `peek` of a key never taken: a declared C operation called through libffi);
    - `redis-benchmark -c 1` and `-c 64` HGET of the hash GetState reads (the Redis floor);
    - HTTP with wrk (1 and 32 connections): nginx HTTP/1.1 (GET, the floor) against molt's
-     `GET /v1.0/metadata`, `POST /v1.0-alpha1/lock/lockstore` and `GET /v1.0/state/statestore/<key>`;
+     `GET /v1.0/metadata`, `POST /v1.0-alpha1/lock/lockstore`, `GET /v1.0/state/statestore/<key>` and
+     `POST /v1.0/bindings/limiter` (peek);
 4. reports for each row mean/p50/p99 latency (h2load: from its per-request log; wrk: its latency
    distribution; redis-benchmark: its CSV), calls/s, and for the server process (nginx: its worker processes;
    redis-benchmark: redis-server) context switches per call (voluntary + nonvoluntary over
@@ -66,6 +69,11 @@ GRPC_HEADERS = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
 STATE_KEY = "bench-key"
 APP_ID = "bench"
 LOCK_JSON = '{"resourceId":"bench-resource","lockOwner":"bench-owner","expiryInSeconds":60}'
+# InvokeBinding of the rate-limiter's read-only `peek` (a declared C operation called through libffi): a key never
+# taken, so every answer is the same {"capacity":..,"tokens":..}.
+HTTP_BODIES = {"lock": LOCK_JSON, "binding": BINDING_JSON}
+PEEK_DATA = '{"key":"bench-key"}'
+BINDING_JSON = '{"operation":"peek","data":{"key":"bench-key"}}'
 
 
 def log(message: str) -> None:
@@ -215,6 +223,7 @@ def grpc_bodies() -> dict[str, bytes]:
         "TryLockAlpha1": grpc_frame(pb_string(1, "lockstore") + pb_string(2, "bench-resource") + pb_string(3, "bench-owner")
                                     + bytes([4 << 3 | 0, 60])),
         "GetState": grpc_frame(pb_string(1, "statestore") + pb_string(2, STATE_KEY)),
+        "InvokeBinding": grpc_frame(pb_string(1, "limiter") + pb_string(2, PEEK_DATA) + pb_string(4, "peek")),
     }
 
 
@@ -613,6 +622,7 @@ def main() -> int:
         plugins.mkdir()
         shutil.copy2(Path(args.plugins_dir) / "memorylock-1.0.0.so", plugins / "memorylock-1.0.0.so")
         shutil.copy2(redis_plugin, plugins / "redis-state-1.0.0.so")
+        shutil.copy2(Path(args.plugins_dir) / "rate-limiter-1.0.0.so", plugins / "rate-limiter-1.0.0.so")
 
         ports = {name: free_port() for name in ("h2", "h1", "redis", "grpc", "http", "control", "admin")}
         bench.admin_port = ports["admin"]
@@ -643,7 +653,8 @@ def main() -> int:
         components = workdir / "components.json"
         components.write_text(json.dumps({"components": [
             {"kind": "lock", "name": "lockstore", "plugin": "memorylock", "metadata": {}},
-            {"kind": "state", "name": "statestore", "plugin": "redis-state", "metadata": {"redisHost": f"127.0.0.1:{ports['redis']}"}}]}))
+            {"kind": "state", "name": "statestore", "plugin": "redis-state", "metadata": {"redisHost": f"127.0.0.1:{ports['redis']}"}},
+            {"kind": "binding", "name": "limiter", "plugin": "rate-limiter", "metadata": {"capacity": "1000"}}]}))
         molt = children.start("molt", [args.molt, "serve", "--plugins-directory", str(plugins), "--components", str(components),
                                        "--app-id", APP_ID,
                                        "--grpc-address", f"127.0.0.1:{ports['grpc']}", "--http-address", f"127.0.0.1:{ports['http']}",
@@ -674,6 +685,8 @@ def main() -> int:
             body_files[method].write_bytes(body)
         lock_lua = workdir / "lock.lua"
         lock_lua.write_text(f'wrk.method = "POST"\nwrk.body = \'{LOCK_JSON}\'\nwrk.headers["Content-Type"] = "application/json"\n')
+        binding_lua = workdir / "binding.lua"
+        binding_lua.write_text(f'wrk.method = "POST"\nwrk.body = \'{BINDING_JSON}\'\nwrk.headers["Content-Type"] = "application/json"\n')
 
         # one call of each kind by hand, and the size of a good answer
         answer_bytes = {}
@@ -689,9 +702,10 @@ def main() -> int:
         checks.append(f"before: gRPC TryLockAlpha1 again (lock held): {seen}")
         http_urls = {"metadata": f"http://127.0.0.1:{ports['http']}/v1.0/metadata",
                      "lock": f"http://127.0.0.1:{ports['http']}/v1.0-alpha1/lock/lockstore",
-                     "state": f"http://127.0.0.1:{ports['http']}/v1.0/state/statestore/{STATE_KEY}"}
+                     "state": f"http://127.0.0.1:{ports['http']}/v1.0/state/statestore/{STATE_KEY}",
+                     "binding": f"http://127.0.0.1:{ports['http']}/v1.0/bindings/limiter"}
         for name, url in http_urls.items():
-            ok, seen = http_check(url, LOCK_JSON if name == "lock" else None)
+            ok, seen = http_check(url, HTTP_BODIES.get(name))
             checks.append(f"before: HTTP {name}: {seen}")
             if not ok:
                 raise RuntimeError(f"molt's HTTP {name} failed: {seen}")
@@ -708,6 +722,8 @@ def main() -> int:
                          [molt.pid], answer_bytes["TryLockAlpha1"])
             bench.h2load("molt gRPC GetState", "molt", ports["grpc"], "GetState", body_files["GetState"], mode, [molt.pid],
                          answer_bytes["GetState"], other_pids=[redis.pid])
+            bench.h2load("molt gRPC InvokeBinding", "molt", ports["grpc"], "InvokeBinding", body_files["InvokeBinding"], mode,
+                         [molt.pid], answer_bytes["InvokeBinding"])
         log("== Redis floor with redis-benchmark")
         for connections in (1, 64):
             bench.redis(connections, ports["redis"], redis.pid)
@@ -717,6 +733,7 @@ def main() -> int:
             bench.wrk("molt HTTP GET metadata", "molt", http_urls["metadata"], connections, [molt.pid], None)
             bench.wrk("molt HTTP POST lock", "molt", http_urls["lock"], connections, [molt.pid], lock_lua)
             bench.wrk("molt HTTP GET state", "molt", http_urls["state"], connections, [molt.pid], None, other_pids=[redis.pid])
+            bench.wrk("molt HTTP POST binding", "molt", http_urls["binding"], connections, [molt.pid], binding_lua)
 
         for method in bodies:
             good, data, seen = grpc_check(ports["grpc"], method, body_files[method])
@@ -724,7 +741,7 @@ def main() -> int:
             if not good:
                 bench.problems.append(f"after the load, molt's {method} answers {seen}")
         for name, url in http_urls.items():
-            ok, seen = http_check(url, LOCK_JSON if name == "lock" else None)
+            ok, seen = http_check(url, HTTP_BODIES.get(name))
             checks.append(f"after: HTTP {name}: {seen}")
             if not ok:
                 bench.problems.append(f"after the load, molt's HTTP {name} answers {seen}")

@@ -9,6 +9,8 @@ public struct ComponentKind: RawRepresentable, Hashable, Sendable {
     public init(rawValue: String) { self.rawValue = rawValue }
     public static let lock = ComponentKind(rawValue: "lock")
     public static let state = ComponentKind(rawValue: "state")
+    /// ABI 1.2: a component with nothing but declared operations (`BindingComponent` in PluginKitOperations).
+    public static let binding = ComponentKind(rawValue: "binding")
 }
 
 /// What `readiness()` answers. `notReady` and `failed` carry the message operators will see.
@@ -85,7 +87,7 @@ public protocol Component: AnyObject, Sendable {
     static var version: String { get }
     /// One line for operators.
     static var description: String { get }
-    /// Provided by `LockComponent` / `StateComponent`.
+    /// Provided by `LockComponent` / `StateComponent` / `BindingComponent`.
     static var kind: ComponentKind { get }
     /// The configuration keys the plugin understands. Default: none.
     static var configKeys: [ConfigKey] { get }

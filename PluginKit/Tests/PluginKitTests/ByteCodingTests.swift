@@ -68,15 +68,3 @@ import Testing
         }
     }
 }
-
-// Every binary linking PluginKit defines the plugin's entry point (see molt_pluginkit_entry.h).
-final class Probe: Component {
-    static let name = "probe"
-    static let version = "0.0.0"
-    static let description = "entry point for PluginKit's tests"
-    static let kind = ComponentKind.lock
-    init(config: Config, host: HostServices) throws(PluginError) {}
-}
-
-@_cdecl("molt_pluginkit_component")
-public func moltComponent() -> UnsafeRawPointer { PluginKit.export(Probe.self) }

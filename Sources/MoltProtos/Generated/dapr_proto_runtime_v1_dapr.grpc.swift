@@ -1,4 +1,4 @@
-/// The subset of Dapr's runtime API that molt serves: state, lock and metadata. Package, service,
+/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings and metadata. Package, service,
 /// method names and field numbers match Dapr's (read from the `dapr` 1.19 Python package's
 /// descriptors). Methods not listed here answer UNIMPLEMENTED.
 
@@ -129,6 +129,19 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "InvokeBinding" metadata.
+        public enum InvokeBinding: Sendable {
+            /// Request type for "InvokeBinding".
+            public typealias Input = Dapr_Proto_Runtime_V1_InvokeBindingRequest
+            /// Response type for "InvokeBinding".
+            public typealias Output = Dapr_Proto_Runtime_V1_InvokeBindingResponse
+            /// Descriptor for "InvokeBinding".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "InvokeBinding",
+                type: .unary
+            )
+        }
         /// Namespace for "GetMetadata" metadata.
         public enum GetMetadata: Sendable {
             /// Request type for "GetMetadata".
@@ -152,6 +165,7 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
             ExecuteStateTransaction.descriptor,
             TryLockAlpha1.descriptor,
             UnlockAlpha1.descriptor,
+            InvokeBinding.descriptor,
             GetMetadata.descriptor
         ]
     }
@@ -291,6 +305,20 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnlockResponse>
 
+        /// Handle the "InvokeBinding" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_InvokeBindingRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_InvokeBindingResponse` messages.
+        func invokeBinding(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -426,6 +454,20 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnlockResponse>
 
+        /// Handle the "InvokeBinding" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_InvokeBindingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_InvokeBindingResponse` message.
+        func invokeBinding(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -559,6 +601,20 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> Dapr_Proto_Runtime_V1_UnlockResponse
 
+        /// Handle the "InvokeBinding" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_InvokeBindingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_InvokeBindingResponse` to respond with.
+        func invokeBinding(
+            request: Dapr_Proto_Runtime_V1_InvokeBindingRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_InvokeBindingResponse
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -668,6 +724,17 @@ extension Dapr_Proto_Runtime_V1_Dapr.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.InvokeBinding.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_InvokeBindingRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_InvokeBindingResponse>(),
+            handler: { request, context in
+                try await self.invokeBinding(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetMetadata.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetMetadataRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetMetadataResponse>(),
@@ -766,6 +833,17 @@ extension Dapr_Proto_Runtime_V1_Dapr.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnlockResponse> {
         let response = try await self.unlockAlpha1(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func invokeBinding(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse> {
+        let response = try await self.invokeBinding(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -884,6 +962,19 @@ extension Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnlockResponse> {
         return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnlockResponse>(
             message: try await self.unlockAlpha1(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func invokeBinding(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>(
+            message: try await self.invokeBinding(
                 request: request.message,
                 context: context
             ),
@@ -1064,6 +1155,25 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_UnlockResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnlockResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "InvokeBinding" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_InvokeBindingRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_InvokeBindingRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_InvokeBindingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func invokeBinding<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_InvokeBindingResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetMetadata" method.
@@ -1342,6 +1452,36 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             )
         }
 
+        /// Call the "InvokeBinding" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_InvokeBindingRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_InvokeBindingRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_InvokeBindingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func invokeBinding<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_InvokeBindingResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.InvokeBinding.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -1572,6 +1712,31 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_UnlockRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_UnlockResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "InvokeBinding" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_InvokeBindingRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func invokeBinding<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.invokeBinding(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_InvokeBindingRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_InvokeBindingResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1832,6 +1997,35 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             metadata: metadata
         )
         return try await self.unlockAlpha1(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "InvokeBinding" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func invokeBinding<Result>(
+        _ message: Dapr_Proto_Runtime_V1_InvokeBindingRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_InvokeBindingRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.invokeBinding(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -47,6 +47,7 @@ struct DaprGRPCRoutes: Sendable {
             prefix + "ExecuteStateTransaction": .unary(service.executeStateTransaction),
             prefix + "TryLockAlpha1": .unary(service.tryLockAlpha1),
             prefix + "UnlockAlpha1": .unary(service.unlockAlpha1),
+            prefix + "InvokeBinding": .unary(service.invokeBinding),
             prefix + "GetMetadata": .unary(service.getMetadata),
         ]
     }

@@ -149,12 +149,15 @@ public struct DaprService: Sendable {
         var reply = Dapr_Proto_Runtime_V1_GetMetadataResponse()
         reply.id = appID
         reply.runtimeVersion = MoltVersion.current
+        let operations = Dictionary(engine.componentOperations.map { ($0.key, $0.operations) }, uniquingKeysWith: { first, _ in first })
         for registered in engine.registeredComponents {
             let (plugin, version) = PluginID.split(registered.plugin)
             var component = Dapr_Proto_Runtime_V1_RegisteredComponents()
             component.name = registered.key.name
             component.type = "\(registered.key.kind.daprBuildingBlock).\(plugin)"
             component.version = version
+            // The operations apps may invoke on it (InvokeBinding), as signatures.
+            component.capabilities = (operations[registered.key] ?? []).map { "operation \($0.signature)" }
             reply.registeredComponents.append(component)
             // molt's own view of each component, for operators reading Dapr's metadata API.
             let prefix = "molt.\(registered.key.kind.rawValue).\(registered.key.name)"
@@ -162,6 +165,21 @@ public struct DaprService: Sendable {
             reply.extendedMetadata["\(prefix).generation"] = String(registered.generation)
         }
         reply.extendedMetadata["molt.version"] = MoltVersion.current
+        return reply
+    }
+
+    // MARK: - Output bindings (declared operations)
+
+    public func invokeBinding(_ request: Dapr_Proto_Runtime_V1_InvokeBindingRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_InvokeBindingResponse {
+        let (key, declaration) = try BindingCalls.resolve(engine, name: request.name, operation: request.operation)
+        let arguments = try rejectIfBad(key.kind, key.name, declaration.name) { () throws(APIFailure) in
+            try BindingCalls.arguments(Array(request.data), for: declaration)
+        }
+        let results = try await serve(key.kind, key.name, declaration.name, daprOperation: "INVOKE_OUTPUT_BINDING") { () async throws(CallError) in
+            try await engine.invoke(key, operation: declaration.name, arguments: arguments, deadline: deadline)
+        }
+        var reply = Dapr_Proto_Runtime_V1_InvokeBindingResponse()
+        reply.data = Data(BindingCalls.data(results))
         return reply
     }
 

@@ -141,11 +141,30 @@ struct AppHTTPAPI: Sendable {
 
     /// `GET /v1.0/metadata`: the app ID and the components being served.
     func metadata(appID: String?) -> HTTPServerResponse {
+        let operations = Dictionary(engine.componentOperations.map { ($0.key, $0.operations) }, uniquingKeysWith: { first, _ in first })
         let components = engine.registeredComponents.map { registered in
             let (name, version) = PluginID.split(registered.plugin)
-            return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.daprBuildingBlock).\(name)", version: version)
+            return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.daprBuildingBlock).\(name)", version: version,
+                                                  capabilities: operations[registered.key].map { $0.map { "operation \($0.signature)" } })
         }
         return .json(MetadataResponseBody(id: appID, components: components))
+    }
+
+    // MARK: - output bindings (declared operations)
+
+    /// `POST /v1.0/bindings/{name}` with `{"operation": .., "data": .., "metadata": ..}`: the operation's
+    /// results as a JSON object (200), or 204 when it has none. `data` is the JSON object of arguments (for an
+    /// operation whose only parameter is bytes: a JSON string's text, or any other JSON value's bytes).
+    func invokeBinding(_ request: HTTPServerRequest, name: String) async throws(APIFailure) -> HTTPServerResponse {
+        let body = try request.decodeJSON(InvokeBindingBody.self)
+        let (key, declaration) = try BindingCalls.resolve(engine, name: name, operation: body.operation ?? "")
+        let arguments = try await validating(key.kind, key.name, declaration.name) { () async throws(APIFailure) in
+            try BindingCalls.arguments(body.dataBytes, for: declaration)
+        }
+        let results = try await telemetry.call(key.kind, key.name, declaration.name, daprOperation: "INVOKE_OUTPUT_BINDING") { () async throws(CallError) in
+            try await engine.invoke(key, operation: declaration.name, arguments: arguments)
+        }.value
+        return results.isEmpty ? .noContent : .json(bytes: BindingCalls.data(results))
     }
 
     // MARK: -

@@ -33,6 +33,7 @@ enum AppHTTPRoute {
     case transactState(store: Substring)
     case tryLock(store: Substring)
     case unlock(store: Substring)
+    case invokeBinding(name: Substring)
     case metadata
 
     /// nil: no route has this path, or not with this method (both are a 404, as on Hummingbird).
@@ -54,6 +55,7 @@ enum AppHTTPRoute {
             }
         case (.POST, 3) where segments[0] == "v1.0-alpha1" && segments[1] == "lock": self = .tryLock(store: segments[2])
         case (.POST, 3) where segments[0] == "v1.0-alpha1" && segments[1] == "unlock": self = .unlock(store: segments[2])
+        case (.POST, 3) where segments[0] == "v1.0" && segments[1] == "bindings": self = .invokeBinding(name: segments[2])
         default: return nil
         }
     }
@@ -115,6 +117,8 @@ struct AppHTTPResponder: HTTPResponder {
             return try await api.tryLock(request, store: try pathParameter(store, name: "store"))
         case .unlock(let store):
             return try await api.unlock(request, store: try pathParameter(store, name: "store"))
+        case .invokeBinding(let name):
+            return try await api.invokeBinding(request, name: try pathParameter(name, name: "binding name"))
         case .metadata:
             return api.metadata(appID: appID)
         }

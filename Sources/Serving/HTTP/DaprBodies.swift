@@ -113,10 +113,28 @@ struct MetadataResponseBody: Encodable {
         var type: String
         /// The plugin's version.
         var version: String
+        /// The operations apps may invoke (`POST /v1.0/bindings/{name}`), as signatures; absent when none.
+        var capabilities: [String]?
     }
 
     var id: String?
     var components: [Component]
+}
+
+/// `POST /v1.0/bindings/{name}`.
+struct InvokeBindingBody: Decodable {
+    var operation: String?
+    var data: JSONValue?
+    var metadata: [String: String]?
+
+    /// The binding's payload: a JSON string's text, any other JSON value as JSON, nothing when absent.
+    var dataBytes: [UInt8] {
+        switch data {
+        case .none, .null?: []
+        case .string(let text)?: Array(text.utf8)
+        case let value?: value.storedBytes
+        }
+    }
 }
 
 /// Dapr's error body.

@@ -8,7 +8,7 @@ import Foundation
 ///
 /// It encodes back the way Dapr (Go's encoding/json) stores such a value: compact, object keys sorted,
 /// a string with its quotes. Integers that fit in 64 bits stay exact; other numbers are doubles.
-enum JSONValue: Codable, Sendable, Equatable {
+package enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -17,7 +17,7 @@ enum JSONValue: Codable, Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         // The parser has already checked the syntax: exactly one of these matches.
         if container.decodeNil() {
@@ -37,7 +37,7 @@ enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -51,25 +51,25 @@ enum JSONValue: Codable, Sendable, Equatable {
     }
 
     /// The bytes a state store keeps for this value.
-    var storedBytes: [UInt8] {
+    package var storedBytes: [UInt8] {
         // Encoding a tree decoded from JSON cannot fail (no non-finite numbers, no foreign types).
         (try? JSONCoding.encoder.encode(self)).map(Array.init) ?? Array("null".utf8)
     }
 
     /// True when `bytes` is one well-formed JSON value.
-    static func isValidJSON(_ bytes: [UInt8]) -> Bool {
+    package static func isValidJSON(_ bytes: [UInt8]) -> Bool {
         (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))) != nil
     }
 }
 
 /// The JSON encoder of every response body and stored value.
-enum JSONCoding {
+package enum JSONCoding {
     /// Compact, with sorted keys (stable output, as Go's encoding/json), slashes unescaped.
     /// Shared: configured once, never changed after (encoding and decoding are reentrant).
-    static let encoder: JSONEncoder = {
+    package static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
-    static let decoder = JSONDecoder()
+    package static let decoder = JSONDecoder()
 }
