@@ -34,14 +34,15 @@ def invoke(sidecar, operation, data, name="limiter"):
 
 
 def grpc_invoke(sidecar, operation, data: bytes, name="limiter"):
-    from dapr.proto.runtime.v1 import dapr_pb2
-    request = dapr_pb2.InvokeBindingRequest(name=name, operation=operation, data=data)
+    from dapr.proto.runtime.v1 import binding_pb2
+    request = binding_pb2.InvokeBindingRequest(name=name, operation=operation, data=data)
     return sidecar.dapr_stub().InvokeBinding(request, metadata=sidecar.app_metadata(), timeout=RPC_TIMEOUT_S)
 
 
 def test_the_sdk_and_http_call_allow_and_drain_a_bucket(sidecar):
     seen = sidecar.run_sdk("""
         import json
+        from dapr.clients import DaprClient
         with DaprClient() as client:
             first = client.invoke_binding("limiter", "allow", json.dumps({"key": "sdk", "cost": 2}))
             second = client.invoke_binding("limiter", "allow", json.dumps({"key": "sdk", "cost": 2}))
@@ -59,8 +60,8 @@ def test_metadata_lists_the_operations(sidecar):
     components = {c["name"]: c for c in sidecar.http("GET", "/v1.0/metadata").json()["components"]}
     assert components["limiter"]["type"] == "bindings.rate-limiter", components  # Dapr's building block: bindings.*
     assert f"operation {ALLOW}" in components["limiter"]["capabilities"], components["limiter"]
-    from dapr.proto.runtime.v1 import dapr_pb2
-    reply = sidecar.dapr_stub().GetMetadata(dapr_pb2.GetMetadataRequest(), metadata=sidecar.app_metadata(), timeout=RPC_TIMEOUT_S)
+    from dapr.proto.runtime.v1 import metadata_pb2
+    reply = sidecar.dapr_stub().GetMetadata(metadata_pb2.GetMetadataRequest(), metadata=sidecar.app_metadata(), timeout=RPC_TIMEOUT_S)
     registered = {c.name: c for c in reply.registered_components}
     assert f"operation {ALLOW}" in registered["limiter"].capabilities, registered
 
@@ -162,6 +163,7 @@ def text_tools(molt, plugins_dir):
 def test_a_swift_binding_answers_the_sdk_and_http(text_tools):
     seen = text_tools.run_sdk("""
         import json
+        from dapr.clients import DaprClient
         with DaprClient() as client:
             slug = client.invoke_binding("text", "slugify", json.dumps({"text": "Hello, Wörld  of molt!"}))
             cut = client.invoke_binding("text", "truncate", json.dumps({"text": "abcdef", "maxCharacters": 3}))
