@@ -24,8 +24,12 @@ extension PreparedOperation {
                 switch value {
                 case .string(let text):
                     let count = text.utf8.count
-                    _ = text.utf8.withContiguousStorageIfAvailable { start.copyMemory(from: $0.baseAddress!, byteCount: count) }
-                        ?? { for (index, byte) in text.utf8.enumerated() { start.storeBytes(of: byte, toByteOffset: index, as: UInt8.self) } }()
+                    let copied = count == 0 || text.utf8.withContiguousStorageIfAvailable { utf8 in
+                        start.copyMemory(from: utf8.baseAddress!, byteCount: count)
+                    } != nil
+                    if !copied {  // a bridged or otherwise non-contiguous string
+                        for (index, byte) in text.utf8.enumerated() { start.storeBytes(of: byte, toByteOffset: index, as: UInt8.self) }
+                    }
                     start.storeBytes(of: 0, toByteOffset: count, as: UInt8.self)
                     offset += count + 1
                 case .bytes(let bytes):
