@@ -30,7 +30,7 @@ import Testing
         let served = try await engine.invoke(key, operation: "add", arguments: ["a": .int64(40), "b": .int64(2)])
         #expect(served.value == ["sum": .int64(42)] && served.generation == 1)
         #expect(await failure(engine, key, "nope", [:]) == .invalidRequest(
-            "binding/calc has no operation 'nope' (operations: add, count, divide, negate, echo, mix, sleep, fail, null_string, bad_utf8, vsum)"))
+            "binding/calc has no operation 'nope' (operations: add, count, divide, negate, echo, mix, sleep, fail, null_string, bad_utf8, vsum, rendezvous, inside)"))
         #expect(await failure(engine, key, "add", ["a": .int64(1)]) == .invalidRequest("operation add: missing argument 'b' (int64)"))
         #expect(await failure(engine, key, "fail", ["code": .int64(5), "message": .string("slow backend")])
                 == .plugin(PluginError(.timeout, "slow backend")))
@@ -52,7 +52,7 @@ import Testing
         await engine.apply(lockDefinition("plain", plugin: "memorylock"))
 
         let calc = try engine.operationsComponent(named: "calc")
-        #expect(calc.key == ComponentKey(kind: .binding, name: "calc") && calc.operations.count == 11)
+        #expect(calc.key == ComponentKey(kind: .binding, name: "calc") && calc.operations.count == 13)
         // A lock that declares operations is a binding name too.
         let locks = try engine.operationsComponent(named: "locks")
         #expect(locks.key == ComponentKey(kind: .lock, name: "locks") && locks.operations.map(\.name) == ["add", "count"])

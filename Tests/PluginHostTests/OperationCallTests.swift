@@ -85,7 +85,7 @@ import Testing
         let ops = try Self.instance()
         defer { ops.destroy() }
         let cases: [(String, [String: OperationValue], String)] = [
-            ("nope", [:], "ops@1.0.0 has no operation 'nope' (operations: add, count, divide, negate, echo, mix, sleep, fail, null_string, bad_utf8, vsum)"),
+            ("nope", [:], "ops@1.0.0 has no operation 'nope' (operations: add, count, divide, negate, echo, mix, sleep, fail, null_string, bad_utf8, vsum, rendezvous, inside)"),
             ("add", ["a": .int64(1)], "operation add: missing argument 'b' (int64)"),
             ("add", ["a": .int64(1), "b": .int64(2), "c": .int64(3)], "operation add: unknown argument 'c' (parameters: a: int64, b: int64)"),
             ("count", ["x": .bool(true), "a": .bool(true)], "operation count: unknown arguments 'a', 'x' (it takes none)"),
@@ -136,35 +136,28 @@ import Testing
         #expect(try await ops.invoke(operation: "add", arguments: ["a": .int64(1), "b": .int64(1)]) == ["sum": .int64(2)])
     }
 
-    /// Blocking calls of 400 ms, four per CPU, started at once finish together (one round): on the cooperative
-    /// pool (one thread per CPU) they would take four rounds. Meanwhile an inline call is not held up (it would
-    /// wait for a pool thread, 300 ms or more). The bounds leave a loaded machine two rounds of slack.
+    /// Blocking calls wait in the plugin for one another (`rendezvous`: it returns once `parties` callers are
+    /// inside at once): more of them than the cooperative pool has threads all meet, and while all but one are
+    /// parked there an inline call is served. Parked on the cooperative pool (one thread per CPU) they could never
+    /// meet, and nothing else would run. No timing involved but the plugin's 20 s give-up.
     @Test func blockingOperationsRunOffTheCooperativePool() async throws {
         let ops = try Self.instance()
         defer { ops.destroy() }
-        let calls = 4 * max(2, ProcessInfo.processInfo.activeProcessorCount)
-        let clock = ContinuousClock()
-        let started = clock.now
-        // Each task returns the inline call's latency, or nil for a blocking call.
-        let latencies = try await withThrowingTaskGroup(of: Duration?.self) { group in
-            for _ in 0..<calls {
-                group.addTask {
-                    let results = try await ops.invoke(operation: "sleep", arguments: ["ms": .int64(400)])
-                    #expect(results == ["slept": .int64(400)])
-                    return nil
-                }
+        let parties = 2 * max(2, ProcessInfo.processInfo.activeProcessorCount) + 1
+        let arguments: [String: OperationValue] = ["parties": .int64(Int64(parties)), "timeout_ms": .int64(20_000)]
+        try await withThrowingTaskGroup(of: [String: OperationValue].self) { group in
+            for _ in 1..<parties { group.addTask { try await ops.invoke(operation: "rendezvous", arguments: arguments) } }
+            // All but one are parked in the plugin, and inline calls are served meanwhile.
+            let clock = ContinuousClock(), started = clock.now
+            while try await ops.invoke(operation: "inside", arguments: [:]) != ["waiting": .int64(Int64(parties - 1))] {
+                guard clock.now - started < .seconds(15) else { Issue.record("the blocking calls never all got into the plugin"); break }
+                try await Task.sleep(for: .milliseconds(5))
             }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(100))  // the sleeps are running
-                let before = clock.now
-                _ = try await ops.invoke(operation: "add", arguments: ["a": .int64(1), "b": .int64(2)])
-                return clock.now - before
+            #expect(try await ops.invoke(operation: "add", arguments: ["a": .int64(1), "b": .int64(2)]) == ["sum": .int64(3)])
+            group.addTask { try await ops.invoke(operation: "rendezvous", arguments: arguments) }
+            for try await results in group {
+                #expect(results == ["met": .bool(true), "seen": .int64(Int64(parties))])
             }
-            return try await group.reduce(into: [Duration]()) { if let latency = $1 { $0.append(latency) } }
         }
-        let elapsed = clock.now - started
-        #expect(elapsed < .milliseconds(1200), "\(calls) x 400 ms blocking calls took \(elapsed) (the cooperative pool: 1600 ms or more)")
-        let latency = try #require(latencies.first)
-        #expect(latency < .milliseconds(250), "an inline call waited \(latency) behind blocking ones")
     }
 }

@@ -9,7 +9,7 @@ import Testing
         let binary = try Fixtures.loader(with: ["ops-1.0.0.so"]).load(path: "ops-1.0.0.so")
         #expect(binary.info.kind == .binding && binary.info.abiVersion == (1, 2))
         #expect(binary.info.operations.map(\.name)
-                == ["add", "count", "divide", "negate", "echo", "mix", "sleep", "fail", "null_string", "bad_utf8", "vsum"])
+                == ["add", "count", "divide", "negate", "echo", "mix", "sleep", "fail", "null_string", "bad_utf8", "vsum", "rendezvous", "inside"])
         let echo = try #require(binary.info.operation(named: "echo"))
         #expect(echo.signature == "echo(text: string, data: bytes) -> (upper: string, reversed: bytes, length: int64)")
         #expect(echo.symbol == "ops_echo" && echo.description == "echo (test fixture)" && !echo.blocking && !echo.valuesForm)

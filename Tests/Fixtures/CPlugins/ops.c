@@ -23,6 +23,11 @@
  *   vsum(a: int64, b: double, label: string, data: bytes, flag: bool) -> (total: double, tagged: string,
  *       doubled: bytes, inverted: bool)                the values form (MOLT_OPERATION_VALUES)
  *   count() -> (calls: int64)                          calls of `count` on this instance so far, this one included
+ *   rendezvous(parties: int64, timeout_ms: int64) -> (met: bool, seen: int64)
+ *                                                      MOLT_OPERATION_BLOCKING: waits until `parties` callers are inside
+ *                                                      at once (met) or timeout_ms passed; seen: the most inside at once.
+ *                                                      Blocking calls parked on the cooperative pool could never meet.
+ *   inside() -> (waiting: int64)                       callers inside rendezvous now
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -50,6 +55,9 @@
 
 typedef struct {
     atomic_llong count_calls;
+    pthread_mutex_t rendezvous_mutex; /* guards the two counts below */
+    pthread_cond_t rendezvous_changed;
+    int64_t rendezvous_inside, rendezvous_most; /* most: since the rendezvous was last empty */
 #ifdef OPS_LOCK
     fx_table table;
 #endif
@@ -86,6 +94,8 @@ molt_status molt_plugin_init(const molt_config *config, const molt_host_services
         return MOLT_ERR_INTERNAL;
     }
 #endif
+    pthread_mutex_init(&instance->rendezvous_mutex, NULL);
+    pthread_cond_init(&instance->rendezvous_changed, NULL);
     *instance_out = instance;
     return MOLT_OK;
 }
@@ -97,6 +107,8 @@ molt_readiness molt_plugin_readiness(molt_instance instance, molt_message *messa
 }
 
 void molt_plugin_destroy(molt_instance instance) {
+    pthread_mutex_destroy(&((ops_instance *)instance)->rendezvous_mutex);
+    pthread_cond_destroy(&((ops_instance *)instance)->rendezvous_changed);
 #ifdef OPS_LOCK
     fx_table_destroy(&((ops_instance *)instance)->table);
 #endif
@@ -301,6 +313,48 @@ molt_status ops_count(molt_instance instance, int64_t *calls, molt_message *erro
     return MOLT_OK;
 }
 
+MOLT_EXPORT molt_status ops_rendezvous(molt_instance instance, int64_t parties, int64_t timeout_ms, bool *met, int64_t *seen,
+                                       molt_message *error_out);
+molt_status ops_rendezvous(molt_instance instance, int64_t parties, int64_t timeout_ms, bool *met, int64_t *seen,
+                           molt_message *error_out) {
+    ops_instance *ops = instance;
+    if (timeout_ms < 0 || timeout_ms > 60000) {
+        molt_message_set(error_out, "rendezvous: timeout_ms must be within 0...60000");
+        return MOLT_ERR_INVALID_ARGUMENT;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ops->rendezvous_mutex);
+    ops->rendezvous_inside += 1;
+    if (ops->rendezvous_inside > ops->rendezvous_most) ops->rendezvous_most = ops->rendezvous_inside;
+    pthread_cond_broadcast(&ops->rendezvous_changed);
+    while (ops->rendezvous_most < parties) {
+        if (pthread_cond_timedwait(&ops->rendezvous_changed, &ops->rendezvous_mutex, &deadline) != 0) break;
+    }
+    *met = ops->rendezvous_most >= parties;
+    *seen = ops->rendezvous_most;
+    ops->rendezvous_inside -= 1;
+    if (ops->rendezvous_inside == 0) ops->rendezvous_most = 0;
+    pthread_mutex_unlock(&ops->rendezvous_mutex);
+    return MOLT_OK;
+}
+
+MOLT_EXPORT molt_status ops_inside(molt_instance instance, int64_t *waiting, molt_message *error_out);
+molt_status ops_inside(molt_instance instance, int64_t *waiting, molt_message *error_out) {
+    (void)error_out;
+    ops_instance *ops = instance;
+    pthread_mutex_lock(&ops->rendezvous_mutex);
+    *waiting = ops->rendezvous_inside;
+    pthread_mutex_unlock(&ops->rendezvous_mutex);
+    return MOLT_OK;
+}
+
 /* ---- The declarations ---- */
 
 #define FIELD(n, t) {.name = (n), .type = (t), .description = NULL}
@@ -348,6 +402,9 @@ FIELDS vsum_parameters[] = {FIELD("a", MOLT_TYPE_INT64), FIELD("b", MOLT_TYPE_DO
 FIELDS vsum_results[] = {FIELD("total", MOLT_TYPE_DOUBLE), FIELD("tagged", MOLT_TYPE_STRING),
                                                     FIELD("doubled", MOLT_TYPE_BYTES), FIELD("inverted", MOLT_TYPE_BOOL)};
 FIELDS count_results[] = {FIELD("calls", MOLT_TYPE_INT64)};
+FIELDS rendezvous_parameters[] = {FIELD("parties", MOLT_TYPE_INT64), FIELD("timeout_ms", MOLT_TYPE_INT64)};
+FIELDS rendezvous_results[] = {FIELD("met", MOLT_TYPE_BOOL), FIELD("seen", MOLT_TYPE_INT64)};
+FIELDS inside_results[] = {FIELD("waiting", MOLT_TYPE_INT64)};
 
 static const molt_operation operations[] = {
 #ifndef OPS_V2
@@ -371,6 +428,8 @@ static const molt_operation operations[] = {
     OPERATION_NO_PARAMETERS("null_string", "ops_null_string", 0, text_results),
     OPERATION_NO_PARAMETERS("bad_utf8", "ops_bad_utf8", 0, text_results),
     OPERATION("vsum", "ops_vsum", MOLT_OPERATION_VALUES, vsum_parameters, vsum_results),
+    OPERATION("rendezvous", "ops_rendezvous", MOLT_OPERATION_BLOCKING, rendezvous_parameters, rendezvous_results),
+    OPERATION_NO_PARAMETERS("inside", "ops_inside", 0, inside_results),
 #endif
 };
 
