@@ -80,6 +80,18 @@ def test_in_memory_state_passes_with_state_transfer_to_and_from_its_previous_ver
         "state transfer: in-memory@1.0.0 -> in-memory@1.1.0 (format 1)"))
 
 
+def test_the_example_bindings_pass(molt_bin, plugins_dir):
+    """Issue 18's examples: the C rate-limiter both ways between its versions, the Swift text-tools. verify does
+    not call a binding's operations (it has no sample arguments for them): those checks say so and are skipped."""
+    done = verify(molt_bin, plugins_dir / "rate-limiter-1.1.0.so", "--previous", plugins_dir / "rate-limiter-1.0.0.so")
+    assert_passes(done, checks=("load", "load previous", "init", "apply_config: an in-place change",
+                                "state transfer: a truncated export is refused",
+                                "state transfer: rate-limiter@1.1.0 -> rate-limiter@1.0.0 (format 1)",
+                                "state transfer: rate-limiter@1.0.0 -> rate-limiter@1.1.0 (format 1)"))
+    assert any(line.startswith("skip  binding: concurrent calls") for line in done.stdout.splitlines()), done.stdout
+    assert_passes(verify(molt_bin, plugins_dir / "text-tools-1.0.0.so"), checks=("load", "init"))
+
+
 def test_redis_state_passes_against_a_real_redis_and_leaves_no_key(molt_bin, plugins_dir, redis_server):
     redis = redis_server()
     done = verify(molt_bin, plugins_dir / "redis-state-1.0.0.so", "--metadata", f"redisHost={redis.address}")
