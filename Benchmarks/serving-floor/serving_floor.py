@@ -71,9 +71,9 @@ APP_ID = "bench"
 LOCK_JSON = '{"resourceId":"bench-resource","lockOwner":"bench-owner","expiryInSeconds":60}'
 # InvokeBinding of the rate-limiter's read-only `peek` (a declared C operation called through libffi): a key never
 # taken, so every answer is the same {"capacity":..,"tokens":..}.
-HTTP_BODIES = {"lock": LOCK_JSON, "binding": BINDING_JSON}
 PEEK_DATA = '{"key":"bench-key"}'
 BINDING_JSON = '{"operation":"peek","data":{"key":"bench-key"}}'
+HTTP_BODIES = {"lock": LOCK_JSON, "binding": BINDING_JSON}
 
 
 def log(message: str) -> None:
