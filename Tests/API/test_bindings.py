@@ -190,3 +190,8 @@ def test_a_lone_bytes_parameter_takes_the_raw_payload(text_tools):
     # Over HTTP a JSON string is the payload's text.
     answer = text_tools.http("POST", "/v1.0/bindings/text", {"operation": "digest", "data": "abc"})
     assert answer.status == 200 and answer.json()["length"] == 3, str(answer)
+
+
+def test_data_may_be_a_json_string_holding_the_arguments(sidecar):
+    answer = invoke(sidecar, "allow", json.dumps({"key": "stringified", "cost": 1}))
+    assert answer.status == 200 and answer.json()["allowed"] is True, str(answer)

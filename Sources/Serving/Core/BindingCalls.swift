@@ -42,42 +42,46 @@ public enum BindingCalls {
 
     /// The arguments `data` gives `declaration` (see the type's comment for the mapping).
     public static func arguments(_ data: [UInt8], for declaration: OperationDeclaration) throws(APIFailure) -> [String: OperationValue] {
-        if declaration.parameters.count == 1, let only = declaration.parameters.first, only.type == .bytes {
-            return [only.name: .bytes(data)]
+        if let raw = rawPayloadParameter(of: declaration) {
+            return [raw.name: .bytes(data)]
         }
         if declaration.parameters.isEmpty && data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             return [:]
         }
-        guard let parsed = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(data)), case .object(let object) = parsed else {
-            throw failure("data of operation \(declaration.signature) must be a JSON object of its arguments")
-        }
-        var arguments: [String: OperationValue] = [:]
-        for field in declaration.parameters {
-            guard let value = object[field.name] else {
-                throw failure("missing argument '\(field.name)' of operation \(declaration.signature)")
-            }
-            arguments[field.name] = try convert(value, to: field, of: declaration)
-        }
-        if let extra = object.keys.sorted().first(where: { name in !declaration.parameters.contains { $0.name == name } }) {
-            throw failure("unknown argument '\(extra)' of operation \(declaration.signature)")
-        }
-        return arguments
+        return try decode(TypedArguments.self, from: data, for: declaration).values
     }
 
-    /// The answer's data: a JSON object of `results`.
-    public static func data(_ results: [String: OperationValue]) -> [UInt8] {
-        var object: [String: JSONValue] = [:]
-        for (name, value) in results {
-            switch value {
-            case .int64(let number): object[name] = .integer(number)
-            case .double(let number): object[name] = .number(number)
-            case .bool(let flag): object[name] = .bool(flag)
-            case .string(let text): object[name] = .string(text)
-            case .bytes(let bytes): object[name] = .string(Data(bytes).base64EncodedString())
-            }
-        }
-        return JSONValue.object(object).storedBytes
+    /// The parameter that takes the raw payload: the only one, when it is bytes.
+    public static func rawPayloadParameter(of declaration: OperationDeclaration) -> OperationField? {
+        guard declaration.parameters.count == 1, let only = declaration.parameters.first, only.type == .bytes else { return nil }
+        return only
     }
+
+    /// Decodes `Value` (`TypedArguments`, or a body holding them) from JSON `bytes` for `declaration`.
+    package static func decode<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8], for declaration: OperationDeclaration) throws(APIFailure) -> Value {
+        let decoder = JSONDecoder()
+        decoder.userInfo[TypedArguments.declarationKey] = declaration
+        do {
+            return try decoder.decode(type, from: Data(bytes))
+        } catch let refusal as ArgumentRefusal {
+            throw refusal.failure
+        } catch {
+            throw failure("data of operation \(declaration.signature) must be a JSON object of its arguments")
+        }
+    }
+
+    /// The answer's data: a JSON object of `results`, in the order `declaration` declares them.
+    public static func data(_ results: [String: OperationValue], for declaration: OperationDeclaration) -> [UInt8] {
+        // Values are scalars, strings and base64 text: encoding cannot fail.
+        (try? resultEncoder.encode(EncodedResults(fields: declaration.results, values: results))).map(Array.init) ?? Array("{}".utf8)
+    }
+
+    /// Compact, keys in the order written (the declared order), slashes unescaped. Shared: never changed after.
+    private static let resultEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
 
     public static func failure(_ message: String) -> APIFailure {
         APIFailure(kind: .invalidArgument, message: message, daprErrorCode: errorCode)
@@ -87,7 +91,8 @@ public enum BindingCalls {
         operations.map(\.signature).joined(separator: "; ")
     }
 
-    private static func convert(_ value: JSONValue, to field: OperationField, of declaration: OperationDeclaration) throws(APIFailure) -> OperationValue {
+    /// `value` as `field`'s type; a value of another type is refused naming the argument and what it got.
+    package static func convert(_ value: JSONValue, to field: OperationField, of declaration: OperationDeclaration) throws(APIFailure) -> OperationValue {
         func wrong(_ wanted: String) -> APIFailure {
             failure("argument '\(field.name)' of operation \(declaration.signature) must be \(wanted), got \(describe(value))")
         }
@@ -119,6 +124,94 @@ public enum BindingCalls {
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
+        }
+    }
+}
+
+/// An argument refused while decoding (carried through `JSONDecoder`, which rethrows it as it is).
+package struct ArgumentRefusal: Error {
+    let failure: APIFailure
+}
+
+/// The arguments of one operation (`userInfo[declarationKey]`), decoded straight into their declared types.
+/// A value of the wrong type takes the slow path: decoded as any JSON to say what it was.
+package struct TypedArguments: Decodable {
+    package static let declarationKey = CodingUserInfoKey(rawValue: "molt.operation")!
+    package let values: [String: OperationValue]
+
+    private struct FieldKey: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    package init(from decoder: any Decoder) throws {
+        guard let declaration = decoder.userInfo[Self.declarationKey] as? OperationDeclaration else {
+            throw ArgumentRefusal(failure: BindingCalls.failure("no operation to decode arguments for"))
+        }
+        let container = try decoder.container(keyedBy: FieldKey.self)
+        var values: [String: OperationValue] = [:]
+        for field in declaration.parameters {
+            let key = FieldKey(stringValue: field.name)
+            guard container.contains(key) else {
+                throw ArgumentRefusal(failure: BindingCalls.failure("missing argument '\(field.name)' of operation \(declaration.signature)"))
+            }
+            do {
+                switch field.type {
+                case .int64: values[field.name] = .int64(try container.decode(Int64.self, forKey: key))
+                case .double: values[field.name] = .double(try container.decode(Double.self, forKey: key))
+                case .bool: values[field.name] = .bool(try container.decode(Bool.self, forKey: key))
+                case .string: values[field.name] = .string(try container.decode(String.self, forKey: key))
+                case .bytes:
+                    guard let bytes = Data(base64Encoded: try container.decode(String.self, forKey: key)) else {
+                        throw ArgumentRefusal(failure: BindingCalls.failure(
+                            "argument '\(field.name)' of operation \(declaration.signature) must be base64, got a string"))
+                    }
+                    values[field.name] = .bytes(Array(bytes))
+                }
+            } catch let refusal as ArgumentRefusal {
+                throw refusal
+            } catch {
+                let given = try container.decode(JSONValue.self, forKey: key)
+                do throws(APIFailure) {
+                    values[field.name] = try BindingCalls.convert(given, to: field, of: declaration)
+                } catch {
+                    throw ArgumentRefusal(failure: error)
+                }
+            }
+        }
+        if let extra = container.allKeys.map(\.stringValue).sorted().first(where: { name in !declaration.parameters.contains { $0.name == name } }) {
+            throw ArgumentRefusal(failure: BindingCalls.failure("unknown argument '\(extra)' of operation \(declaration.signature)"))
+        }
+        self.values = values
+    }
+}
+
+/// An operation's results as a JSON object, keys in declared order (bytes as base64).
+private struct EncodedResults: Encodable {
+    let fields: [OperationField]
+    let values: [String: OperationValue]
+
+    private struct FieldKey: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: FieldKey.self)
+        for field in fields {
+            guard let value = values[field.name] else { continue }
+            let key = FieldKey(stringValue: field.name)
+            switch value {
+            case .int64(let number): try container.encode(number, forKey: key)
+            case .double(let number): try container.encode(number, forKey: key)
+            case .bool(let flag): try container.encode(flag, forKey: key)
+            case .string(let text): try container.encode(text, forKey: key)
+            case .bytes(let bytes): try container.encode(Data(bytes).base64EncodedString(), forKey: key)
+            }
         }
     }
 }

@@ -179,7 +179,7 @@ public struct DaprService: Sendable {
             try await engine.invoke(key, operation: declaration.name, arguments: arguments, deadline: deadline)
         }
         var reply = Dapr_Proto_Runtime_V1_InvokeBindingResponse()
-        reply.data = Data(BindingCalls.data(results))
+        reply.data = Data(BindingCalls.data(results, for: declaration))
         return reply
     }
 

@@ -156,15 +156,25 @@ struct AppHTTPAPI: Sendable {
     /// results as a JSON object (200), or 204 when it has none. `data` is the JSON object of arguments (for an
     /// operation whose only parameter is bytes: a JSON string's text, or any other JSON value's bytes).
     func invokeBinding(_ request: HTTPServerRequest, name: String) async throws(APIFailure) -> HTTPServerResponse {
-        let body = try request.decodeJSON(InvokeBindingBody.self)
-        let (key, declaration) = try BindingCalls.resolve(engine, name: name, operation: body.operation ?? "")
+        // Two reads of a small body: the operation first, then `data` straight into the declared types.
+        let operation = try request.decodeJSON(InvokeBindingOperation.self).operation ?? ""
+        let (key, declaration) = try BindingCalls.resolve(engine, name: name, operation: operation)
         let arguments = try await validating(key.kind, key.name, declaration.name) { () async throws(APIFailure) in
-            try BindingCalls.arguments(body.dataBytes, for: declaration)
+            if BindingCalls.rawPayloadParameter(of: declaration) != nil || declaration.parameters.isEmpty {
+                return try BindingCalls.arguments(try request.decodeJSON(InvokeBindingBody.self).dataBytes, for: declaration)
+            }
+            guard case .bytes(let body) = request.body else { throw APIFailure.badRequest("HTTP body is too large") }
+            do {
+                return try BindingCalls.decode(InvokeBindingData.self, from: Array(body.readableBytesView), for: declaration).data.values
+            } catch {
+                // `data` may also be a JSON string holding the object (what some clients send): its text is the JSON.
+                return try BindingCalls.arguments(try request.decodeJSON(InvokeBindingBody.self).dataBytes, for: declaration)
+            }
         }
         let results = try await telemetry.call(key.kind, key.name, declaration.name, daprOperation: "INVOKE_OUTPUT_BINDING") { () async throws(CallError) in
             try await engine.invoke(key, operation: declaration.name, arguments: arguments)
         }.value
-        return results.isEmpty ? .noContent : .json(bytes: BindingCalls.data(results))
+        return results.isEmpty ? .noContent : .json(bytes: BindingCalls.data(results, for: declaration))
     }
 
     // MARK: -

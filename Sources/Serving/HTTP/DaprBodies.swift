@@ -121,7 +121,17 @@ struct MetadataResponseBody: Encodable {
     var components: [Component]
 }
 
-/// `POST /v1.0/bindings/{name}`.
+/// `POST /v1.0/bindings/{name}`, read for its operation only.
+struct InvokeBindingOperation: Decodable {
+    var operation: String?
+}
+
+/// `POST /v1.0/bindings/{name}`, read for its arguments once the operation is known.
+struct InvokeBindingData: Decodable {
+    var data: TypedArguments
+}
+
+/// `POST /v1.0/bindings/{name}`, whole (for an operation that takes the raw payload, or nothing).
 struct InvokeBindingBody: Decodable {
     var operation: String?
     var data: JSONValue?
