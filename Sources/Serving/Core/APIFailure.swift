@@ -47,9 +47,15 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
     public init(_ error: CallError, operation: String) {
         switch error {
         case .unknownComponent(let key):
-            let what = key.kind == .state ? "state store" : "lock store"
-            self.init(kind: .storeNotFound, message: "\(what) \(key.name) is not found",
-                      daprErrorCode: key.kind == .state ? "ERR_STATE_STORE_NOT_FOUND" : "ERR_LOCK_STORE_NOT_FOUND")
+            switch key.kind {
+            case .state:
+                self.init(kind: .storeNotFound, message: "state store \(key.name) is not found", daprErrorCode: "ERR_STATE_STORE_NOT_FOUND")
+            case .lock:
+                self.init(kind: .storeNotFound, message: "lock store \(key.name) is not found", daprErrorCode: "ERR_LOCK_STORE_NOT_FOUND")
+            case .binding:
+                // Only when the binding was removed between its lookup and the call.
+                self.init(kind: .storeNotFound, message: "binding \(key.name) is not found", daprErrorCode: "ERR_INVOKE_OUTPUT_BINDING")
+            }
         case .invalidRequest(let message):
             self = .badRequest(message)
         case .deadlineExceeded(let key, let pluginError):
