@@ -35,7 +35,7 @@ import Testing
         #expect(await failure(engine, key, "fail", ["code": .int64(5), "message": .string("slow backend")])
                 == .plugin(PluginError(.timeout, "slow backend")))
         #expect(await failure(engine, key, "null_string", [:]) == .plugin(PluginError(
-            .internal, "operation null_string returned an invalid result 'text' (string): NULL (a string result must be set)")))
+            .invalidArgument, "operation null_string returned an invalid result 'text' (string): NULL (a string result must be set)")))
         #expect(await failure(engine, ComponentKey(kind: .binding, name: "other"), "add", [:])
                 == .unknownComponent(ComponentKey(kind: .binding, name: "other")))
         await engine.shutdown()

@@ -127,11 +127,11 @@ import Testing
         let ops = try Self.instance()
         defer { ops.destroy() }
         #expect(await failure(ops, "null_string", [:]) == .plugin(PluginError(
-            .internal, "operation null_string returned an invalid result 'text' (string): NULL (a string result must be set)")))
+            .invalidArgument, "operation null_string returned an invalid result 'text' (string): NULL (a string result must be set)")))
         #expect(await failure(ops, "bad_utf8", [:]) == .plugin(PluginError(
-            .internal, "operation bad_utf8 returned an invalid result 'text' (string): not valid UTF-8")))
+            .invalidArgument, "operation bad_utf8 returned an invalid result 'text' (string): not valid UTF-8")))
         #expect(await failure(ops, "divide", ["x": .double(1), "y": .double(0)]) == .plugin(PluginError(
-            .internal, "operation divide returned an invalid result 'q' (double): inf (doubles must be finite)")))
+            .invalidArgument, "operation divide returned an invalid result 'q' (double): inf (doubles must be finite)")))
         // The instance keeps serving.
         #expect(try await ops.invoke(operation: "add", arguments: ["a": .int64(1), "b": .int64(1)]) == ["sum": .int64(2)])
     }

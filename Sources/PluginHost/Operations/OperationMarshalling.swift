@@ -156,7 +156,9 @@ extension PreparedOperation {
         var problem: PluginError?
         func refuse(_ field: OperationField, _ why: String) {
             if problem == nil {
-                problem = PluginError(.internal, "operation \(declaration.name) returned an invalid result '\(field.name)' (\(field.type.rawValue)): \(why)")
+                // INVALID_ARGUMENT (gRPC) / 400 (HTTP), as issue 18 specifies for a NULL out-string: the app is told
+                // which result of which operation was refused, and the host keeps serving.
+                problem = PluginError(.invalidArgument, "operation \(declaration.name) returned an invalid result '\(field.name)' (\(field.type.rawValue)): \(why)")
             }
         }
         for field in declaration.results {
