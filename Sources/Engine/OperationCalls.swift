@@ -33,6 +33,11 @@ extension Engine {
     /// of any kind with that name that declares operations. Unknown (or two such components): `.invalidRequest`
     /// listing the components that declare operations.
     public func operationsComponent(named name: String) throws(CallError) -> (key: ComponentKey, operations: [OperationDeclaration]) {
+        // The common case, on every call: a binding component of that name (one slot lookup, no scan).
+        let bindingKey = ComponentKey(kind: .binding, name: name)
+        if let operations = slots.withLock({ $0[bindingKey] })?.activeCell.current?.binary.info.operations, !operations.isEmpty {
+            return (bindingKey, operations)
+        }
         let serving = componentOperations
         if let binding = serving.first(where: { $0.key == ComponentKey(kind: .binding, name: name) }) { return binding }
         let named = serving.filter { $0.key.name == name }

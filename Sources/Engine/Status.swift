@@ -42,9 +42,9 @@ extension Engine {
 
     /// What the metadata APIs list, on every call: each component's serving plugin and generation,
     /// without the statuses and apply history `components` builds.
-    public var registeredComponents: [(key: ComponentKey, plugin: String, generation: UInt64)] {
+    public var registeredComponents: [(key: ComponentKey, plugin: String, generation: UInt64, capabilities: [String])] {
         slots.withLock { Array($0.values) }.compactMap { slot in
-            slot.activeCell.current.map { (slot.key, $0.pluginID, $0.number) }
+            slot.activeCell.current.map { (slot.key, $0.pluginID, $0.number, $0.binary.operationCapabilities) }
         }.sorted { $0.key < $1.key }
     }
 

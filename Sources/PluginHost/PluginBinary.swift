@@ -42,6 +42,8 @@ public final class PluginBinary: @unchecked Sendable {
     public let sourceIdentity: FileIdentity
     /// Lowercase hex sha256 of the bytes that were mapped.
     public let sha256: String
+    /// What the metadata APIs list for the declared operations ("operation <signature>"), built once.
+    public let operationCapabilities: [String]
     public let linksSwiftRuntime: Bool
     private let handle: UnsafeMutableRawPointer
 
@@ -51,6 +53,7 @@ public final class PluginBinary: @unchecked Sendable {
         self.symbols = symbols
         self.sourcePath = sourcePath
         self.sourceIdentity = sourceIdentity
+        self.operationCapabilities = info.operations.map { "operation \($0.signature)" }
         self.stagedPath = stagedPath
         self.sha256 = sha256
         self.linksSwiftRuntime = linksSwiftRuntime

@@ -149,7 +149,6 @@ public struct DaprService: Sendable {
         var reply = Dapr_Proto_Runtime_V1_GetMetadataResponse()
         reply.id = appID
         reply.runtimeVersion = MoltVersion.current
-        let operations = Dictionary(engine.componentOperations.map { ($0.key, $0.operations) }, uniquingKeysWith: { first, _ in first })
         for registered in engine.registeredComponents {
             let (plugin, version) = PluginID.split(registered.plugin)
             var component = Dapr_Proto_Runtime_V1_RegisteredComponents()
@@ -157,7 +156,7 @@ public struct DaprService: Sendable {
             component.type = "\(registered.key.kind.daprBuildingBlock).\(plugin)"
             component.version = version
             // The operations apps may invoke on it (InvokeBinding), as signatures.
-            component.capabilities = (operations[registered.key] ?? []).map { "operation \($0.signature)" }
+            component.capabilities = registered.capabilities
             reply.registeredComponents.append(component)
             // molt's own view of each component, for operators reading Dapr's metadata API.
             let prefix = "molt.\(registered.key.kind.rawValue).\(registered.key.name)"

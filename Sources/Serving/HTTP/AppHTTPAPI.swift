@@ -141,11 +141,10 @@ struct AppHTTPAPI: Sendable {
 
     /// `GET /v1.0/metadata`: the app ID and the components being served.
     func metadata(appID: String?) -> HTTPServerResponse {
-        let operations = Dictionary(engine.componentOperations.map { ($0.key, $0.operations) }, uniquingKeysWith: { first, _ in first })
         let components = engine.registeredComponents.map { registered in
             let (name, version) = PluginID.split(registered.plugin)
             return MetadataResponseBody.Component(name: registered.key.name, type: "\(registered.key.kind.daprBuildingBlock).\(name)", version: version,
-                                                  capabilities: operations[registered.key].map { $0.map { "operation \($0.signature)" } })
+                                                  capabilities: registered.capabilities.isEmpty ? nil : registered.capabilities)
         }
         return .json(MetadataResponseBody(id: appID, components: components))
     }
