@@ -5,23 +5,7 @@ extension CLockTemplate {
     static let test = #"""
 /* test_plugin.c: loads the plugin with dlopen, as molt does, and checks Dapr's lock semantics, in-place
  * config and state transfer (export from one instance, import into a fresh one). `make test` runs it. */
-#include "molt_plugin.h"
-
-#include <dlfcn.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
-
-static void *plugin;
-static void *symbol(const char *name) {
-    void *s = dlsym(plugin, name);
-    if (s == NULL) { fprintf(stderr, "missing symbol %s\n", name); exit(1); }
-    return s;
-}
-
+\#(CTemplateTestHarness.prologue)
 typedef struct { bool acquired; molt_status status; molt_unlock_status unlock_status; } outcome;
 static void try_done(void *ctx, const molt_try_lock_result *r) { outcome *o = ctx; o->status = r->status; o->acquired = r->acquired; }
 static void unlock_done(void *ctx, const molt_unlock_result *r) { outcome *o = ctx; o->status = r->status; o->unlock_status = r->unlock_status; }
@@ -41,9 +25,7 @@ static molt_unlock_status unlock(molt_instance in, const char *resource, const c
     return o.unlock_status;
 }
 
-static void host_log(void *context, molt_log_level level, const char *message) { (void)context; (void)level; printf("  log: %s\n", message); }
-static const molt_host_services host = {MOLT_HOST_SERVICES_SIZE_1_0, NULL, host_log, 0, NULL, NULL, NULL, NULL, NULL, NULL};
-
+\#(CTemplateTestHarness.host)
 static molt_instance start(const char *max_locks) {
     molt_kv entries[] = {{"logLabel", "test"}, {"maxLocks", max_locks}};
     molt_config config = {sizeof config, 2, entries, "test"};
@@ -55,21 +37,8 @@ static molt_instance start(const char *max_locks) {
     return in;
 }
 
-typedef struct { uint8_t *bytes; size_t length; } buffer;
-static int32_t append(void *ctx, const void *bytes, size_t length) {
-    buffer *b = ctx;
-    b->bytes = realloc(b->bytes, b->length + length);
-    memcpy(b->bytes + b->length, bytes, length);
-    b->length += length;
-    return 0;
-}
-
-int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]); return 2; }
-    plugin = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    if (plugin == NULL) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
-    const molt_plugin_identity *info = ((molt_plugin_info_fn)symbol(MOLT_SYMBOL_PLUGIN_INFO))();
-    printf("%s %s\n", info->name, info->version);
+\#(CTemplateTestHarness.exportSink)
+\#(CTemplateTestHarness.mainPrologue)
     CHECK(info->flags & MOLT_PLUGIN_HOLDS_STATE);
     molt_plugin_destroy_fn destroy = (molt_plugin_destroy_fn)symbol(MOLT_SYMBOL_PLUGIN_DESTROY);
 

@@ -6,23 +6,7 @@ extension CStateTemplate {
 /* test_plugin.c: loads the plugin with dlopen, as molt does, and checks Dapr's state semantics (etags,
  * first-write), in-place config and state transfer (export from one instance, import into a fresh one).
  * `make test` runs it. */
-#include "molt_plugin.h"
-
-#include <dlfcn.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
-
-static void *plugin;
-static void *symbol(const char *name) {
-    void *s = dlsym(plugin, name);
-    if (s == NULL) { fprintf(stderr, "missing symbol %s\n", name); exit(1); }
-    return s;
-}
-
+\#(CTemplateTestHarness.prologue)
 typedef struct { molt_status status; bool found; char value[64]; char etag[32]; } outcome;
 static void get_done(void *ctx, const molt_state_get_result *r) {
     outcome *o = ctx;
@@ -57,9 +41,7 @@ static molt_status delete(molt_instance in, const char *key, const char *etag, m
     return o.status;
 }
 
-static void host_log(void *context, molt_log_level level, const char *message) { (void)context; (void)level; printf("  log: %s\n", message); }
-static const molt_host_services host = {MOLT_HOST_SERVICES_SIZE_1_0, NULL, host_log, 0, NULL, NULL, NULL, NULL, NULL, NULL};
-
+\#(CTemplateTestHarness.host)
 static molt_instance start(const char *max_keys) {
     molt_kv entries[] = {{"logLabel", "test"}, {"maxKeys", max_keys}};
     molt_config config = {sizeof config, 2, entries, "test"};
@@ -71,21 +53,8 @@ static molt_instance start(const char *max_keys) {
     return in;
 }
 
-typedef struct { uint8_t *bytes; size_t length; } buffer;
-static int32_t append(void *ctx, const void *bytes, size_t length) {
-    buffer *b = ctx;
-    b->bytes = realloc(b->bytes, b->length + length);
-    memcpy(b->bytes + b->length, bytes, length);
-    b->length += length;
-    return 0;
-}
-
-int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]); return 2; }
-    plugin = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    if (plugin == NULL) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
-    const molt_plugin_identity *info = ((molt_plugin_info_fn)symbol(MOLT_SYMBOL_PLUGIN_INFO))();
-    printf("%s %s\n", info->name, info->version);
+\#(CTemplateTestHarness.exportSink)
+\#(CTemplateTestHarness.mainPrologue)
     CHECK(strcmp(info->kind, MOLT_KIND_STATE) == 0);
     CHECK(info->flags & MOLT_PLUGIN_HOLDS_STATE);
     molt_plugin_destroy_fn destroy = (molt_plugin_destroy_fn)symbol(MOLT_SYMBOL_PLUGIN_DESTROY);
