@@ -4,7 +4,8 @@ the answer written, with no other thread of molt taking part.
 
 Not timed. One client makes CALLS calls one after another on one connection; from /proc/<pid>/task/*/status
 we count the context switches of each of molt's threads meanwhile. The thread serving the connection sleeps
-between calls (at least one switch per call); every other thread must stay (almost) asleep. A hop per call to
+between most calls (a request that arrives before the loop is back in epoll_wait costs it no switch); every
+other thread must stay (almost) asleep. A hop per call to
 any other thread (a cooperative-pool thread, a plugin thread, a timer) would show as at least CALLS switches
 there."""
 
@@ -18,6 +19,9 @@ from conftest import RPC_TIMEOUT_S
 CALLS = 400
 # Switches other threads may make meanwhile for reasons of their own (a log line, a signal handler).
 OTHERS_ALLOWED = CALLS // 10
+# The serving loop sleeps between calls unless the next request is already readable when it returns to
+# epoll_wait (it was 399 of 400 once in CI); it must still be the thread that woke for (nearly) every call.
+SERVING_AT_LEAST = CALLS - OTHERS_ALLOWED
 
 
 def thread_switches(pid: int) -> dict[int, tuple[str, int]]:
@@ -43,7 +47,7 @@ def assert_served_on_one_event_loop(pid: int, make_calls) -> None:
     serving_name, serving_switches = deltas[serving]
     others = {f"{name}/{tid}": count for tid, (name, count) in deltas.items() if tid != serving and count > 0}
     assert serving_name.startswith("NIO-"), f"the busiest thread is {serving_name!r}, not an event loop: {deltas}"
-    assert serving_switches >= CALLS, f"the event loop switched {serving_switches} times for {CALLS} calls: {deltas}"
+    assert serving_switches >= SERVING_AT_LEAST, f"the event loop switched {serving_switches} times for {CALLS} calls: {deltas}"
     assert sum(others.values()) <= OTHERS_ALLOWED, (
         f"threads other than the event loop {serving_name}/{serving} switched {sum(others.values())} times "
         f"during {CALLS} calls (allowed {OTHERS_ALLOWED}): {others}")
