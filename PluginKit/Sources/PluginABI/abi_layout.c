@@ -8,7 +8,8 @@ _Static_assert(offsetof(molt_plugin_identity, struct_size) == 0, "struct_size co
 _Static_assert(offsetof(molt_host_services, struct_size) == 0, "struct_size comes first");
 _Static_assert(offsetof(molt_lock_request, struct_size) == 0, "struct_size comes first");
 _Static_assert(offsetof(molt_state_set_request, struct_size) == 0, "struct_size comes first");
-_Static_assert(MOLT_HOST_SERVICES_SIZE_1_1 == sizeof(molt_host_services), "ABI 1.1 host services end with timer_cancel");
+_Static_assert(MOLT_HOST_SERVICES_SIZE_1_3 == sizeof(molt_host_services), "ABI 1.3 host services end with changed");
+_Static_assert(MOLT_HOST_SERVICES_SIZE_1_1 == offsetof(molt_host_services, changed), "1.3 services come right after timer_cancel");
 _Static_assert(MOLT_HOST_SERVICES_SIZE_1_0 < MOLT_HOST_SERVICES_SIZE_1_1, "1.1 services come after log");
 _Static_assert(MOLT_PLUGIN_IDENTITY_SIZE_1_1 <= sizeof(molt_plugin_identity) && sizeof(molt_plugin_identity) - MOLT_PLUGIN_IDENTITY_SIZE_1_1 < 8, "ABI 1.1 identity ends with flags (then tail padding)");
 _Static_assert(MOLT_PLUGIN_IDENTITY_SIZE_1_0 == offsetof(molt_plugin_identity, flags), "1.1 flags come right after state_format_max");
@@ -17,6 +18,8 @@ _Static_assert(sizeof(void *) == 8, "molt supports 64-bit platforms only");
 _Static_assert(sizeof(molt_operation_field) == 24, "molt_operation_field is frozen");
 _Static_assert(sizeof(molt_operation) == 56, "molt_operation is frozen");
 _Static_assert(sizeof(molt_value) == 24 && offsetof(molt_value, as) == 8, "molt_value is frozen");
+/* ABI 1.3 array element. */
+_Static_assert(sizeof(molt_secret) == 24, "molt_secret is frozen");
 
 /* Every prototype has the type of the host's `_fn` typedef: the host and the plugin agree. */
 #define MOLT_SAME_TYPE(function, typedef_name) \
@@ -38,3 +41,5 @@ MOLT_SAME_TYPE(molt_state_set, molt_state_set_fn);
 MOLT_SAME_TYPE(molt_state_delete, molt_state_delete_fn);
 MOLT_SAME_TYPE(molt_state_transact, molt_state_transact_fn);
 MOLT_SAME_TYPE(molt_plugin_operations, molt_plugin_operations_fn);
+MOLT_SAME_TYPE(molt_secret_get, molt_secret_get_fn);
+MOLT_SAME_TYPE(molt_secret_bulk_get, molt_secret_bulk_get_fn);

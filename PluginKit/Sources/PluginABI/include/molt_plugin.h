@@ -1,5 +1,5 @@
 /*
- * molt_plugin.h: the molt plugin ABI, version 1.2. This header is the contract.
+ * molt_plugin.h: the molt plugin ABI, version 1.3. This header is the contract.
  *
  * A molt plugin is a shared library (.so) that exports plain C functions whose names all begin with
  * "molt_". The host finds each one with dlsym. Required symbols must be present; optional
@@ -23,6 +23,8 @@
  *     kind "state": molt_state_get, molt_state_set, molt_state_delete;
  *                   optional: molt_state_bulk_get (host falls back to gets), molt_state_transact
  *     kind "binding" (ABI 1.2): none; molt_plugin_operations declaring at least one operation
+ *     kind "secretstore" (ABI 1.3): molt_secret_get; optional: molt_secret_bulk_get (absent: the
+ *                   bulk API answers unsupported)
  *
  * Prototypes. Unless compiled by Swift's importer, this header declares every symbol above with
  * MOLT_EXPORT (section "Prototypes" at the end), so a definition with a wrong signature does not
@@ -37,7 +39,7 @@
  * optional symbols, and new fields appended at the end of structs. Every struct that may grow starts
  * with `struct_size`, set by whoever fills it in to sizeof() as that side compiled it; the reader
  * reads only fields that lie entirely within struct_size. Structs used as array elements (molt_kv,
- * molt_config_key, molt_state_bulk_item, molt_state_operation) have no struct_size and are frozen
+ * molt_config_key, molt_state_bulk_item, molt_state_operation, molt_secret) have no struct_size and are frozen
  * for the whole major version; an extension adds a new array at the end of the containing struct.
  *
  * Memory ownership, in one rule: whoever allocates a piece of memory frees it, and a pointer handed
@@ -66,7 +68,7 @@ extern "C" {
 #endif
 
 #define MOLT_ABI_VERSION_MAJOR 1
-#define MOLT_ABI_VERSION_MINOR 2
+#define MOLT_ABI_VERSION_MINOR 3
 
 /* Marks a function a plugin exports to the host. */
 #define MOLT_EXPORT __attribute__((visibility("default")))
@@ -98,6 +100,7 @@ typedef int32_t molt_status;
 #define MOLT_ERR_TIMEOUT 5          /* the backend did not answer in time */
 #define MOLT_ERR_UNSUPPORTED 6      /* the operation or option is not supported by this plugin */
 #define MOLT_ERR_INTERNAL 7         /* anything else */
+#define MOLT_ERR_NOT_FOUND 8        /* ABI 1.3: the named item (a secret) does not exist */
 
 /* ---------------------------------------------------------------------------------------------
  * Messages: host-owned buffers into which the plugin writes a human-readable explanation.
@@ -222,12 +225,21 @@ typedef struct molt_host_services {
     /* Cancels a timer that has not fired yet; nothing happens when it fired or is unknown. On the
      * timer's loop only (so that it cannot be firing meanwhile). */
     void (*timer_cancel)(void *host_context, uint64_t timer);
+
+    /* ---- ABI 1.3 (present when struct_size >= MOLT_HOST_SERVICES_SIZE_1_3) ---- */
+    /* Tells the host that what the instance serves may have changed: `key` names the secret that
+     * changed (borrowed for the call), or is NULL for "anything may have changed". The host reads again
+     * what it uses (secrets referenced by other components) on a thread of its own, soon after, and
+     * re-applies what changed; calls coalesce. Never required: without it the host polls (the
+     * component's molt.pollInterval). Any thread; do not call it from within init or destroy. */
+    void (*changed)(void *host_context, const char *key);
 } molt_host_services;
 
 #define MOLT_NO_LOOP UINT32_MAX
 /* struct_size of an ABI 1.0 host's services (log only) and of an ABI 1.1 host's. */
 #define MOLT_HOST_SERVICES_SIZE_1_0 (offsetof(molt_host_services, log) + sizeof(void *))
 #define MOLT_HOST_SERVICES_SIZE_1_1 (offsetof(molt_host_services, timer_cancel) + sizeof(void *))
+#define MOLT_HOST_SERVICES_SIZE_1_3 (offsetof(molt_host_services, changed) + sizeof(void *))
 
 #if !defined(__swift__) /* Swift does not import C variadic functions; PluginKit has HostServices.log */
 #ifndef MOLT_LOG_LINE_MAX
@@ -261,13 +273,14 @@ static inline void molt_log(const molt_host_services *host, molt_log_level level
 #define MOLT_KIND_LOCK "lock"
 #define MOLT_KIND_STATE "state"
 #define MOLT_KIND_BINDING "binding" /* ABI 1.2: only declared operations */
+#define MOLT_KIND_SECRETSTORE "secretstore" /* ABI 1.3: Dapr's secret store */
 
 /* Plugin-owned, static: valid for as long as the library is loaded. */
 typedef struct molt_plugin_identity {
     uint32_t struct_size;
     const char *name;        /* [a-z0-9][a-z0-9._-]{0,63}, e.g. "memorylock" */
     const char *version;     /* semantic version 2.0.0, e.g. "1.2.0" */
-    const char *kind;        /* MOLT_KIND_LOCK, MOLT_KIND_STATE or (ABI 1.2) MOLT_KIND_BINDING */
+    const char *kind;        /* MOLT_KIND_LOCK, MOLT_KIND_STATE, (ABI 1.2) MOLT_KIND_BINDING, (1.3) MOLT_KIND_SECRETSTORE */
     const char *description; /* one line for operators */
     /* State formats this plugin can both export and import: [state_format_min, state_format_max].
      * Both 0 when the plugin does not transfer state. When a reload moves state from instance A to
@@ -612,6 +625,52 @@ typedef void (*molt_state_delete_fn)(molt_instance instance, const molt_state_de
 typedef void (*molt_state_transact_fn)(molt_instance instance, const molt_state_transact_request *request,
                                        molt_state_write_done done, void *call_context);
 
+/* --- kind "secretstore" (ABI 1.3): Dapr's secret store semantics --- */
+
+/* A secret is one or more named values. A store of plain key/value secrets answers each key with one
+ * value named as the key itself (Dapr: {"db-password": "..."}); a multi-valued secret (a nested object
+ * in a secrets file, a Kubernetes secret) answers every value under it. Other components reference a
+ * secret's value by (secret, value name) in their config (secretKeyRef): the host reads it with
+ * molt_secret_get, and again when the plugin reports a change (host service `changed`) or at the
+ * poll interval, and re-applies the components whose value changed. Values are secrets: never log
+ * them, and keep them out of messages. */
+
+/* Host-owned, valid until `done` is called. */
+typedef struct molt_secret_request {
+    uint32_t struct_size;
+    const char *key;         /* get: the secret's name (never NULL, never empty); bulk_get: NULL */
+    uint32_t metadata_count;
+    const molt_kv *metadata; /* Dapr request metadata (e.g. version_id), passed through */
+} molt_secret_request;
+
+/* One secret in a result. Frozen (array element). */
+typedef struct molt_secret {
+    const char *key;         /* the secret's name */
+    uint32_t value_count;    /* at least 1 */
+    const molt_kv *values;   /* its values by name; names unique within the secret */
+} molt_secret;
+
+/* Plugin-owned, valid until `done` returns. get: on MOLT_OK exactly one secret, the one asked for; a
+ * missing secret is MOLT_ERR_NOT_FOUND (the app gets Dapr's error, not an empty answer). bulk_get:
+ * every secret the store holds (zero is fine). */
+typedef struct molt_secret_result {
+    uint32_t struct_size;
+    molt_status status;
+    const char *message;     /* NULL on success; never include a secret's value */
+    uint32_t secret_count;
+    const molt_secret *secrets;
+} molt_secret_result;
+
+typedef void (*molt_secret_done)(void *call_context, const molt_secret_result *result);
+
+/* Required: get for kind "secretstore"; bulk_get no (absent: GetBulkSecret answers unsupported).
+ * Threads: see "Operations" above. The host also calls get on threads of its own (resolving and
+ * watching references), while init of another component waits for the answer: answer promptly. */
+typedef void (*molt_secret_get_fn)(molt_instance instance, const molt_secret_request *request,
+                                   molt_secret_done done, void *call_context);
+typedef void (*molt_secret_bulk_get_fn)(molt_instance instance, const molt_secret_request *request,
+                                        molt_secret_done done, void *call_context);
+
 /* ---------------------------------------------------------------------------------------------
  * Declared operations (ABI 1.2): plain C functions an app calls by name.
  *
@@ -730,6 +789,8 @@ typedef const molt_operation *(*molt_plugin_operations_fn)(uint32_t *count_out);
 #define MOLT_SYMBOL_STATE_DELETE "molt_state_delete"
 #define MOLT_SYMBOL_STATE_TRANSACT "molt_state_transact"
 #define MOLT_SYMBOL_PLUGIN_OPERATIONS "molt_plugin_operations"
+#define MOLT_SYMBOL_SECRET_GET "molt_secret_get"
+#define MOLT_SYMBOL_SECRET_BULK_GET "molt_secret_bulk_get"
 
 /* ---------------------------------------------------------------------------------------------
  * Prototypes of everything a plugin may export, so that the compiler checks each definition against
@@ -766,6 +827,10 @@ MOLT_EXPORT void molt_state_delete(molt_instance instance, const molt_state_dele
 MOLT_EXPORT void molt_state_transact(molt_instance instance, const molt_state_transact_request *request,
                                      molt_state_write_done done, void *call_context);
 MOLT_EXPORT const molt_operation *molt_plugin_operations(uint32_t *count_out);
+MOLT_EXPORT void molt_secret_get(molt_instance instance, const molt_secret_request *request,
+                                 molt_secret_done done, void *call_context);
+MOLT_EXPORT void molt_secret_bulk_get(molt_instance instance, const molt_secret_request *request,
+                                      molt_secret_done done, void *call_context);
 #endif /* !__swift__ */
 
 /* For C plugins: defines molt_abi_version() reporting the version of this header. */
