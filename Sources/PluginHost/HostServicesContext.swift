@@ -1,5 +1,6 @@
 import Logging
 import PluginABI
+import Synchronization
 
 /// The host side of one instance's molt_host_services: its `host_context`, retained by the services
 /// struct until the instance is destroyed (or its init failed). Log lines carry the component and
@@ -7,6 +8,9 @@ import PluginABI
 final class HostServicesContext: Sendable {
     let logger: Logger
     let io: HostIO
+    /// Who hears the plugin's `changed` reports (set by the engine once the instance serves); reports
+    /// before it is set, or after it is cleared, are dropped: whoever sets it reads everything anew.
+    let changeHandler = Mutex<(@Sendable (String?) -> Void)?>(nil)
 
     private init(logger: Logger, io: HostIO) {
         self.logger = logger
@@ -61,6 +65,11 @@ final class HostServicesContext: Sendable {
             timer_cancel: { context, timer in
                 guard let context else { return }
                 HostServicesContext.from(context).io.cancelTimer(timer)
+            },
+            changed: { context, key in
+                guard let context else { return }
+                let changedKey = key.map { String(cString: $0) }
+                if let handler = HostServicesContext.from(context).changeHandler.withLock({ $0 }) { handler(changedKey) }
             })
     }
 

@@ -10,6 +10,8 @@ public enum PluginStatus: String, Sendable, Equatable {
     case unavailable = "UNAVAILABLE"
     case timeout = "TIMEOUT"
     case unsupported = "UNSUPPORTED"
+    /// ABI 1.3: the named item (a secret) does not exist.
+    case notFound = "NOT_FOUND"
     case `internal` = "INTERNAL"
     case deadlineExceeded = "DEADLINE_EXCEEDED"
 
@@ -22,6 +24,7 @@ public enum PluginStatus: String, Sendable, Equatable {
         case MOLT_ERR_UNAVAILABLE: self = .unavailable
         case MOLT_ERR_TIMEOUT: self = .timeout
         case MOLT_ERR_UNSUPPORTED: self = .unsupported
+        case MOLT_ERR_NOT_FOUND: self = .notFound
         default: self = .internal
         }
     }

@@ -6,6 +6,8 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
     case state
     /// ABI 1.2: nothing but declared operations (apps call them through Dapr's output bindings API).
     case binding
+    /// ABI 1.3: Dapr's secret store; other components' `secretKeyRef`s are read from it.
+    case secretstore
 
     /// Dapr's building block of the kind, the first part of a Dapr component type (`state.redis`,
     /// `lock.in-memory`, `bindings.kafka`): Dapr Component YAML and the metadata APIs use it.
@@ -14,6 +16,7 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
         case .lock: "lock"
         case .state: "state"
         case .binding: "bindings"
+        case .secretstore: "secretstores"
         }
     }
 }
@@ -41,6 +44,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let stateTransfer = Capabilities(rawValue: 1 << 2)
     public static let bulkGet = Capabilities(rawValue: 1 << 3)
     public static let transactions = Capabilities(rawValue: 1 << 4)
+    public static let bulkSecrets = Capabilities(rawValue: 1 << 5)
 
     /// The exported symbol each capability stands for, for `molt plugin inspect`.
     public var symbolNames: [String] {
@@ -50,6 +54,7 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
         if contains(.stateTransfer) { names += [MOLT_SYMBOL_PLUGIN_EXPORT_STATE, MOLT_SYMBOL_PLUGIN_IMPORT_STATE] }
         if contains(.bulkGet) { names.append(MOLT_SYMBOL_STATE_BULK_GET) }
         if contains(.transactions) { names.append(MOLT_SYMBOL_STATE_TRANSACT) }
+        if contains(.bulkSecrets) { names.append(MOLT_SYMBOL_SECRET_BULK_GET) }
         return names
     }
 }

@@ -62,6 +62,13 @@ public final class PluginInstance: @unchecked Sendable {
         destroy()
     }
 
+    /// Routes the plugin's `changed` reports (ABI 1.3) to `handler` (nil: drops them). The handler runs on
+    /// the plugin's thread: it must only note the change and return.
+    public func onChange(_ handler: (@Sendable (String?) -> Void)?) {
+        guard !destroyed.load(ordering: .acquiring), let context = hostServices.pointee.host_context else { return }
+        Unmanaged<HostServicesContext>.fromOpaque(context).takeUnretainedValue().changeHandler.withLock { $0 = handler }
+    }
+
     public func readiness() -> Readiness {
         let (state, message) = withMessageBuffer { binary.symbols.readiness(handle, $0) }
         switch state {

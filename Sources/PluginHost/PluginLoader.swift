@@ -266,6 +266,9 @@ public final class PluginLoader: Sendable {
         } else {
             operations = []
         }
+        if kind == .secretstore && minor < 3 {
+            throw .invalidInfo(path: path, reason: "kind 'secretstore' needs ABI 1.3 (the plugin is built for 1.\(minor))")
+        }
         if kind == .binding && operations.isEmpty {
             guard minor >= 2 else { throw .invalidInfo(path: path, reason: "kind 'binding' needs ABI 1.2 (the plugin is built for 1.\(minor))") }
             guard symbol(MOLT_SYMBOL_PLUGIN_OPERATIONS, as: molt_plugin_operations_fn.self) != nil else {
@@ -287,6 +290,8 @@ public final class PluginLoader: Sendable {
             stateSet: symbol(MOLT_SYMBOL_STATE_SET, as: molt_state_set_fn.self),
             stateDelete: symbol(MOLT_SYMBOL_STATE_DELETE, as: molt_state_delete_fn.self),
             stateTransact: symbol(MOLT_SYMBOL_STATE_TRANSACT, as: molt_state_transact_fn.self),
+            secretGet: minor >= 3 ? symbol(MOLT_SYMBOL_SECRET_GET, as: molt_secret_get_fn.self) : nil,
+            secretBulkGet: minor >= 3 ? symbol(MOLT_SYMBOL_SECRET_BULK_GET, as: molt_secret_bulk_get_fn.self) : nil,
             operations: Dictionary(operations.map { ($0.declaration.name, $0) }, uniquingKeysWith: { first, _ in first }))
 
         // The operations of the plugin's kind are required.
@@ -296,6 +301,7 @@ public final class PluginLoader: Sendable {
         case .state: kindOperations = [(MOLT_SYMBOL_STATE_GET, symbols.stateGet != nil), (MOLT_SYMBOL_STATE_SET, symbols.stateSet != nil),
                                        (MOLT_SYMBOL_STATE_DELETE, symbols.stateDelete != nil)]
         case .binding: kindOperations = []  // only declared operations, checked above
+        case .secretstore: kindOperations = [(MOLT_SYMBOL_SECRET_GET, symbols.secretGet != nil)]
         }
         if let (missing, _) = kindOperations.first(where: { !$0.1 }) {
             throw .missingSymbol(path: path, symbol: missing, why: "required for kind '\(kind.rawValue)'")
@@ -306,6 +312,7 @@ public final class PluginLoader: Sendable {
         if symbols.applyConfig != nil { capabilities.insert(.applyConfig) }
         if kind == .state && symbols.stateBulkGet != nil { capabilities.insert(.bulkGet) }
         if kind == .state && symbols.stateTransact != nil { capabilities.insert(.transactions) }
+        if kind == .secretstore && symbols.secretBulkGet != nil { capabilities.insert(.bulkSecrets) }
         var stateFormats: ClosedRange<UInt32>?
         switch (symbols.exportState != nil, symbols.importState != nil) {
         case (true, true):

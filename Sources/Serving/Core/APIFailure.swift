@@ -55,6 +55,8 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
             case .binding:
                 // Only when the binding was removed between its lookup and the call.
                 self.init(kind: .storeNotFound, message: "binding \(key.name) is not found", daprErrorCode: "ERR_INVOKE_OUTPUT_BINDING")
+            case .secretstore:
+                self.init(kind: .storeNotFound, message: "secret store \(key.name) not found", daprErrorCode: "ERR_SECRET_STORE_NOT_FOUND")
             }
         case .invalidRequest(let message):
             self = .badRequest(message)
@@ -78,7 +80,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                 self.init(kind: .deadlineExceeded, message: "\(pluginError)", daprErrorCode: code)
             case .unsupported:
                 self.init(kind: .unsupported, message: "\(pluginError)", daprErrorCode: code)
-            case .internal:
+            case .internal, .notFound:
                 self.init(kind: .internal, message: "\(pluginError)", daprErrorCode: code)
             }
         }
