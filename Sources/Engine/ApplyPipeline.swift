@@ -56,6 +56,8 @@ extension Engine {
         /// The binary the definition resolves to, also when it changes nothing.
         var resolved: PluginBinary?
         var normalized = NormalizedConfig(config: [:], explicit: [:], warnings: [])
+        /// The secret references of the configuration given, by config key (their values are in `normalized`).
+        var references: [String: SecretReference] = [:]
         /// What the plugin gets (`normalized.config`).
         var config: [String: String] { normalized.config }
         /// A changed key that does not apply in place (declared keys, ABI 1.1): the change reloads
@@ -74,6 +76,12 @@ extension Engine {
     /// Applies `definitions` all-or-nothing and records each result. `persist: false` for the
     /// bootstrap, which writes one snapshot once every component started.
     func applyAll(_ definitions: [ComponentDefinition], persist: Bool) async -> [ApplyResult] {
+        if let (stores, users) = Self.secretStoresFirst(definitions) {
+            // The stores must serve before the components that read secrets from them are planned.
+            let results = await applyAll(stores, persist: persist) + applyAll(users, persist: persist)
+            let byKey = Dictionary(results.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+            return definitions.map { byKey[$0.key]! }
+        }
         let keys = definitions.map(\.key)
         let recorder = ApplyRecorder(keys: keys)
         inProgress.withLock { $0[ObjectIdentifier(recorder)] = recorder }
@@ -96,6 +104,19 @@ extension Engine {
             recorder.stamp(&result)
             return record(result)
         }
+    }
+
+    /// A batch holding secret stores and components that reference them, split in two: the stores, then the
+    /// rest (each all-or-nothing); nil for any other batch.
+    static func secretStoresFirst(_ definitions: [ComponentDefinition]) -> (stores: [ComponentDefinition], users: [ComponentDefinition])? {
+        let stores = definitions.filter { $0.key.kind == .secretstore }
+        let names = Set(stores.map(\.key.name))
+        guard !names.isEmpty, stores.count < definitions.count else { return nil }
+        let users = definitions.filter { $0.key.kind != .secretstore }
+        let referencesBatchStore = users.contains { definition in
+            ((try? SecretReference.references(in: definition.config)) ?? [:]).values.contains { names.contains($0.store) }
+        }
+        return referencesBatchStore ? (stores, users) : nil
     }
 
     private func runPipeline(_ definitions: [ComponentDefinition], persist: Bool, recorder: ApplyRecorder) async -> [ApplyResult] {
@@ -122,7 +143,8 @@ extension Engine {
         var changes: [Change] = []
         for definition in definitions {
             do {
-                changes.append(try plan(definition))
+                let secrets = try await resolveSecrets(of: definition)
+                changes.append(try plan(definition, secrets: secrets))
             } catch {
                 var change = Change(result: ApplyResult(key: definition.key, action: .failed), definition: definition, slot: nil, old: nil)
                 change.result.oldGeneration = slots.withLock { $0[definition.key] }?.activeCell.current?.number
@@ -142,7 +164,7 @@ extension Engine {
                 }
             } else {
                 recorder.begin(.applyConfig)
-                switch await applyInPlace(changes[index].normalized, to: old) {
+                switch await applyInPlace(changes[index].normalized, references: changes[index].references, to: old) {
                 case .applied:
                     changes[index].result.action = .appliedInPlace
                     changes[index].result.newGeneration = old.number
@@ -168,7 +190,7 @@ extension Engine {
                 let change = changes[index]
                 group.addTask {
                     (index, await self.startGeneration(key: change.definition.key, binary: change.binary!, config: change.normalized,
-                                                       pin: change.definition.pin))
+                                                       references: change.references, pin: change.definition.pin))
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }
@@ -211,6 +233,7 @@ extension Engine {
             changes[index].slot!.switchToIdleCell()
         }
         recorder.markSwitched()
+        for change in changes where change.definition.key.kind == .secretstore { if let new = change.new { secretStoreServes(new) } }
         for index in changing {
             if let old = changes[index].old {
                 changes[index].result.action = old.binary.info.version != changes[index].binary!.info.version ? .versionSwapped : .reloaded
@@ -254,7 +277,7 @@ extension Engine {
     }
 
     /// Step 2: apply_config on the running instance, on a thread of its own, with its timeout.
-    private func applyInPlace(_ config: NormalizedConfig, to generation: Generation) async -> InPlaceOutcome {
+    private func applyInPlace(_ config: NormalizedConfig, references: [String: SecretReference], to generation: Generation) async -> InPlaceOutcome {
         let instance = generation.instance
         guard instance.binary.symbols.applyConfig != nil else { return .reload(nil) }
         let plain = config.config
@@ -264,7 +287,7 @@ extension Engine {
         }
         switch outcome {
         case .applied?:
-            generation.replaceConfig(config, appID: settings.appID)
+            generation.replaceConfig(config, references: references, appID: settings.appID)
             return .applied
         case .needsReload(let why)?: return .reload("in-place apply needs a reload: \(why)")
         case .rejected(let why)?: return .reload("in-place apply refused (\(why)); trying a new instance")
@@ -281,7 +304,8 @@ extension Engine {
     /// Step 3 for one component: init, then readiness polls (each on a thread of its own, bounded by the
     /// init and readiness timeouts).
     /// On any failure the new instance is destroyed before returning.
-    func startGeneration(key: ComponentKey, binary: PluginBinary, config: NormalizedConfig, pin: String?) async -> Result<StartedGeneration, StepFailure> {
+    func startGeneration(key: ComponentKey, binary: PluginBinary, config: NormalizedConfig, references: [String: SecretReference] = [:],
+                         pin: String?) async -> Result<StartedGeneration, StepFailure> {
         let clock = ContinuousClock()
         let initStart = clock.now
         let (name, logger) = (key.name, logger)
@@ -318,7 +342,8 @@ extension Engine {
             }
             switch readiness {
             case .ready:
-                let generation = Generation(number: nextGenerationNumber(key), key: key, instance: instance, config: config, pin: pin,
+                let generation = Generation(number: nextGenerationNumber(key), key: key, instance: instance, config: config,
+                                            references: references, pin: pin,
                                             appID: settings.appID)
                 return .success(StartedGeneration(generation: generation, initDuration: initDuration, readinessDuration: clock.now - readinessStart))
             case .failed(let message):

@@ -7,7 +7,9 @@ import PluginHost
 /// Also what `check` (config check, dry runs) runs.
 extension Engine {
     /// Step 1 for one definition: what it needs (also `check`, for config check and dry runs).
-    func plan(_ definition: ComponentDefinition) throws -> Change {
+    /// `secrets`: the configuration given with every secret reference resolved (`resolveSecrets`); nil checks
+    /// the definition with the references standing in for their values (`check`).
+    func plan(_ definition: ComponentDefinition, secrets: ResolvedSecrets? = nil) throws -> Change {
         let slot = slots.withLock { $0[definition.key] }
         let old = slot?.activeCell.current
         var change = Change(result: ApplyResult(key: definition.key, action: .failed), definition: definition, slot: old == nil ? nil : slot, old: old)
@@ -23,10 +25,10 @@ extension Engine {
         change.result.newPlugin = binary.info.id
         change.resolved = binary
         let hostKeys = Self.hostKeys(definition.key.kind)
-        do {
-            // The running configuration as given: the defaults filled in are the running version's own.
-            let wanted = definition.keepsRunningConfig ? (old?.explicitConfig ?? definition.config) : definition.config
-            change.normalized = try binary.normalize(config: wanted, hostKeys: hostKeys)
+        do throws(ConfigProblem) {
+            let given = givenConfig(definition, old: old)
+            if let secrets { change.references = secrets.references } else { change.references = try SecretReference.references(in: given) }
+            change.normalized = try binary.normalize(config: secrets?.config ?? given, hostKeys: hostKeys)
             change.result.warnings = change.normalized.warnings + (resolveWarning.map { [$0] } ?? [])
         } catch {
             throw StepFailure(.invalidDefinition, "\(error)", keys: error.keys)

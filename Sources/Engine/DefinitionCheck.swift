@@ -22,7 +22,15 @@ extension Engine {
     /// (and applied in place by the host when the plugin does not declare them). The state key prefix is
     /// the only one: Dapr component files' metadata reaches the engine whole (`spec.metadata`), and the
     /// component formats read their other fields (type, version, ignoreErrors, initTimeout, scopes) outside it.
-    static func hostKeys(_ kind: ComponentKind) -> Set<String> { kind == .state ? ["keyPrefix"] : [] }
+    /// A secret store's `pollInterval` (how often molt reads the secrets other components use, when the
+    /// plugin does not report changes) is the host's too.
+    static func hostKeys(_ kind: ComponentKind) -> Set<String> {
+        switch kind {
+        case .state: ["keyPrefix"]
+        case .secretstore: ["pollInterval"]
+        default: []
+        }
+    }
 
     /// Checks `definition` as an apply would plan it (`plan`: limits, plugin and version, keys the plugin
     /// does not declare, required keys, deprecated aliases, state handoff) without loading anything into

@@ -47,6 +47,8 @@ public final class Engine: Sendable {
     let journalQueue = BlockingWorkQueue(label: "molt.engine.journal", serial: true)
     /// Plugin init, apply_config, export, import and destroy, each on a thread of its own with a timeout.
     let pluginSteps: PluginSteps
+    /// Re-applies components whose referenced secrets changed (`SecretRotation.swift`).
+    let secretWatch = SecretWatch()
 
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
                 logger: Logger = Logger(label: "molt.engine")) {
@@ -116,13 +118,13 @@ public final class Engine: Sendable {
 
     /// The definitions of every running component, as a restart must reproduce them: plugin name
     /// and exact version, the (normalized) configuration as given (without the defaults the host filled in:
-    /// those are the plugin version's own) and pin of the active generation.
+    /// those are the plugin version's own; secret references, never their values) and pin of the active generation.
     public var runningDefinitions: [ComponentDefinition] {
         slots.withLock { Array($0.values) }.compactMap { slot in
             guard let generation = slot.activeCell.current else { return nil }
             let info = generation.binary.info
             return ComponentDefinition(kind: slot.key.kind, name: slot.key.name, plugin: info.name, version: info.version,
-                                       config: generation.explicitConfig, pin: generation.pin)
+                                       config: generation.shownExplicitConfig, pin: generation.pin)
         }.sorted { $0.key < $1.key }
     }
 

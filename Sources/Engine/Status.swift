@@ -58,9 +58,10 @@ extension Engine {
     /// Generations left to calls their plugin never completed, until it does.
     public var abandonedGenerations: [AbandonedGeneration] { abandoned.list }
 
-    /// The active generation's normalized configuration; nil when the component is not configured.
+    /// The active generation's normalized configuration, secret references in place of their values; nil
+    /// when the component is not configured.
     public func activeConfig(of key: ComponentKey) -> [String: String]? {
-        slots.withLock { $0[key] }?.activeCell.current?.config
+        slots.withLock { $0[key] }?.activeCell.current?.shownConfig
     }
 
     /// Leases that reached a destroyed generation, across all components. Always 0 unless molt has a bug.

@@ -7,6 +7,8 @@ public enum ComponentTypeTable {
     public static let pluginsByDaprType: [String: String] = [
         "state.redis": "redis-state",
         "lock.in-memory": "memorylock",
+        "secretstores.local.file": "local-file",
+        "secretstores.local.env": "local-env",
     ]
 
     /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit` (an output binding: a plugin
@@ -33,7 +35,8 @@ public enum ComponentTypeTable {
 ///         - { name: redisHost, value: "localhost:6379" }
 ///
 /// Documents of other kinds (Configuration, Resiliency, …) and other building blocks (pubsub.*, …) are
-/// skipped with a warning. `secretKeyRef` values are refused: molt has no secret stores.
+/// skipped with a warning. A metadata item's `secretKeyRef` ({name, key}; key defaults to name) becomes a
+/// `SecretReference` to the store named by `auth.secretStore`, resolved when the component is applied.
 enum DaprComponentFormat {
     static let apiVersion = "dapr.io/v1alpha1"
 
@@ -81,9 +84,12 @@ enum DaprComponentFormat {
             warnings.append(ConfigWarning(origin: scopes.origin, keyPath: scopes.path, kind: .ignored,
                                           message: "scopes are ignored: a molt sidecar serves one app, and every component is visible to it"))
         }
+        var secretStore: String?
         if let auth = try document.child("auth") {
-            warnings.append(ConfigWarning(origin: auth.origin, keyPath: auth.path, kind: .ignored,
-                                          message: "auth (secret store) is ignored: molt has no secret stores"))
+            for (key, value) in try auth.entries() where key != "secretStore" {
+                warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
+            }
+            secretStore = try auth.child("secretStore")?.string()
         }
 
         let spec = try document.required("spec", expected: "a mapping")
@@ -121,15 +127,25 @@ enum DaprComponentFormat {
                 warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
             }
             let itemName = try item.required("name", expected: "a string").string()
-            if let secret = try item.child("secretKeyRef") {
-                throw ConfigError(origin: secret.origin, keyPath: secret.path,
-                                  message: "secretKeyRef for '\(itemName)' is not supported: molt has no secret stores; give the value inline")
-            }
             if metadata[itemName] != nil {
                 warnings.append(ConfigWarning(origin: item.origin, keyPath: item.path, kind: .ignored,
                                               message: "metadata '\(itemName)' is given again; the last value wins"))
             }
-            metadata[itemName] = try item.child("value")?.scalarText() ?? ""
+            if let secret = try item.child("secretKeyRef") {
+                if let value = try item.child("value") {
+                    throw ConfigError(origin: value.origin, keyPath: value.path,
+                                      message: "metadata '\(itemName)' has both a value and a secretKeyRef; give one")
+                }
+                guard let secretStore else {
+                    throw ConfigError(origin: secret.origin, keyPath: secret.path,
+                                      message: "secretKeyRef for '\(itemName)' needs auth.secretStore: the secret store component to read it from")
+                }
+                metadata[itemName] = try SecretKeyRefNode.reference(secret, store: secretStore).description
+            } else {
+                let value = try item.child("value")?.scalarText() ?? ""
+                try SecretKeyRefNode.refuseLookalike(value, at: item.child("value") ?? item)
+                metadata[itemName] = value
+            }
             origins[itemName] = (item.origin, item.path)
         }
         var component = ComponentSpec(kind: componentKind, name: name, plugin: plugin, version: version, metadata: metadata, origin: document.origin)

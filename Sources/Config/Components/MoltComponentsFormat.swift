@@ -6,7 +6,9 @@ import PluginHost
 ///     components:
 ///       - { kind: state, name: statestore, plugin: redis-state, version: 1.2.0, metadata: {redisHost: "localhost:6379"}, pin: <sha256> }
 ///
-/// `version`, `metadata` and `pin` are optional. Metadata values may be any scalar (stringified).
+/// `version`, `metadata` and `pin` are optional. Metadata values may be any scalar (stringified), or a
+/// secret reference, `{secretKeyRef: {store: vault, name: redis, key: password}}` (`key` defaults to `name`).
+/// A component's `secretStore` names the store of references that do not name one.
 /// Only version 1 exists; a later version gets its own reader beside `readVersion1`.
 enum MoltComponentsFormat {
     static let currentVersion = 1
@@ -30,7 +32,7 @@ enum MoltComponentsFormat {
         }
     }
 
-    private static let componentKeys: Set<String> = ["kind", "name", "plugin", "version", "metadata", "pin"]
+    private static let componentKeys: Set<String> = ["kind", "name", "plugin", "version", "metadata", "pin", "secretStore"]
 
     private static func readVersion1(_ root: SourceNode, warnings: inout [ConfigWarning]) throws -> [ComponentSpec] {
         guard let list = try root.child("components") else { return [] }
@@ -55,9 +57,15 @@ enum MoltComponentsFormat {
             }
             var metadata: [String: String] = [:]
             var origins: [String: (origin: ConfigOrigin, path: String)] = [:]
+            let secretStore = try item.child("secretStore")?.string()
             if let node = try item.child("metadata") {
                 for (key, value) in try node.entries() {
-                    metadata[key] = try value.scalarText()
+                    if let secret = try SecretKeyRefNode.secretKeyRef(in: value) {
+                        metadata[key] = try SecretKeyRefNode.reference(secret, store: secretStore).description
+                    } else {
+                        metadata[key] = try value.scalarText()
+                        try SecretKeyRefNode.refuseLookalike(metadata[key]!, at: value)
+                    }
                     origins[key] = (value.origin, value.path)
                 }
             }
