@@ -187,7 +187,7 @@ void lf_table_free(lf_table *table) {
 
 /* Sorted pairs -> secrets and their value slices; false (with why) on a name that occurs twice. */
 static bool lf_group(lf_builder *b, lf_table *t) {
-    qsort(b->pairs, b->pair_count, sizeof(lf_pair), lf_compare_pairs);
+    if (b->pair_count > 1) qsort(b->pairs, b->pair_count, sizeof(lf_pair), lf_compare_pairs);
     t->values = malloc((b->pair_count ? b->pair_count : 1) * sizeof(molt_kv));
     t->secrets = malloc((b->pair_count ? b->pair_count : 1) * sizeof(molt_secret));
     if (t->values == NULL || t->secrets == NULL) {

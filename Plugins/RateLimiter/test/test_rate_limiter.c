@@ -72,7 +72,7 @@ static plugin load(const char *path) {
     if (p.handle == NULL) { fprintf(stderr, "dlopen: %s\n", dlerror()); exit(1); }
     uint32_t major = 0, minor = 0;
     ((molt_abi_version_fn)symbol(&p, MOLT_SYMBOL_ABI_VERSION))(&major, &minor);
-    CHECK(major == 1 && minor == 2);
+    CHECK(major == MOLT_ABI_VERSION_MAJOR && minor == MOLT_ABI_VERSION_MINOR); /* the header it was built with */
     p.info = ((molt_plugin_info_fn)symbol(&p, MOLT_SYMBOL_PLUGIN_INFO))();
     printf("%s %s (state formats %u..%u)\n", p.info->name, p.info->version, p.info->state_format_min,
            p.info->state_format_max);
@@ -111,7 +111,7 @@ static void host_log(void *context, molt_log_level level, const char *message) {
     (void)context;
     printf("  log(%d): %s\n", level, message);
 }
-static const molt_host_services host = {MOLT_HOST_SERVICES_SIZE_1_0, NULL, host_log, 0, NULL, NULL, NULL, NULL, NULL, NULL};
+static const molt_host_services host = {.struct_size = MOLT_HOST_SERVICES_SIZE_1_0, .log = host_log};
 
 /* A config as the host hands it over: every declared key, defaults filled in, sorted bytewise. */
 static molt_config config_of(molt_kv entries[3], const char *capacity, const char *max_buckets, const char *refill) {
