@@ -183,7 +183,8 @@ final class CallHarness {
         // ABI 1.0 services (log only): the C lock plugins measured here use nothing else.
         services.initialize(to: molt_host_services(struct_size: UInt32(MemoryLayout<molt_host_services>.offset(of: \.loop_count)!),
                                                    host_context: nil, log: { _, _, _ in }, loop_count: 0, current_loop: nil,
-                                                   stream_open: nil, stream_write: nil, stream_close: nil, timer_start: nil, timer_cancel: nil))
+                                                   stream_open: nil, stream_write: nil, stream_close: nil, timer_start: nil, timer_cancel: nil,
+                                                   changed: nil))
         let componentName = strdup("bench")!
         var config = molt_config(struct_size: UInt32(MemoryLayout<molt_config>.size), entry_count: 0, entries: nil,
                                  component_name: componentName)

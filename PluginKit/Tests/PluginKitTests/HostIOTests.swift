@@ -153,7 +153,8 @@ private final class FakeHost: @unchecked Sendable {
                 host.timers.append(Timer(id: id, loop: loop, delay: delay, fire: fire!, context: timerContext))
                 return id
             },
-            timer_cancel: { context, id in FakeHost.from(context).cancelled.append(id) }))
+            timer_cancel: { context, id in FakeHost.from(context).cancelled.append(id) },
+            changed: nil))
         services.pointee.host_context = Unmanaged.passUnretained(self).toOpaque()
     }
 

@@ -80,8 +80,12 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
         return ["password", "secret", "token", "credential"].contains { lowered.contains($0) } || lowered.hasSuffix("key")
     }
 
+    /// A secret reference (`secretKeyRef(...)`) is shown as it is: it names the secret, it is not one.
     static func redacted(_ config: [String: String]) -> [String: String] {
-        config.reduce(into: [:]) { $0[$1.key] = isSecret($1.key) ? "<redacted>" : $1.value }
+        config.reduce(into: [:]) { shown, entry in
+            let isReference = (try? SecretReference.parse(entry.value)) != nil
+            shown[entry.key] = isSecret(entry.key) && !isReference ? "<redacted>" : entry.value
+        }
     }
 
     public func listComponents(request: Molt_Control_V1_ListComponentsRequest,
