@@ -111,7 +111,7 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
         #expect(nameError?.expected == "a string" && nameError?.found == "nothing")
     }
 
-    @Test func secretKeyRefIsRefused() throws {
+    @Test func secretKeyRefWithoutASecretStoreIsRefused() throws {
         let text = """
             apiVersion: dapr.io/v1alpha1
             kind: Component
@@ -124,7 +124,50 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
             """
         let error = #expect(throws: ConfigError.self) { try ComponentSources.parse(text, file: "s.yaml") }
         #expect(error?.keyPath == "spec.metadata[0].secretKeyRef")
-        #expect(error?.message.contains("secret stores") == true)
+        #expect(error?.message.contains("needs auth.secretStore") == true)
+    }
+
+    @Test func secretKeyRefBecomesAReferenceToTheAuthSecretStore() throws {
+        let text = """
+            apiVersion: dapr.io/v1alpha1
+            kind: Component
+            metadata: {name: statestore}
+            spec:
+              type: state.redis
+              metadata:
+                - name: redisPassword
+                  secretKeyRef: {name: "redis,prod", key: password}
+                - name: redisUsername
+                  secretKeyRef: {name: user}
+            auth: {secretStore: vault}
+            """
+        let component = try #require(ComponentSources.parse(text, file: "s.yaml").components.first)
+        #expect(component.metadata["redisPassword"] == "secretKeyRef(store=vault,name=redis%2Cprod,key=password)")
+        #expect(component.metadata["redisUsername"] == "secretKeyRef(store=vault,name=user,key=user)")
+        let reference = try SecretReference.parse(component.metadata["redisPassword"]!)
+        #expect(reference == SecretReference(store: "vault", name: "redis,prod", key: "password"))
+    }
+
+    @Test func moltFormatSecretKeyRefAndLookalikeValues() throws {
+        let text = """
+            components:
+              - kind: state
+                name: statestore
+                plugin: redis-state
+                secretStore: vault
+                metadata:
+                  redisPassword: {secretKeyRef: {name: redis, key: password}}
+                  redisHost: {secretKeyRef: {store: other, name: host}}
+            """
+        let component = try #require(ComponentSources.parse(text, file: "c.yaml").components.first)
+        #expect(component.metadata["redisPassword"] == "secretKeyRef(store=vault,name=redis,key=password)")
+        #expect(component.metadata["redisHost"] == "secretKeyRef(store=other,name=host,key=host)")
+        let lookalike = """
+            components:
+              - {kind: state, name: s, plugin: redis-state, metadata: {redisPassword: "secretKeyRef(store=vault)"}}
+            """
+        let error = #expect(throws: ConfigError.self) { try ComponentSources.parse(lookalike, file: "c.yaml") }
+        #expect(error?.message.contains("'name' is missing") == true)
     }
 
     @Test func aComponentDefinedTwiceNamesBothFiles() throws {

@@ -58,7 +58,7 @@ import Testing
     @Test func aPluginBuiltForABI1_0LoadsAndServes() async throws {
         let binary = try Fixtures.loader(with: ["abi-1-0.so"]).load(path: "abi-1-0.so")
         #expect(binary.info.abiVersion == (1, 0))
-        #expect(hostABIVersion == (1, 2))
+        #expect(hostABIVersion == (1, 3))
         let lock = try PluginInstance(binary: binary, componentName: "lockstore", config: [:], logger: .init(label: "test"))
         defer { lock.destroy() }
         #expect(lock.readiness() == .ready)

@@ -7,7 +7,7 @@ import Testing
 @Suite struct OperationDeclarationTests {
     @Test func declarationsAreReadInOrderWithTheirSignatures() throws {
         let binary = try Fixtures.loader(with: ["ops-1.0.0.so"]).load(path: "ops-1.0.0.so")
-        #expect(binary.info.kind == .binding && binary.info.abiVersion == (1, 2))
+        #expect(binary.info.kind == .binding && binary.info.abiVersion == (1, 3))
         #expect(binary.info.operations.map(\.name)
                 == ["add", "count", "divide", "negate", "echo", "mix", "sleep", "fail", "null_string", "bad_utf8", "vsum", "rendezvous", "inside"])
         let echo = try #require(binary.info.operation(named: "echo"))
