@@ -261,6 +261,11 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "ServingTests",
+            dependencies: ["ServingCore"],
+            path: "Tests/ServingTests"
+        ),
+        .testTarget(
             name: "RedisStateTests",
             dependencies: ["Engine", "PluginHost", "MoltTestSupport"],
             path: "Tests/RedisStateTests"

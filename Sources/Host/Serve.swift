@@ -156,14 +156,18 @@ struct Serve: AsyncParsableCommand {
         let readiness: @Sendable () -> Bool = { lifecycle.isReady }
 
         let apiSecret = SharedSecret(settings.apiToken)
-        let appGRPC = AppGRPCServer(service: DaprService(engine: engine, telemetry: telemetry, appID: settings.appID),
+        let secretScopes = SecretScopes(Dictionary(uniqueKeysWithValues: settings.secretScopes.map { scope in
+            (scope.storeName, SecretScopes.Scope(defaultAccess: scope.defaultAccess == .deny ? .deny : .allow,
+                                                 allowedSecrets: Set(scope.allowedSecrets), deniedSecrets: Set(scope.deniedSecrets)))
+        }))
+        let appGRPC = AppGRPCServer(service: DaprService(engine: engine, telemetry: telemetry, appID: settings.appID, secretScopes: secretScopes),
                                     address: addresses.grpc, apiToken: apiSecret, logger: logger)
         let control = GRPCServerService(
             name: "control gRPC", address: addresses.control, logger: logger,
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
             interceptors: controlSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.control)] } ?? [])
         let appHTTP = makeAppHTTPServer(engine: engine, telemetry: telemetry, address: addresses.http, apiToken: apiSecret,
-                                        readiness: readiness, logger: logger, appID: settings.appID)
+                                        readiness: readiness, logger: logger, appID: settings.appID, secretScopes: secretScopes)
         let admin = makeAdminHTTPServer(engine: engine, telemetry: telemetry, registry: registry, address: addresses.admin,
                                         readiness: readiness, logger: logger)
         logger.info("listening", metadata: ["grpc": "\(addresses.grpc)", "http": "\(addresses.http)", "control": "\(addresses.control)",

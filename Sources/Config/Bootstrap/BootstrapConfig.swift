@@ -42,6 +42,9 @@ public struct BootstrapConfig: Sendable, Equatable {
     /// Development: a plugin file rebuilt in place (same name@version) reloads the components running it.
     public var watchPlugins = false
     public var agents = Agents()
+    /// Which secrets the app may read, per secret store (`secrets.scopes`, as Dapr's Configuration
+    /// `spec.secrets.scopes`); a store without a scope: all of them.
+    public var secretScopes: [SecretScope] = []
 
     /// Configuration agents: sources that push component changes at run time.
     public struct Agents: Sendable, Equatable {
@@ -78,6 +81,7 @@ enum SettingValue: Sendable, Equatable {
     case int(Int)
     case bool(Bool)
     case strings([String])
+    case secretScopes([BootstrapConfig.SecretScope])
 }
 
 extension BootstrapConfig {
@@ -109,6 +113,7 @@ extension BootstrapConfig {
             case .agentsFileDirectory: agents.fileDirectory.map(SettingValue.string)
             case .agentsEtcdEndpoints: agents.etcd.map { .strings($0.endpoints) }
             case .agentsEtcdPrefix: agents.etcd.map { .string($0.prefix) }
+            case .secretsScopes: secretScopes.isEmpty ? nil : .secretScopes(secretScopes)
             }
             return value.map { (setting, $0) }
         }

@@ -111,6 +111,7 @@ struct BootstrapFileContents {
         case .int: return .int(try node.int())
         case .bool: return .bool(try node.bool())
         case .strings: return .strings(try node.stringList())
+        case .secretScopes: return .secretScopes(try SecretScopesSetting.parse(node))
         }
     }
 }

@@ -57,6 +57,7 @@ extension BootstrapConfig {
             case .int: reader.int(forKey: key).map(SettingValue.int)
             case .bool: reader.bool(forKey: key).map(SettingValue.bool)
             case .strings: reader.stringArray(forKey: key).map(SettingValue.strings)
+            case .secretScopes: reader.string(forKey: key).map(SettingValue.string)
             }
             // MultiProvider asks the layers in order and stops at the first that has a value or fails.
             let results = recorder.takeLast()?.providerResults ?? []
@@ -133,6 +134,10 @@ extension BootstrapConfig {
         case (.agentsEtcdPrefix, .string(let text)):
             // Set after the endpoints (allCases order); without endpoints there is no etcd agent to configure.
             agents.etcd?.prefix = text
+        case (.secretsScopes, .secretScopes(let scopes)): secretScopes = scopes
+        case (.secretsScopes, .string(let text)):
+            // JSON text from the environment or the command line (a file's list arrives re-encoded, already checked).
+            secretScopes = try SecretScopesSetting.parse(text: text, origin: origin, keyPath: keyPath)
         default:
             throw ConfigError.type(origin, keyPath, expected: setting.valueType.expected, found: "\(value)")
         }

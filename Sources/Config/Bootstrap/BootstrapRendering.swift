@@ -67,6 +67,7 @@ enum ConfigRenderer {
         case .int(let number): return "\(number)"
         case .bool(let flag): return "\(flag)"
         case .strings(let list): return "[" + list.map(quoted).joined(separator: ", ") + "]"
+        case .secretScopes(let scopes): return SecretScopesSetting.json(scopes)
         }
     }
 

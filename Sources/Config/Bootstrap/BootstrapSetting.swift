@@ -24,9 +24,12 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
     case agentsFileDirectory = "agents.file.directory"
     case agentsEtcdEndpoints = "agents.etcd.endpoints"
     case agentsEtcdPrefix = "agents.etcd.prefix"
+    case secretsScopes = "secrets.scopes"
 
     enum ValueType: Sendable {
         case string, int, bool, strings
+        /// A list of mappings in a file; JSON text in the environment and on the command line.
+        case secretScopes
 
         /// For "expected …" in type errors.
         var expected: String {
@@ -35,6 +38,7 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
             case .int: return "an integer"
             case .bool: return "a boolean"
             case .strings: return "a list of strings"
+            case .secretScopes: return SecretScopesSetting.expected
             }
         }
     }
@@ -45,6 +49,7 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
         case .readinessTimeoutMs, .drainTimeoutMs, .callTimeoutMs, .initTimeoutMs, .applyConfigTimeoutMs, .stateTransferTimeoutMs,
              .destroyTimeoutMs: return .int
         case .strict, .watchPlugins: return .bool
+        case .secretsScopes: return .secretScopes
         default: return .string
         }
     }

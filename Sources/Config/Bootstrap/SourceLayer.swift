@@ -138,31 +138,20 @@ struct SourceLayer: Sendable {
                            provider: InMemoryProvider(name: "Dapr environment variables", values: values), given: given)
     }
 
-    /// A JSON or YAML config file: validated by its declared version's rules (`BootstrapFileContents`),
-    /// then read by `FileProvider` under the key paths it actually uses.
+    /// A JSON or YAML config file: validated and converted by its declared version's rules
+    /// (`BootstrapFileContents`), whose values this layer then serves. (swift-configuration's
+    /// `FileProvider` cannot hold a list of mappings such as `secrets.scopes`; the file is parsed once.)
     static func file(_ path: String, warnings: inout [ConfigWarning]) async throws -> SourceLayer {
-        let (contents, syntax) = try BootstrapFileContents.read(file: path)
+        let (contents, _) = try BootstrapFileContents.read(file: path)
         warnings += contents.warnings
         var given: [BootstrapSetting: Given] = [:]
-        var outerKeys: [String: [String]] = [:]
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for (setting, entry) in contents.entries {
             given[setting] = Given(name: entry.keyPath, origin: entry.origin, raw: nil)
-            outerKeys[setting.rawValue] = entry.keyPath.split(separator: ".").map(String.init)
+            values[AbsoluteConfigKey(setting.innerKeyComponents)] = ConfigValue(entry.value.content, isSecret: setting.isSecret)
         }
-        let mapper: @Sendable (AbsoluteConfigKey) -> AbsoluteConfigKey = { [outerKeys] key in
-            AbsoluteConfigKey(outerKeys[key.components.joined(separator: ".")] ?? PresentKeys.absentKey)
-        }
-        let provider: any ConfigProvider
-        do {
-            let filePath = ConfigReader(provider: InMemoryProvider(values: ["filePath": ConfigValue(.string(path), isSecret: false)]))
-            switch syntax {
-            case .json: provider = try await FileProvider<JSONSnapshot>(config: filePath).mapKeys(mapper)
-            case .yaml: provider = try await FileProvider<YAMLSnapshot>(config: filePath).mapKeys(mapper)
-            }
-        } catch {
-            throw ConfigError(origin: ConfigOrigin(file: path), keyPath: "", message: "cannot read the config file: \(error)")
-        }
-        return SourceLayer(kind: .file, origin: ConfigOrigin(file: path), provider: provider, given: given)
+        return SourceLayer(kind: .file, origin: ConfigOrigin(file: path),
+                           provider: InMemoryProvider(name: "config file \(path)", values: values), given: given)
     }
 
     static func defaults() -> SourceLayer {
@@ -225,6 +214,7 @@ extension SettingValue {
         case .int(let number): return .int(number)
         case .bool(let flag): return .bool(flag)
         case .strings(let list): return .stringArray(list)
+        case .secretScopes(let scopes): return .string(SecretScopesSetting.json(scopes))
         }
     }
 }

@@ -1,4 +1,4 @@
-/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings and metadata. Package, service,
+/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings, secrets and metadata. Package, service,
 /// method names and field numbers match Dapr's (read from the `dapr` 1.19 Python package's
 /// descriptors). Methods not listed here answer UNIMPLEMENTED.
 
@@ -142,6 +142,32 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetSecret" metadata.
+        public enum GetSecret: Sendable {
+            /// Request type for "GetSecret".
+            public typealias Input = Dapr_Proto_Runtime_V1_GetSecretRequest
+            /// Response type for "GetSecret".
+            public typealias Output = Dapr_Proto_Runtime_V1_GetSecretResponse
+            /// Descriptor for "GetSecret".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "GetSecret",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetBulkSecret" metadata.
+        public enum GetBulkSecret: Sendable {
+            /// Request type for "GetBulkSecret".
+            public typealias Input = Dapr_Proto_Runtime_V1_GetBulkSecretRequest
+            /// Response type for "GetBulkSecret".
+            public typealias Output = Dapr_Proto_Runtime_V1_GetBulkSecretResponse
+            /// Descriptor for "GetBulkSecret".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "GetBulkSecret",
+                type: .unary
+            )
+        }
         /// Namespace for "GetMetadata" metadata.
         public enum GetMetadata: Sendable {
             /// Request type for "GetMetadata".
@@ -166,6 +192,8 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
             TryLockAlpha1.descriptor,
             UnlockAlpha1.descriptor,
             InvokeBinding.descriptor,
+            GetSecret.descriptor,
+            GetBulkSecret.descriptor,
             GetMetadata.descriptor
         ]
     }
@@ -319,6 +347,34 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>
 
+        /// Handle the "GetSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_GetSecretRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_GetSecretResponse` messages.
+        func getSecret(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>
+
+        /// Handle the "GetBulkSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_GetBulkSecretResponse` messages.
+        func getBulkSecret(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -468,6 +524,34 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>
 
+        /// Handle the "GetSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetSecretRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_GetSecretResponse` message.
+        func getSecret(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>
+
+        /// Handle the "GetBulkSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_GetBulkSecretResponse` message.
+        func getBulkSecret(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -615,6 +699,34 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> Dapr_Proto_Runtime_V1_InvokeBindingResponse
 
+        /// Handle the "GetSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_GetSecretRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_GetSecretResponse` to respond with.
+        func getSecret(
+            request: Dapr_Proto_Runtime_V1_GetSecretRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_GetSecretResponse
+
+        /// Handle the "GetBulkSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_GetBulkSecretResponse` to respond with.
+        func getBulkSecret(
+            request: Dapr_Proto_Runtime_V1_GetBulkSecretRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_GetBulkSecretResponse
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -735,6 +847,28 @@ extension Dapr_Proto_Runtime_V1_Dapr.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetSecret.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetSecretRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetSecretResponse>(),
+            handler: { request, context in
+                try await self.getSecret(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetBulkSecret.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>(),
+            handler: { request, context in
+                try await self.getBulkSecret(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetMetadata.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetMetadataRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetMetadataResponse>(),
@@ -844,6 +978,28 @@ extension Dapr_Proto_Runtime_V1_Dapr.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse> {
         let response = try await self.invokeBinding(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getSecret(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetSecretResponse> {
+        let response = try await self.getSecret(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getBulkSecret(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse> {
+        let response = try await self.getBulkSecret(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -975,6 +1131,32 @@ extension Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse> {
         return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>(
             message: try await self.invokeBinding(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getSecret(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetSecretResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>(
+            message: try await self.getSecret(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getBulkSecret(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>(
+            message: try await self.getBulkSecret(
                 request: request.message,
                 context: context
             ),
@@ -1174,6 +1356,44 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_InvokeBindingResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_InvokeBindingResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetSecretRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetSecretRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetSecretResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getSecret<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetSecretResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetBulkSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetBulkSecretResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getBulkSecret<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetMetadata" method.
@@ -1482,6 +1702,66 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             )
         }
 
+        /// Call the "GetSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetSecretRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetSecretRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetSecretResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getSecret<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetSecretResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.GetSecret.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetBulkSecret" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetBulkSecretResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getBulkSecret<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.GetBulkSecret.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -1737,6 +2017,56 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_InvokeBindingRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_InvokeBindingResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetSecret" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetSecretRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getSecret<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getSecret(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetSecretRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetSecretResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetBulkSecret" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetBulkSecretRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getBulkSecret<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getBulkSecret(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2026,6 +2356,64 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             metadata: metadata
         )
         return try await self.invokeBinding(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetSecret" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getSecret<Result>(
+        _ message: Dapr_Proto_Runtime_V1_GetSecretRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetSecretResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetSecretRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getSecret(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetBulkSecret" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getBulkSecret<Result>(
+        _ message: Dapr_Proto_Runtime_V1_GetBulkSecretRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getBulkSecret(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -8,6 +8,15 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         case invalidArgument
         /// No component of that kind and name (gRPC INVALID_ARGUMENT as Dapr, HTTP 400 ERR_*_STORE_NOT_FOUND).
         case storeNotFound
+        /// No secret store of that name (gRPC INVALID_ARGUMENT, HTTP 401 ERR_SECRET_STORE_NOT_FOUND: Dapr's
+        /// `pkg/api/errors` SecretStore.NotFound).
+        case secretStoreNotFound
+        /// No secret store at all (gRPC FAILED_PRECONDITION, HTTP 500 ERR_SECRET_STORES_NOT_CONFIGURED: Dapr's
+        /// SecretStore.NotConfigured).
+        case notConfigured
+        /// The app's secret scopes deny this secret (gRPC PERMISSION_DENIED, HTTP 403 ERR_PERMISSION_DENIED:
+        /// Dapr's SecretStore.PermissionDenied, `pkg/messages` ErrSecretPermissionDenied).
+        case permissionDenied
         /// The etag does not match (gRPC ABORTED, HTTP 409).
         case etagMismatch
         /// The etag is malformed (gRPC INVALID_ARGUMENT, HTTP 400).
@@ -42,8 +51,26 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         APIFailure(kind: .invalidArgument, message: message, daprErrorCode: "ERR_MALFORMED_REQUEST")
     }
 
+    /// Dapr's error-code stem of both secret calls (GetSecret and GetBulkSecret answer ERR_SECRET_GET).
+    public static let secretGetOperation = "SECRET_GET"
+
+    /// Secret store `name` does not exist (Dapr's message: "failed finding secret store with key NAME").
+    public static func secretStoreNotFound(_ name: String) -> APIFailure {
+        APIFailure(kind: .secretStoreNotFound, message: "failed finding secret store with key \(name)", daprErrorCode: "ERR_SECRET_STORE_NOT_FOUND")
+    }
+
+    /// No secret store is configured at all.
+    public static let secretStoresNotConfigured = APIFailure(kind: .notConfigured, message: "secret store is not configured",
+                                                             daprErrorCode: "ERR_SECRET_STORES_NOT_CONFIGURED")
+
+    /// The app's secret scopes deny secret `key` of `store` (Dapr's message).
+    public static func secretPermissionDenied(store: String, key: String) -> APIFailure {
+        APIFailure(kind: .permissionDenied, message: "access denied by policy to get \"\(key)\" from \"\(store)\"",
+                   daprErrorCode: "ERR_PERMISSION_DENIED")
+    }
+
     /// Classifies an engine call failure. `operation` is Dapr's error-code stem (STATE_GET, STATE_SAVE,
-    /// STATE_DELETE, STATE_BULK_GET, STATE_TRANSACTION, TRY_LOCK, UNLOCK).
+    /// STATE_DELETE, STATE_BULK_GET, STATE_TRANSACTION, TRY_LOCK, UNLOCK, SECRET_GET).
     public init(_ error: CallError, operation: String) {
         switch error {
         case .unknownComponent(let key):
@@ -56,7 +83,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                 // Only when the binding was removed between its lookup and the call.
                 self.init(kind: .storeNotFound, message: "binding \(key.name) is not found", daprErrorCode: "ERR_INVOKE_OUTPUT_BINDING")
             case .secretstore:
-                self.init(kind: .storeNotFound, message: "secret store \(key.name) not found", daprErrorCode: "ERR_SECRET_STORE_NOT_FOUND")
+                self = .secretStoreNotFound(key.name)
             }
         case .invalidRequest(let message):
             self = .badRequest(message)
@@ -70,6 +97,11 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                 self.init(kind: .etagMismatch, message: "possible etag mismatch. error from state store: \(pluginError)", daprErrorCode: code)
             case .etagInvalid:
                 self.init(kind: .etagInvalid, message: "invalid etag value: \(pluginError)", daprErrorCode: code)
+            case .invalidArgument where operation == Self.secretGetOperation, .notFound where operation == Self.secretGetOperation:
+                // Dapr answers every failure of a secret store's get or bulk get (a missing secret, an answer
+                // over molt's limits here) with ERR_SECRET_GET, HTTP 500, gRPC INTERNAL (`pkg/api/errors`
+                // SecretStore.Get/BulkGet; Dapr's integration tests expect 500 ERR_SECRET_GET for a missing key).
+                self.init(kind: .internal, message: "\(pluginError)", daprErrorCode: code)
             case .invalidArgument:
                 self.init(kind: .invalidArgument, message: "\(pluginError)", daprErrorCode: code)
             case .unavailable:
@@ -90,6 +122,9 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
     public var httpStatus: Int {
         switch kind {
         case .invalidArgument, .storeNotFound, .etagInvalid: return 400
+        case .secretStoreNotFound: return 401
+        case .permissionDenied: return 403
+        case .notConfigured: return 500
         case .etagMismatch: return 409
         case .deadlineExceeded: return 504
         case .unavailable, .timeout, .unsupported, .internal: return 500
@@ -100,7 +135,9 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
     public var outcome: String {
         switch kind {
         case .invalidArgument: return "invalid_argument"
-        case .storeNotFound: return "store_not_found"
+        case .storeNotFound, .secretStoreNotFound: return "store_not_found"
+        case .notConfigured: return "not_configured"
+        case .permissionDenied: return "permission_denied"
         case .etagMismatch: return "etag_mismatch"
         case .etagInvalid: return "etag_invalid"
         case .unavailable: return "unavailable"

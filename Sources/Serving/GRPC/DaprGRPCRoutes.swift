@@ -48,6 +48,8 @@ struct DaprGRPCRoutes: Sendable {
             prefix + "TryLockAlpha1": .unary(service.tryLockAlpha1),
             prefix + "UnlockAlpha1": .unary(service.unlockAlpha1),
             prefix + "InvokeBinding": .unary(service.invokeBinding),
+            prefix + "GetSecret": .unary(service.getSecret),
+            prefix + "GetBulkSecret": .unary(service.getBulkSecret),
             prefix + "GetMetadata": .unary(service.getMetadata),
         ]
     }

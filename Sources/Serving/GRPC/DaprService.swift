@@ -5,7 +5,7 @@ import PluginHost
 import ServingCore
 import SwiftProtobuf
 
-/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock and metadata, one method per
+/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock, bindings, secrets and metadata, one method per
 /// RPC, each taking the decoded request and the client's deadline (`grpc-timeout`; nil: the engine's
 /// call timeout). `DaprGRPCRoutes` maps paths to these; methods molt does not have answer UNIMPLEMENTED.
 /// Failures are `APIFailure`s; `GRPCStatus(failure)` gives Dapr's codes (unknown store and bad
@@ -16,11 +16,14 @@ public struct DaprService: Sendable {
     private let engine: Engine
     private let telemetry: Telemetry
     private let appID: String
+    private let secrets: SecretsAPI
 
-    public init(engine: Engine, telemetry: Telemetry, appID: String) {
+    /// `secretScopes`: which secrets the app may read (bootstrap setting `secrets.scopes`).
+    public init(engine: Engine, telemetry: Telemetry, appID: String, secretScopes: SecretScopes = .allowAll) {
         self.engine = engine
         self.telemetry = telemetry
         self.appID = appID
+        self.secrets = SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes)
     }
 
     // MARK: - State
@@ -179,6 +182,27 @@ public struct DaprService: Sendable {
         }
         var reply = Dapr_Proto_Runtime_V1_InvokeBindingResponse()
         reply.data = Data(BindingCalls.data(results, for: declaration))
+        return reply
+    }
+
+    // MARK: - Secrets
+
+    /// The secret's values; a denied key is PERMISSION_DENIED, a missing one INTERNAL (ERR_SECRET_GET), as Dapr.
+    public func getSecret(_ request: Dapr_Proto_Runtime_V1_GetSecretRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_GetSecretResponse {
+        var reply = Dapr_Proto_Runtime_V1_GetSecretResponse()
+        reply.data = try await secrets.get(store: request.storeName, key: request.key, metadata: request.metadata, deadline: deadline)
+        return reply
+    }
+
+    /// Every secret the app may read (denied ones left out).
+    public func getBulkSecret(_ request: Dapr_Proto_Runtime_V1_GetBulkSecretRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_GetBulkSecretResponse {
+        let all = try await secrets.bulk(store: request.storeName, metadata: request.metadata, deadline: deadline)
+        var reply = Dapr_Proto_Runtime_V1_GetBulkSecretResponse()
+        reply.data = all.mapValues { values in
+            var secret = Dapr_Proto_Runtime_V1_SecretResponse()
+            secret.secrets = values
+            return secret
+        }
         return reply
     }
 

@@ -21,7 +21,9 @@ struct GRPCStatus: Error, Sendable {
     init(_ failure: APIFailure) {
         let code: Code
         switch failure.kind {
-        case .invalidArgument, .storeNotFound, .etagInvalid: code = .invalidArgument
+        case .invalidArgument, .storeNotFound, .secretStoreNotFound, .etagInvalid: code = .invalidArgument
+        case .notConfigured: code = .failedPrecondition
+        case .permissionDenied: code = .permissionDenied
         case .etagMismatch: code = .aborted
         case .unavailable: code = .unavailable
         case .timeout, .deadlineExceeded: code = .deadlineExceeded

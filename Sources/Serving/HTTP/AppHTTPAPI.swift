@@ -9,6 +9,7 @@ import ServingCore
 struct AppHTTPAPI: Sendable {
     let engine: Engine
     let telemetry: Telemetry
+    let secrets: SecretsAPI
 
     // MARK: - state
 
@@ -174,6 +175,20 @@ struct AppHTTPAPI: Sendable {
             try await engine.invoke(key, operation: declaration.name, arguments: arguments)
         }.value
         return results.isEmpty ? .noContent : .json(bytes: BindingCalls.data(results, for: declaration))
+    }
+
+    // MARK: - secrets
+
+    /// `GET /v1.0/secrets/{store}/{key}` (`metadata.X=Y` query parameters to the store) → the secret's values,
+    /// `{"name": "value", …}`.
+    func getSecret(_ request: HTTPServerRequest, store: String, key: String) async throws(APIFailure) -> HTTPServerResponse {
+        .json(try await secrets.get(store: store, key: key, metadata: request.queryMetadata))
+    }
+
+    /// `GET /v1.0/secrets/{store}/bulk` → `{"secret": {"name": "value", …}, …}`, without the secrets the app's
+    /// scopes deny.
+    func bulkGetSecrets(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
+        .json(try await secrets.bulk(store: store, metadata: request.queryMetadata))
     }
 
     // MARK: -

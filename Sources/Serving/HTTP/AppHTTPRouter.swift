@@ -9,13 +9,15 @@ import ServingCore
 ///
 /// Health routes are always open; with `apiToken` every other route needs the `dapr-api-token` header.
 /// Every store call goes through `telemetry.call`; requests refused before one are counted with
-/// `telemetry.rejected`. The returned Service serves until graceful shutdown, then stops accepting, lets
+/// `telemetry.rejected`. `secretScopes` limits the secrets the app may read. The returned Service serves until graceful shutdown, then stops accepting, lets
 /// the requests in flight finish and returns (`HTTPServer`). `appID` is the `id` of `GET /v1.0/metadata`
 /// (omitted when nil).
 public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: ListenAddress, apiToken: SharedSecret?,
                               readiness: @escaping @Sendable () -> Bool, logger: Logger, appID: String? = nil,
+                              secretScopes: SecretScopes = .allowAll,
                               eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) -> some Service {
-    let responder = AppHTTPResponder(api: AppHTTPAPI(engine: engine, telemetry: telemetry), apiToken: apiToken,
+    let api = AppHTTPAPI(engine: engine, telemetry: telemetry, secrets: SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes))
+    let responder = AppHTTPResponder(api: api, apiToken: apiToken,
                                      readiness: readiness, appID: appID, logger: logger)
     return HTTPServer(name: "app HTTP API", responder: responder, address: address, maxBodyBytes: AppAPILimits.maxHTTPBodyBytes,
                       eventLoopGroup: eventLoopGroup, logger: logger)
@@ -34,6 +36,8 @@ enum AppHTTPRoute {
     case tryLock(store: Substring)
     case unlock(store: Substring)
     case invokeBinding(name: Substring)
+    case getSecret(store: Substring, key: Substring)
+    case bulkGetSecrets(store: Substring)
     case metadata
 
     /// nil: no route has this path, or not with this method (both are a 404, as on Hummingbird).
@@ -56,6 +60,10 @@ enum AppHTTPRoute {
         case (.POST, 3) where segments[0] == "v1.0-alpha1" && segments[1] == "lock": self = .tryLock(store: segments[2])
         case (.POST, 3) where segments[0] == "v1.0-alpha1" && segments[1] == "unlock": self = .unlock(store: segments[2])
         case (.POST, 3) where segments[0] == "v1.0" && segments[1] == "bindings": self = .invokeBinding(name: segments[2])
+        // As Dapr's routes `secrets/{secretStoreName}/bulk` (first) and `secrets/{secretStoreName}/{key}`: the key is
+        // one segment (a '/' in it is sent as %2F), so a secret named "bulk" cannot be read alone over HTTP.
+        case (.GET, 4) where segments[0] == "v1.0" && segments[1] == "secrets":
+            self = segments[3] == "bulk" ? .bulkGetSecrets(store: segments[2]) : .getSecret(store: segments[2], key: segments[3])
         default: return nil
         }
     }
@@ -119,6 +127,10 @@ struct AppHTTPResponder: HTTPResponder {
             return try await api.unlock(request, store: try pathParameter(store, name: "store"))
         case .invokeBinding(let name):
             return try await api.invokeBinding(request, name: try pathParameter(name, name: "binding name"))
+        case .getSecret(let store, let key):
+            return try await api.getSecret(request, store: try pathParameter(store, name: "store"), key: try pathParameter(key, name: "key"))
+        case .bulkGetSecrets(let store):
+            return try await api.bulkGetSecrets(request, store: try pathParameter(store, name: "store"))
         case .metadata:
             return api.metadata(appID: appID)
         }
