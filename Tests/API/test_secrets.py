@@ -31,8 +31,8 @@ def store(secrets_file, name="files", **metadata):
             "metadata": {"secretsFile": str(secrets_file), **metadata}}
 
 
-def scopes_args(scopes):
-    return ["--secrets-scopes", json.dumps(scopes)]
+def scopes_env(scopes):
+    return {"MOLT_SECRETS_SCOPES": json.dumps(scopes)}
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_no_secret_store_at_all_is_err_secret_stores_not_configured(molt):
 
 
 def test_scopes_deny_and_filter_as_dapr(molt, secrets_file):
-    sidecar = molt([store(secrets_file), store(secrets_file, name="open"), store(secrets_file, name="closed")], extra_args=scopes_args([
+    sidecar = molt([store(secrets_file), store(secrets_file, name="open"), store(secrets_file, name="closed")], env=scopes_env([
         {"storeName": "files", "deniedSecrets": ["root-token"]},
         {"storeName": "closed", "defaultAccess": "deny", "allowedSecrets": ["db-password"]},
     ]))
@@ -137,7 +137,7 @@ def test_scopes_deny_and_filter_as_dapr(molt, secrets_file):
 
 
 def test_default_deny_denies_everything(molt, secrets_file):
-    sidecar = molt([store(secrets_file)], extra_args=scopes_args([{"storeName": "files", "defaultAccess": "deny"}]))
+    sidecar = molt([store(secrets_file)], env=scopes_env([{"storeName": "files", "defaultAccess": "deny"}]))
     assert get(sidecar, "files", "db-password").status == 403
     bulk = sidecar.http("GET", "/v1.0/secrets/files/bulk")
     assert bulk.status == 200 and bulk.json() == {}, str(bulk)

@@ -1,6 +1,6 @@
 /// Setting `secrets.scopes`: which secrets the app may read from each secret store, as Dapr's
 /// Configuration `spec.secrets.scopes` (same field names and rules). In a config file a list of
-/// mappings; in the environment (`MOLT_SECRETS_SCOPES`) and on the command line (`--secrets-scopes`)
+/// mappings; in the environment (`MOLT_SECRETS_SCOPES`),
 /// the same list as JSON text.
 extension BootstrapConfig {
     public struct SecretScope: Sendable, Equatable {
