@@ -26,7 +26,7 @@ def inspect(molt_bin, so_path) -> dict:
 
 def assert_generated_plugin(report: dict, name: str, version: str, kind: str, keys: dict[str, bool]):
     """ABI 1.2, holds state, state format 1, state transfer and apply_config exported, exactly `keys` declared."""
-    assert (report["name"], report["version"], report["kind"], report["abiVersion"]) == (name, version, kind, "1.2"), report
+    assert (report["name"], report["version"], report["kind"], report["abiVersion"]) == (name, version, kind, "1.3"), report
     assert report["holdsState"] is True and report["stateFormats"] == "1...1", report
     assert {"molt_plugin_export_state", "molt_plugin_import_state", "molt_plugin_apply_config"} <= set(report["optionalSymbols"])
     assert {k["name"]: k["appliesInPlace"] for k in report["configKeys"]} == keys, report["configKeys"]

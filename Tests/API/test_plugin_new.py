@@ -63,7 +63,7 @@ def test_both_versions_load_with_abi_1_1_state_transfer_and_declared_keys(projec
     inspected = run(molt_bin, "plugin", "inspect", "--json", project / f"demo-lock-{version}.so")
     assert inspected.returncode == 0, inspected
     report = json.loads(inspected.stdout)
-    assert (report["name"], report["version"], report["kind"], report["abiVersion"]) == ("demo-lock", version, "lock", "1.2")
+    assert (report["name"], report["version"], report["kind"], report["abiVersion"]) == ("demo-lock", version, "lock", "1.3")
     assert report["holdsState"] is True and report["stateFormats"] == "1...1", report
     assert {"molt_plugin_export_state", "molt_plugin_import_state", "molt_plugin_apply_config"} <= set(report["optionalSymbols"])
     keys = {k["name"]: k["appliesInPlace"] for k in report["configKeys"]}

@@ -24,7 +24,7 @@ static void *symbol(const char *name) {
     /// Host services of an ABI 1.0 host: log lines go to stdout.
     static let host = #"""
 static void host_log(void *context, molt_log_level level, const char *message) { (void)context; (void)level; printf("  log: %s\n", message); }
-static const molt_host_services host = {MOLT_HOST_SERVICES_SIZE_1_0, NULL, host_log, 0, NULL, NULL, NULL, NULL, NULL, NULL};
+static const molt_host_services host = {.struct_size = MOLT_HOST_SERVICES_SIZE_1_0, .log = host_log};
 
 """#
     /// A molt_bytes_sink that collects an export in memory.
