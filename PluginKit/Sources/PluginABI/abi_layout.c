@@ -20,6 +20,7 @@ _Static_assert(sizeof(molt_operation) == 56, "molt_operation is frozen");
 _Static_assert(sizeof(molt_value) == 24 && offsetof(molt_value, as) == 8, "molt_value is frozen");
 /* ABI 1.3 array element. */
 _Static_assert(sizeof(molt_secret) == 24, "molt_secret is frozen");
+_Static_assert(sizeof(molt_configuration_item) == 40, "molt_configuration_item is frozen");
 
 /* Every prototype has the type of the host's `_fn` typedef: the host and the plugin agree. */
 #define MOLT_SAME_TYPE(function, typedef_name) \
@@ -43,3 +44,4 @@ MOLT_SAME_TYPE(molt_state_transact, molt_state_transact_fn);
 MOLT_SAME_TYPE(molt_plugin_operations, molt_plugin_operations_fn);
 MOLT_SAME_TYPE(molt_secret_get, molt_secret_get_fn);
 MOLT_SAME_TYPE(molt_secret_bulk_get, molt_secret_bulk_get_fn);
+MOLT_SAME_TYPE(molt_configuration_get, molt_configuration_get_fn);

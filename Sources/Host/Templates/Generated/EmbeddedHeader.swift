@@ -30,6 +30,7 @@ let embeddedPluginHeader = #"""
  *     kind "binding" (ABI 1.2): none; molt_plugin_operations declaring at least one operation
  *     kind "secretstore" (ABI 1.3): molt_secret_get; optional: molt_secret_bulk_get (absent: the
  *                   bulk API answers unsupported)
+ *     kind "configuration" (ABI 1.3): molt_configuration_get
  *
  * Prototypes. Unless compiled by Swift's importer, this header declares every symbol above with
  * MOLT_EXPORT (section "Prototypes" at the end), so a definition with a wrong signature does not
@@ -44,7 +45,8 @@ let embeddedPluginHeader = #"""
  * optional symbols, and new fields appended at the end of structs. Every struct that may grow starts
  * with `struct_size`, set by whoever fills it in to sizeof() as that side compiled it; the reader
  * reads only fields that lie entirely within struct_size. Structs used as array elements (molt_kv,
- * molt_config_key, molt_state_bulk_item, molt_state_operation, molt_secret) have no struct_size and are frozen
+ * molt_config_key, molt_state_bulk_item, molt_state_operation, molt_secret, molt_configuration_item) have no
+ * struct_size and are frozen
  * for the whole major version; an extension adds a new array at the end of the containing struct.
  *
  * Memory ownership, in one rule: whoever allocates a piece of memory frees it, and a pointer handed
@@ -232,11 +234,12 @@ typedef struct molt_host_services {
     void (*timer_cancel)(void *host_context, uint64_t timer);
 
     /* ---- ABI 1.3 (present when struct_size >= MOLT_HOST_SERVICES_SIZE_1_3) ---- */
-    /* Tells the host that what the instance serves may have changed: `key` names the secret that
-     * changed (borrowed for the call), or is NULL for "anything may have changed". The host reads again
-     * what it uses (secrets referenced by other components) on a thread of its own, soon after, and
-     * re-applies what changed; calls coalesce. Never required: without it the host polls (the
-     * component's molt.pollInterval). Any thread; do not call it from within init or destroy. */
+    /* Tells the host that what the instance serves may have changed: `key` names the secret or
+     * configuration item that changed (borrowed for the call), or is NULL for "anything may have
+     * changed". The host reads again what it uses (secrets referenced by other components, items apps
+     * subscribed to) on a thread of its own, soon after, and acts on what changed; calls coalesce.
+     * Never required: without it the host polls (the component's pollInterval). Any thread; do not
+     * call it from within init or destroy. */
     void (*changed)(void *host_context, const char *key);
 } molt_host_services;
 
@@ -279,13 +282,15 @@ static inline void molt_log(const molt_host_services *host, molt_log_level level
 #define MOLT_KIND_STATE "state"
 #define MOLT_KIND_BINDING "binding" /* ABI 1.2: only declared operations */
 #define MOLT_KIND_SECRETSTORE "secretstore" /* ABI 1.3: Dapr's secret store */
+#define MOLT_KIND_CONFIGURATION "configuration" /* ABI 1.3: Dapr's configuration store */
 
 /* Plugin-owned, static: valid for as long as the library is loaded. */
 typedef struct molt_plugin_identity {
     uint32_t struct_size;
     const char *name;        /* [a-z0-9][a-z0-9._-]{0,63}, e.g. "memorylock" */
     const char *version;     /* semantic version 2.0.0, e.g. "1.2.0" */
-    const char *kind;        /* MOLT_KIND_LOCK, MOLT_KIND_STATE, (ABI 1.2) MOLT_KIND_BINDING, (1.3) MOLT_KIND_SECRETSTORE */
+    const char *kind;        /* MOLT_KIND_LOCK, MOLT_KIND_STATE, (ABI 1.2) MOLT_KIND_BINDING, (1.3) MOLT_KIND_SECRETSTORE,
+                              * (1.3) MOLT_KIND_CONFIGURATION */
     const char *description; /* one line for operators */
     /* State formats this plugin can both export and import: [state_format_min, state_format_max].
      * Both 0 when the plugin does not transfer state. When a reload moves state from instance A to
@@ -676,6 +681,48 @@ typedef void (*molt_secret_get_fn)(molt_instance instance, const molt_secret_req
 typedef void (*molt_secret_bulk_get_fn)(molt_instance instance, const molt_secret_request *request,
                                         molt_secret_done done, void *call_context);
 
+/* --- kind "configuration" (ABI 1.3): Dapr's configuration store semantics --- */
+
+/* Items are (key, value, version, metadata). Apps read them (GetConfiguration) and subscribe to them
+ * (SubscribeConfiguration): the host keeps the subscriptions, reads the subscribed keys again when
+ * the plugin reports a change (host service `changed`) or at the component's pollInterval, and
+ * sends apps the items whose value or version changed (a deleted item: value "" and version ""). */
+
+/* Host-owned, valid until `done` is called. */
+typedef struct molt_configuration_request {
+    uint32_t struct_size;
+    uint32_t key_count;          /* 0: every item the store holds */
+    const char *const *keys;     /* key_count keys, none NULL or empty */
+    uint32_t metadata_count;
+    const molt_kv *metadata;     /* Dapr request metadata, passed through */
+} molt_configuration_request;
+
+/* One item in a result. Frozen (array element). */
+typedef struct molt_configuration_item {
+    const char *key;
+    const char *value;           /* never NULL ("" is a value) */
+    const char *version;         /* NULL or "" when the store keeps none; changes with every write when it does */
+    uint32_t metadata_count;
+    const molt_kv *metadata;
+} molt_configuration_item;
+
+/* Plugin-owned, valid until `done` returns. A key asked for that does not exist is left out (not an
+ * error); a key answered twice, or one not asked for, is refused by the host. */
+typedef struct molt_configuration_result {
+    uint32_t struct_size;
+    molt_status status;
+    const char *message;         /* NULL on success */
+    uint32_t item_count;
+    const molt_configuration_item *items;
+} molt_configuration_result;
+
+typedef void (*molt_configuration_done)(void *call_context, const molt_configuration_result *result);
+
+/* Required: for kind "configuration". Threads: see "Operations" above; the host also calls it on
+ * threads of its own (subscriptions). */
+typedef void (*molt_configuration_get_fn)(molt_instance instance, const molt_configuration_request *request,
+                                          molt_configuration_done done, void *call_context);
+
 /* ---------------------------------------------------------------------------------------------
  * Declared operations (ABI 1.2): plain C functions an app calls by name.
  *
@@ -796,6 +843,7 @@ typedef const molt_operation *(*molt_plugin_operations_fn)(uint32_t *count_out);
 #define MOLT_SYMBOL_PLUGIN_OPERATIONS "molt_plugin_operations"
 #define MOLT_SYMBOL_SECRET_GET "molt_secret_get"
 #define MOLT_SYMBOL_SECRET_BULK_GET "molt_secret_bulk_get"
+#define MOLT_SYMBOL_CONFIGURATION_GET "molt_configuration_get"
 
 /* ---------------------------------------------------------------------------------------------
  * Prototypes of everything a plugin may export, so that the compiler checks each definition against
@@ -836,6 +884,8 @@ MOLT_EXPORT void molt_secret_get(molt_instance instance, const molt_secret_reque
                                  molt_secret_done done, void *call_context);
 MOLT_EXPORT void molt_secret_bulk_get(molt_instance instance, const molt_secret_request *request,
                                       molt_secret_done done, void *call_context);
+MOLT_EXPORT void molt_configuration_get(molt_instance instance, const molt_configuration_request *request,
+                                        molt_configuration_done done, void *call_context);
 #endif /* !__swift__ */
 
 /* For C plugins: defines molt_abi_version() reporting the version of this header. */
