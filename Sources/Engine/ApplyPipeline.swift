@@ -233,7 +233,9 @@ extension Engine {
             changes[index].slot!.switchToIdleCell()
         }
         recorder.markSwitched()
-        for change in changes where change.definition.key.kind == .secretstore { if let new = change.new { secretStoreServes(new) } }
+        for change in changes where [.secretstore, .configuration].contains(change.definition.key.kind) {
+            if let new = change.new { storeServes(new) }
+        }
         for index in changing {
             if let old = changes[index].old {
                 changes[index].result.action = old.binary.info.version != changes[index].binary!.info.version ? .versionSwapped : .reloaded

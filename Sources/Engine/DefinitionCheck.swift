@@ -22,12 +22,12 @@ extension Engine {
     /// (and applied in place by the host when the plugin does not declare them). The state key prefix is
     /// the only one: Dapr component files' metadata reaches the engine whole (`spec.metadata`), and the
     /// component formats read their other fields (type, version, ignoreErrors, initTimeout, scopes) outside it.
-    /// A secret store's `pollInterval` (how often molt reads the secrets other components use, when the
-    /// plugin does not report changes) is the host's too.
+    /// A secret or configuration store's `pollInterval` (how often molt reads the secrets other components
+    /// use, or the items apps subscribed to, when the plugin does not report changes) is the host's too.
     static func hostKeys(_ kind: ComponentKind) -> Set<String> {
         switch kind {
         case .state: ["keyPrefix"]
-        case .secretstore: ["pollInterval"]
+        case .secretstore, .configuration: ["pollInterval"]
         default: []
         }
     }

@@ -47,8 +47,10 @@ public final class Engine: Sendable {
     let journalQueue = BlockingWorkQueue(label: "molt.engine.journal", serial: true)
     /// Plugin init, apply_config, export, import and destroy, each on a thread of its own with a timeout.
     let pluginSteps: PluginSteps
-    /// Re-applies components whose referenced secrets changed (`SecretRotation.swift`).
-    let secretWatch = SecretWatch()
+    /// Reads secret and configuration stores again when their values may have changed (`StoreWatch.swift`).
+    let storeWatch = StoreWatch()
+    /// Apps' configuration subscriptions (`ConfigurationCalls.swift`).
+    let configurationSubscriptions = ConfigurationSubscriptions()
 
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
                 logger: Logger = Logger(label: "molt.engine")) {

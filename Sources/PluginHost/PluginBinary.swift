@@ -22,6 +22,7 @@ public struct PluginSymbols: @unchecked Sendable {
     public let stateTransact: molt_state_transact_fn?
     public let secretGet: molt_secret_get_fn?
     public let secretBulkGet: molt_secret_bulk_get_fn?
+    public let configurationGet: molt_configuration_get_fn?
     /// Declared operations (ABI 1.2) by name, each with its call prepared at load.
     let operations: [String: PreparedOperation]
 }

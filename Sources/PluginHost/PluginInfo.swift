@@ -8,6 +8,8 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
     case binding
     /// ABI 1.3: Dapr's secret store; other components' `secretKeyRef`s are read from it.
     case secretstore
+    /// ABI 1.3: Dapr's configuration store; apps read and subscribe to its items.
+    case configuration
 
     /// Dapr's building block of the kind, the first part of a Dapr component type (`state.redis`,
     /// `lock.in-memory`, `bindings.kafka`): Dapr Component YAML and the metadata APIs use it.
@@ -17,6 +19,7 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
         case .state: "state"
         case .binding: "bindings"
         case .secretstore: "secretstores"
+        case .configuration: "configuration"
         }
     }
 }

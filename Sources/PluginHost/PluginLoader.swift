@@ -266,8 +266,8 @@ public final class PluginLoader: Sendable {
         } else {
             operations = []
         }
-        if kind == .secretstore && minor < 3 {
-            throw .invalidInfo(path: path, reason: "kind 'secretstore' needs ABI 1.3 (the plugin is built for 1.\(minor))")
+        if (kind == .secretstore || kind == .configuration) && minor < 3 {
+            throw .invalidInfo(path: path, reason: "kind '\(kind.rawValue)' needs ABI 1.3 (the plugin is built for 1.\(minor))")
         }
         if kind == .binding && operations.isEmpty {
             guard minor >= 2 else { throw .invalidInfo(path: path, reason: "kind 'binding' needs ABI 1.2 (the plugin is built for 1.\(minor))") }
@@ -292,6 +292,7 @@ public final class PluginLoader: Sendable {
             stateTransact: symbol(MOLT_SYMBOL_STATE_TRANSACT, as: molt_state_transact_fn.self),
             secretGet: minor >= 3 ? symbol(MOLT_SYMBOL_SECRET_GET, as: molt_secret_get_fn.self) : nil,
             secretBulkGet: minor >= 3 ? symbol(MOLT_SYMBOL_SECRET_BULK_GET, as: molt_secret_bulk_get_fn.self) : nil,
+            configurationGet: minor >= 3 ? symbol(MOLT_SYMBOL_CONFIGURATION_GET, as: molt_configuration_get_fn.self) : nil,
             operations: Dictionary(operations.map { ($0.declaration.name, $0) }, uniquingKeysWith: { first, _ in first }))
 
         // The operations of the plugin's kind are required.
@@ -302,6 +303,7 @@ public final class PluginLoader: Sendable {
                                        (MOLT_SYMBOL_STATE_DELETE, symbols.stateDelete != nil)]
         case .binding: kindOperations = []  // only declared operations, checked above
         case .secretstore: kindOperations = [(MOLT_SYMBOL_SECRET_GET, symbols.secretGet != nil)]
+        case .configuration: kindOperations = [(MOLT_SYMBOL_CONFIGURATION_GET, symbols.configurationGet != nil)]
         }
         if let (missing, _) = kindOperations.first(where: { !$0.1 }) {
             throw .missingSymbol(path: path, symbol: missing, why: "required for kind '\(kind.rawValue)'")

@@ -71,6 +71,7 @@ struct Verifier: Sendable {
             report.record(CheckResult(name: "operations", status: .skip,
                                       detail: "kind binding: its \(binary.info.operations.count) declared operations are not exercised by verify"))
         case .secretstore: await SecretStoreChecks(instance: instance, prefix: prefix).run(report)
+        case .configuration: await ConfigurationStoreChecks(instance: instance, prefix: prefix).run(report)
         }
         if instance.heldCalls == 0 { await ConcurrencyCheck(instance: instance, prefix: prefix).run(report) }
         if instance.heldCalls > 0 {

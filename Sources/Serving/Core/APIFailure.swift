@@ -84,6 +84,8 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                 self.init(kind: .storeNotFound, message: "binding \(key.name) is not found", daprErrorCode: "ERR_INVOKE_OUTPUT_BINDING")
             case .secretstore:
                 self = .secretStoreNotFound(key.name)
+            case .configuration:
+                self.init(kind: .storeNotFound, message: "configuration store \(key.name) not found", daprErrorCode: "ERR_CONFIGURATION_STORE_NOT_FOUND")
             }
         case .invalidRequest(let message):
             self = .badRequest(message)
