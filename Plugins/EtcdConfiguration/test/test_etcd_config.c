@@ -54,16 +54,14 @@ typedef struct recorder {
     molt_host_services host;
     pthread_mutex_t mu;
     char changed[4096]; /* every changed(key) as " key", changed(NULL) as " *" */
-    int warnings;
+    atomic_int warnings;
 } recorder;
 
 static void host_log(void *context, molt_log_level level, const char *message) {
     recorder *r = context;
     printf("  log(%d): %s\n", level, message);
     CHECK(strstr(message, "VALUE") == NULL);
-    pthread_mutex_lock(&r->mu);
-    if (level == MOLT_LOG_WARNING) r->warnings++;
-    pthread_mutex_unlock(&r->mu);
+    if (level == MOLT_LOG_WARNING) atomic_fetch_add(&r->warnings, 1);
 }
 
 static void host_changed(void *context, const char *key) {
@@ -253,7 +251,7 @@ static void refusals(recorder *r, uint16_t live_port) {
     CHECK(start_with(r, endpoints, "app/", "1s", &in, why) == MOLT_ERR_UNAVAILABLE);
     int64_t took = now_ms() - started;
     printf("  a silent endpoint refused after %lld ms\n", (long long)took);
-    CHECK(took >= 900 && took < 1500);
+    CHECK(took >= 900 && took < 2000); /* dialTimeout, and slack for a loaded machine */
     char named[64];
     snprintf(named, sizeof named, "127.0.0.1:%u", silent);
     CHECK_HAS(why, named);
@@ -292,8 +290,9 @@ static void changes_reach_the_cache(molt_instance in, recorder *r) {
 }
 
 static void restart(molt_instance in, recorder *r, molt_instance bare) {
+    int warnings = atomic_load(&r->warnings);
     etcd_stop(&etcd);
-    CHECK(WAIT_FOR(r->warnings > 0)); /* the watch noticed */
+    CHECK(WAIT_FOR(atomic_load(&r->warnings) > warnings)); /* the watch noticed */
     CHECK_HAS(get(in, 0, NULL).text, "a=VALUE-uno@"); /* the cache keeps serving */
     if (!etcd_start(&etcd)) exit(1);
     put("app/e", "VALUE-5", NULL);
@@ -306,9 +305,9 @@ static void compaction_while_cut(recorder *r, tcp_proxy *proxy, uint16_t proxy_p
     snprintf(endpoints, sizeof endpoints, "127.0.0.1:%u", proxy_port);
     molt_instance in = start(r, endpoints, "app/");
     CHECK_HAS(get(in, 0, NULL).text, "c=VALUE-three@");
-    int warnings = r->warnings;
+    int warnings = atomic_load(&r->warnings);
     proxy_cut(proxy);
-    CHECK(WAIT_FOR(r->warnings > warnings)); /* the watch lost its connection */
+    CHECK(WAIT_FOR(atomic_load(&r->warnings) > warnings)); /* the watch lost its connection */
     int64_t revision;
     put("app/f", "VALUE-6", NULL);
     CHECK(etcd_delete(&etcd, "app/c", &revision));
@@ -320,9 +319,9 @@ static void compaction_while_cut(recorder *r, tcp_proxy *proxy, uint16_t proxy_p
     put("app/g", "VALUE-7", NULL); /* and the watch goes on from the re-read revision */
     CHECK(WAIT_FOR(strncmp(item(in, "g"), "VALUE-7@", 8) == 0 && was_changed(r, "g")));
     /* destroy while the watch is retrying */
-    warnings = r->warnings;
+    warnings = atomic_load(&r->warnings);
     proxy_cut(proxy);
-    CHECK(WAIT_FOR(r->warnings > warnings));
+    CHECK(WAIT_FOR(atomic_load(&r->warnings) > warnings));
     destroy_promptly(in);
     proxy_restore(proxy);
 }
@@ -370,7 +369,7 @@ int main(int argc, char **argv) {
     molt_instance in = start(&r, endpoints, "app/");
     snprintf(endpoints, sizeof endpoints, "127.0.0.1:%u", etcd.client_port);
     molt_instance bare = start(&bare_r, endpoints, "app/");
-    CHECK(r.warnings == 2); /* app/binary and "app/" itself left out */
+    CHECK(atomic_load(&r.warnings) == 2); /* app/binary and "app/" itself left out */
     first_range(in, revisions);
     printf("changes after init\n");
     changes_reach_the_cache(in, &r);
