@@ -177,3 +177,34 @@ def test_a_missing_secret_fails_the_apply_naming_store_and_secret_and_the_old_ge
 
     assert sidecar.generation("state", "statestore") == generation
     assert sidecar.http("POST", "/v1.0/state/statestore", [{"key": "k", "value": 1}]).status == 204
+
+
+def test_a_component_waits_for_a_secret_store_that_arrives_later(molt, redis_server, tmp_path):
+    redis = redis_server()
+    acl_user(redis, "app", "late-password")
+    secrets_file = tmp_path / "secrets.json"
+    write_secrets(secrets_file, {"redis": {"password": "late-password"}})
+    store, state = components(secrets_file, redis)
+    sidecar = molt([store])
+    given = {"redisHost": redis.address, "redisUsername": "app",
+             "redisPassword": "secretKeyRef(store=later,name=redis:password,key=redis:password)"}
+    # The store "later" is not configured: the apply waits for it (readiness timeout) while the store is added.
+    result = {}
+    applying = threading.Thread(target=lambda: result.update(apply=sidecar.control_apply("state", "statestore", given, plugin="redis-state")))
+    applying.start()
+    wait_for(lambda: "waiting for secret store" in sidecar.stderr(), "molt saying it waits for the secret store")
+    added = sidecar.control_apply("secretstore", "later", {"secretsFile": str(secrets_file)}, plugin="local-file")
+    assert added.action == "added", added
+    applying.join(timeout=30)
+    assert result["apply"].action == "added", result["apply"]
+    assert sidecar.http("POST", "/v1.0/state/statestore", [{"key": "k", "value": 1}]).status == 204
+
+
+def test_a_secret_store_cannot_read_its_own_configuration_from_itself(molt, tmp_path):
+    secrets_file = tmp_path / "secrets.json"
+    write_secrets(secrets_file, {"path": str(secrets_file)})
+    sidecar = molt([{"kind": "secretstore", "name": "secrets", "plugin": "local-file", "metadata": {"secretsFile": str(secrets_file)}}])
+    result = sidecar.control_apply("secretstore", "secrets", {
+        "secretsFile": "secretKeyRef(store=secrets,name=path,key=path)"}, plugin="local-file")
+    assert result.action == "failed" and "cannot read its own configuration from itself" in result.error, result
+    assert sidecar.http("GET", "/v1.0/secrets/secrets/path").status == 200
