@@ -208,3 +208,20 @@ def test_a_secret_store_cannot_read_its_own_configuration_from_itself(molt, tmp_
         "secretsFile": "secretKeyRef(store=secrets,name=path,key=path)"}, plugin="local-file")
     assert result.action == "failed" and "cannot read its own configuration from itself" in result.error, result
     assert sidecar.http("GET", "/v1.0/secrets/secrets/path").status == 200
+
+
+def test_a_restart_restores_the_reference_and_reads_the_secret_again(molt, redis_server, tmp_path):
+    redis = redis_server()
+    acl_user(redis, "app", "before-restart")
+    secrets_file = tmp_path / "secrets.json"
+    write_secrets(secrets_file, {"redis": {"password": "before-restart"}})
+    state_dir = tmp_path / "state"
+    first = molt(components(secrets_file, redis), extra_args=["--state-directory", str(state_dir)])
+    assert first.http("POST", "/v1.0/state/statestore", [{"key": "k", "value": "kept"}]).status == 204
+    assert first.stop() == 0
+    # While molt is down the password is rotated: the restarted molt must read the secret, not reuse a value.
+    redis.cli("ACL", "SETUSER", "app", "resetpass", ">after-restart")
+    write_secrets(secrets_file, {"redis": {"password": "after-restart"}})
+    second = molt([], extra_args=["--state-directory", str(state_dir)])
+    assert second.http("GET", "/v1.0/state/statestore/k").json() == "kept"
+    assert second.metadata_of("state", "statestore")["redisPassword"].startswith("secretKeyRef(")
