@@ -6,8 +6,8 @@ pkg/messages): an unknown store (400 ERR_CONFIGURATION_STORE_NOT_FOUND / INVALID
 (500 ERR_CONFIGURATION_STORE_NOT_CONFIGURED / FAILED_PRECONDITION), no item found (HTTP 204), the first subscription
 message carrying only the id, an unknown id on unsubscribe (ok false and Dapr's message), and HTTP subscribe without
 an app channel (500 ERR_APP_CHANNEL_NIL). Subscriptions: a put and a delete made in etcd arrive (a deleted item
-with value "" and version ""), they survive a reload of the store, unsubscribe ends the stream, and a client that
-disappears takes its subscription with it."""
+with value "" and version ""), they survive a reload of the store, unsubscribe ends the stream, a client that
+disappears takes its subscription with it, and an open subscription does not hold up a graceful shutdown."""
 
 import queue
 import signal
@@ -338,3 +338,13 @@ def test_http_subscribe_needs_an_app_channel_and_points_to_grpc(sidecar):
     assert body["errorCode"] == "ERR_APP_CHANNEL_NIL", body
     assert body["message"].startswith("app channel is not initialized. cannot subscribe to configuration updates"), body
     assert "gRPC SubscribeConfiguration" in body["message"], body
+
+
+def test_an_open_subscription_does_not_hold_up_a_graceful_shutdown(sidecar):
+    subscription = Subscription(sidecar, ["color"])
+    subscription.first()
+    started = time.monotonic()
+    assert sidecar.stop(signal.SIGTERM) == 0, sidecar.stderr()[-3000:]
+    assert time.monotonic() - started < 10, "molt waited for the subscription to end"
+    # The server ended the call (OK) before it closed the connection.
+    assert subscription.next() == grpc.StatusCode.OK
