@@ -411,6 +411,83 @@ def run_redis_dr(ctx):
     ctx.check("statestore ends on A", running == {"redisHost": primary.address}, f"runs with {running}")
 
 
+SECRETS = ("local-file-1.0.0.so", "redis-state-1.0.0.so")
+
+
+def redis_cli(redis, *args):
+    done = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(redis.port), *args], capture_output=True, text=True, timeout=10)
+    if done.returncode != 0 or done.stdout.startswith("(error)") or done.stdout.startswith("ERR"):
+        raise BenchError(f"redis-cli {' '.join(args)}: {done.stdout.strip()} {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def write_secrets(path, password):
+    """Replaces the secrets file by a rename, as configuration management does."""
+    staged = path.with_name(path.name + ".new")
+    staged.write_text(json.dumps({"redis": {"password": password}}))
+    os.replace(staged, path)
+
+
+def last_apply(sidecar, kind, name):
+    """The newest apply result molt keeps for kind/name (ListComponents with history)."""
+    pb = sidecar.stubs["control_pb2"]
+    for status in sidecar.control.ListComponents(pb.ListComponentsRequest(include_history=True), timeout=10).components:
+        if (status.kind, status.name) == (kind, name) and status.history:
+            return status.history[-1]
+    return None
+
+
+@scenario("secret-rotation", "molt", "The state store's Redis password comes from a local-file secret store "
+          "(secretKeyRef); rotated under load the way Redis ACLs allow (new password added beside the old, the "
+          "secrets file replaced, molt re-applies the state store by itself, the old password removed).",
+          rounds=10, quick_rounds=2)
+def run_secret_rotation(ctx):
+    redis = ctx.redis()
+    redis_cli(redis, "ACL", "SETUSER", "app", "on", ">password-0", "~*", "&*", "+@all")
+    secrets = ctx.workdir / "secrets.json"
+    write_secrets(secrets, "password-0")
+    store = {"kind": "secretstore", "name": "secrets", "plugin": "local-file", "metadata": {"secretsFile": str(secrets)}}
+    state = state_def(redis.address, redisUsername="app",
+                      redisPassword={"secretKeyRef": {"store": "secrets", "name": "redis:password"}})
+    molt = ctx.molt("molt", [store, state], ctx.plugins(*SECRETS))
+    ctx.start_load([molt.grpc_address], [redis.address], mix="save=50,get=50")
+    ctx.steady()
+    delays = []
+    for round_number in range(1, ctx.rounds() + 1):
+        old, new = f"password-{round_number - 1}", f"password-{round_number}"
+        with ctx.event(f"rotation {round_number}", "secret rotation", expect={"applied-in-place", "reloaded"}) as event:
+            redis_cli(redis, "ACL", "SETUSER", "app", f">{new}")
+            changed_at = unix_ms()
+            write_secrets(secrets, new)
+            deadline = time.monotonic() + 30
+            result = None
+            while time.monotonic() < deadline:
+                candidate = last_apply(molt, "state", "statestore")
+                if candidate is not None and candidate.finished_unix_ms >= changed_at and candidate.action != "unchanged":
+                    result = candidate
+                    break
+                time.sleep(0.005)
+            if result is None:
+                event.set_ok(False)
+                event.detail(error="molt did not re-apply the state store within 30 s of the secret's change")
+            else:
+                event.applied(result)
+                delays.append(result.finished_unix_ms - changed_at)
+                event.detail(change_to_applied_ms=result.finished_unix_ms - changed_at)
+            redis_cli(redis, "ACL", "SETUSER", "app", f"<{old}")
+        ctx.sleep(self_dwell(ctx, 1.0))
+    ctx.tail()
+    ctx.check(f"all {ctx.rounds()} rotations re-applied the state store", len(delays) == ctx.rounds(), f"{len(delays)} did")
+    if delays:
+        ordered = sorted(delays)
+        ctx.note(f"Secret change (file replaced) to the state store running with the new password (apply finished), "
+                 f"{len(ordered)} rotations: median {ordered[len(ordered) // 2]} ms, max {ordered[-1]} ms "
+                 f"(values: {ordered}).")
+    running = molt.components()[("state", "statestore")].metadata.get("redisPassword", "")
+    ctx.check("status shows the reference, not the password", running.startswith("secretKeyRef(") and "password-" not in running,
+              f"redisPassword shows {running!r}")
+
+
 def self_dwell(ctx, default):
     return ctx.args.dwell if ctx.args.dwell is not None else (min(default, 0.5) if ctx.args.quick else default)
 

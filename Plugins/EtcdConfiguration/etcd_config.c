@@ -108,10 +108,11 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
         status = MOLT_ERR_UNAVAILABLE;
         goto fail;
     }
-    if (!ec_watcher_start(in, why, sizeof why)) goto fail;
+    /* Logged before the thread starts: from then on endpoint and revision are the thread's alone. */
     molt_log(host, MOLT_LOG_INFO, EC_NAME ": read %zu items under keyPrefix \"%s\" from %s at revision %" PRId64
              "; watching for changes", in->table.count, in->settings.prefix, in->settings.endpoints[in->endpoint],
              in->revision);
+    if (!ec_watcher_start(in, why, sizeof why)) goto fail;
     *instance_out = in;
     return MOLT_OK;
 

@@ -9,6 +9,7 @@ public enum ComponentTypeTable {
         "lock.in-memory": "memorylock",
         "secretstores.local.file": "local-file",
         "secretstores.local.env": "local-env",
+        "configuration.etcd": "etcd-config",
     ]
 
     /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit` (an output binding: a plugin
