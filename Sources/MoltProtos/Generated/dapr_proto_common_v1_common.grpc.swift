@@ -1,6 +1,6 @@
-/// The subset of Dapr's common types that molt's state API uses. Package, message names and field
-/// numbers match Dapr's published API (read from the descriptors in the `dapr` 1.19 Python package),
-/// so Dapr's SDKs talk to molt unchanged.
+/// The subset of Dapr's common types that molt's state and configuration APIs use. Package, message
+/// names and field numbers match Dapr's published API (read from the descriptors in the `dapr` 1.19
+/// Python package), so Dapr's SDKs talk to molt unchanged.
 
 // DO NOT EDIT.
 // swift-format-ignore-file

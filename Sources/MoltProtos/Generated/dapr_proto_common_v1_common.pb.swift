@@ -8,9 +8,9 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// The subset of Dapr's common types that molt's state API uses. Package, message names and field
-/// numbers match Dapr's published API (read from the descriptors in the `dapr` 1.19 Python package),
-/// so Dapr's SDKs talk to molt unchanged.
+/// The subset of Dapr's common types that molt's state and configuration APIs use. Package, message
+/// names and field numbers match Dapr's published API (read from the descriptors in the `dapr` 1.19
+/// Python package), so Dapr's SDKs talk to molt unchanged.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -170,6 +170,23 @@ public nonisolated struct Dapr_Proto_Common_V1_StateOptions: Sendable {
   public init() {}
 }
 
+/// A configuration item (its key is the map key it is sent under).
+public nonisolated struct Dapr_Proto_Common_V1_ConfigurationItem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var value: String = String()
+
+  public var version: String = String()
+
+  public var metadata: Dictionary<String,String> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "dapr.proto.common.v1"
@@ -299,4 +316,44 @@ nonisolated extension Dapr_Proto_Common_V1_StateOptions.StateConcurrency: SwiftP
 
 nonisolated extension Dapr_Proto_Common_V1_StateOptions.StateConsistency: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CONSISTENCY_UNSPECIFIED\0\u{1}CONSISTENCY_EVENTUAL\0\u{1}CONSISTENCY_STRONG\0")
+}
+
+nonisolated extension Dapr_Proto_Common_V1_ConfigurationItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConfigurationItem"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0\u{1}version\0\u{1}metadata\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.value) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.value.isEmpty {
+      try visitor.visitSingularStringField(value: self.value, fieldNumber: 1)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 2)
+    }
+    if !self.metadata.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.metadata, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dapr_Proto_Common_V1_ConfigurationItem, rhs: Dapr_Proto_Common_V1_ConfigurationItem) -> Bool {
+    if lhs.value != rhs.value {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.metadata != rhs.metadata {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }

@@ -1,4 +1,5 @@
-/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings, secrets and metadata. Package, service,
+/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings, secrets, configuration and
+/// metadata. Package, service,
 /// method names and field numbers match Dapr's (read from the `dapr` 1.19 Python package's
 /// descriptors). Methods not listed here answer UNIMPLEMENTED.
 
@@ -168,6 +169,84 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetConfigurationAlpha1" metadata.
+        public enum GetConfigurationAlpha1: Sendable {
+            /// Request type for "GetConfigurationAlpha1".
+            public typealias Input = Dapr_Proto_Runtime_V1_GetConfigurationRequest
+            /// Response type for "GetConfigurationAlpha1".
+            public typealias Output = Dapr_Proto_Runtime_V1_GetConfigurationResponse
+            /// Descriptor for "GetConfigurationAlpha1".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "GetConfigurationAlpha1",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetConfiguration" metadata.
+        public enum GetConfiguration: Sendable {
+            /// Request type for "GetConfiguration".
+            public typealias Input = Dapr_Proto_Runtime_V1_GetConfigurationRequest
+            /// Response type for "GetConfiguration".
+            public typealias Output = Dapr_Proto_Runtime_V1_GetConfigurationResponse
+            /// Descriptor for "GetConfiguration".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "GetConfiguration",
+                type: .unary
+            )
+        }
+        /// Namespace for "SubscribeConfigurationAlpha1" metadata.
+        public enum SubscribeConfigurationAlpha1: Sendable {
+            /// Request type for "SubscribeConfigurationAlpha1".
+            public typealias Input = Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest
+            /// Response type for "SubscribeConfigurationAlpha1".
+            public typealias Output = Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse
+            /// Descriptor for "SubscribeConfigurationAlpha1".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "SubscribeConfigurationAlpha1",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "SubscribeConfiguration" metadata.
+        public enum SubscribeConfiguration: Sendable {
+            /// Request type for "SubscribeConfiguration".
+            public typealias Input = Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest
+            /// Response type for "SubscribeConfiguration".
+            public typealias Output = Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse
+            /// Descriptor for "SubscribeConfiguration".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "SubscribeConfiguration",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "UnsubscribeConfigurationAlpha1" metadata.
+        public enum UnsubscribeConfigurationAlpha1: Sendable {
+            /// Request type for "UnsubscribeConfigurationAlpha1".
+            public typealias Input = Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest
+            /// Response type for "UnsubscribeConfigurationAlpha1".
+            public typealias Output = Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse
+            /// Descriptor for "UnsubscribeConfigurationAlpha1".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "UnsubscribeConfigurationAlpha1",
+                type: .unary
+            )
+        }
+        /// Namespace for "UnsubscribeConfiguration" metadata.
+        public enum UnsubscribeConfiguration: Sendable {
+            /// Request type for "UnsubscribeConfiguration".
+            public typealias Input = Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest
+            /// Response type for "UnsubscribeConfiguration".
+            public typealias Output = Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse
+            /// Descriptor for "UnsubscribeConfiguration".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "UnsubscribeConfiguration",
+                type: .unary
+            )
+        }
         /// Namespace for "GetMetadata" metadata.
         public enum GetMetadata: Sendable {
             /// Request type for "GetMetadata".
@@ -194,6 +273,12 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
             InvokeBinding.descriptor,
             GetSecret.descriptor,
             GetBulkSecret.descriptor,
+            GetConfigurationAlpha1.descriptor,
+            GetConfiguration.descriptor,
+            SubscribeConfigurationAlpha1.descriptor,
+            SubscribeConfiguration.descriptor,
+            UnsubscribeConfigurationAlpha1.descriptor,
+            UnsubscribeConfiguration.descriptor,
             GetMetadata.descriptor
         ]
     }
@@ -375,6 +460,90 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>
 
+        /// Handle the "GetConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_GetConfigurationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_GetConfigurationResponse` messages.
+        func getConfigurationAlpha1(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>
+
+        /// Handle the "GetConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_GetConfigurationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_GetConfigurationResponse` messages.
+        func getConfiguration(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>
+
+        /// Handle the "SubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        func subscribeConfigurationAlpha1(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>
+
+        /// Handle the "SubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        func subscribeConfiguration(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>
+
+        /// Handle the "UnsubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` messages.
+        func unsubscribeConfigurationAlpha1(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>
+
+        /// Handle the "UnsubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` messages.
+        func unsubscribeConfiguration(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -552,6 +721,90 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>
 
+        /// Handle the "GetConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_GetConfigurationResponse` message.
+        func getConfigurationAlpha1(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>
+
+        /// Handle the "GetConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_GetConfigurationResponse` message.
+        func getConfiguration(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>
+
+        /// Handle the "SubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        func subscribeConfigurationAlpha1(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>
+
+        /// Handle the "SubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        func subscribeConfiguration(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>
+
+        /// Handle the "UnsubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` message.
+        func unsubscribeConfigurationAlpha1(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>
+
+        /// Handle the "UnsubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` message.
+        func unsubscribeConfiguration(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -727,6 +980,92 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> Dapr_Proto_Runtime_V1_GetBulkSecretResponse
 
+        /// Handle the "GetConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_GetConfigurationResponse` to respond with.
+        func getConfigurationAlpha1(
+            request: Dapr_Proto_Runtime_V1_GetConfigurationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_GetConfigurationResponse
+
+        /// Handle the "GetConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_GetConfigurationResponse` to respond with.
+        func getConfiguration(
+            request: Dapr_Proto_Runtime_V1_GetConfigurationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_GetConfigurationResponse
+
+        /// Handle the "SubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - response: A response stream of `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func subscribeConfigurationAlpha1(
+            request: Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest,
+            response: GRPCCore.RPCWriter<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "SubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - response: A response stream of `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func subscribeConfiguration(
+            request: Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest,
+            response: GRPCCore.RPCWriter<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "UnsubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` to respond with.
+        func unsubscribeConfigurationAlpha1(
+            request: Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse
+
+        /// Handle the "UnsubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` to respond with.
+        func unsubscribeConfiguration(
+            request: Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -869,6 +1208,72 @@ extension Dapr_Proto_Runtime_V1_Dapr.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetConfigurationAlpha1.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>(),
+            handler: { request, context in
+                try await self.getConfigurationAlpha1(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetConfiguration.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>(),
+            handler: { request, context in
+                try await self.getConfiguration(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.SubscribeConfigurationAlpha1.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>(),
+            handler: { request, context in
+                try await self.subscribeConfigurationAlpha1(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.SubscribeConfiguration.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>(),
+            handler: { request, context in
+                try await self.subscribeConfiguration(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.UnsubscribeConfigurationAlpha1.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(),
+            handler: { request, context in
+                try await self.unsubscribeConfigurationAlpha1(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.UnsubscribeConfiguration.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(),
+            handler: { request, context in
+                try await self.unsubscribeConfiguration(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetMetadata.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetMetadataRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetMetadataResponse>(),
@@ -1000,6 +1405,72 @@ extension Dapr_Proto_Runtime_V1_Dapr.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse> {
         let response = try await self.getBulkSecret(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getConfigurationAlpha1(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse> {
+        let response = try await self.getConfigurationAlpha1(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getConfiguration(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse> {
+        let response = try await self.getConfiguration(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func subscribeConfigurationAlpha1(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse> {
+        let response = try await self.subscribeConfigurationAlpha1(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func subscribeConfiguration(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse> {
+        let response = try await self.subscribeConfiguration(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func unsubscribeConfigurationAlpha1(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse> {
+        let response = try await self.unsubscribeConfigurationAlpha1(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func unsubscribeConfiguration(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse> {
+        let response = try await self.unsubscribeConfiguration(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1157,6 +1628,92 @@ extension Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse> {
         return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>(
             message: try await self.getBulkSecret(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getConfigurationAlpha1(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>(
+            message: try await self.getConfigurationAlpha1(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getConfiguration(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>(
+            message: try await self.getConfiguration(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func subscribeConfigurationAlpha1(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse> {
+        return GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.subscribeConfigurationAlpha1(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func subscribeConfiguration(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse> {
+        return GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.subscribeConfiguration(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func unsubscribeConfigurationAlpha1(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(
+            message: try await self.unsubscribeConfigurationAlpha1(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func unsubscribeConfiguration(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(
+            message: try await self.unsubscribeConfiguration(
                 request: request.message,
                 context: context
             ),
@@ -1394,6 +1951,120 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getConfigurationAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getConfiguration<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func subscribeConfigurationAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func subscribeConfiguration<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "UnsubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func unsubscribeConfigurationAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "UnsubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func unsubscribeConfiguration<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetMetadata" method.
@@ -1762,6 +2433,182 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             )
         }
 
+        /// Call the "GetConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getConfigurationAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.GetConfigurationAlpha1.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_GetConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_GetConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getConfiguration<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.GetConfiguration.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func subscribeConfigurationAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.SubscribeConfigurationAlpha1.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func subscribeConfiguration<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.SubscribeConfiguration.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "UnsubscribeConfigurationAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func unsubscribeConfigurationAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.UnsubscribeConfigurationAlpha1.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "UnsubscribeConfiguration" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func unsubscribeConfiguration<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.UnsubscribeConfiguration.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -2067,6 +2914,152 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetBulkSecretRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetBulkSecretResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConfigurationAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConfigurationAlpha1<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getConfigurationAlpha1(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConfiguration" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_GetConfigurationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConfiguration<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getConfiguration(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetConfigurationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetConfigurationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubscribeConfigurationAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribeConfigurationAlpha1<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.subscribeConfigurationAlpha1(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubscribeConfiguration" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribeConfiguration<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.subscribeConfiguration(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UnsubscribeConfigurationAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func unsubscribeConfigurationAlpha1<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.unsubscribeConfigurationAlpha1(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UnsubscribeConfiguration" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func unsubscribeConfiguration<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.unsubscribeConfiguration(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2414,6 +3407,176 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             metadata: metadata
         )
         return try await self.getBulkSecret(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConfigurationAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConfigurationAlpha1<Result>(
+        _ message: Dapr_Proto_Runtime_V1_GetConfigurationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getConfigurationAlpha1(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConfiguration" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConfiguration<Result>(
+        _ message: Dapr_Proto_Runtime_V1_GetConfigurationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_GetConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_GetConfigurationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getConfiguration(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubscribeConfigurationAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribeConfigurationAlpha1<Result>(
+        _ message: Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.subscribeConfigurationAlpha1(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubscribeConfiguration" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribeConfiguration<Result>(
+        _ message: Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.subscribeConfiguration(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UnsubscribeConfigurationAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func unsubscribeConfigurationAlpha1<Result>(
+        _ message: Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.unsubscribeConfigurationAlpha1(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UnsubscribeConfiguration" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func unsubscribeConfiguration<Result>(
+        _ message: Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.unsubscribeConfiguration(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -12,7 +12,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         /// `pkg/api/errors` SecretStore.NotFound).
         case secretStoreNotFound
         /// No secret store at all (gRPC FAILED_PRECONDITION, HTTP 500 ERR_SECRET_STORES_NOT_CONFIGURED: Dapr's
-        /// SecretStore.NotConfigured).
+        /// SecretStore.NotConfigured), or no configuration store at all (ERR_CONFIGURATION_STORE_NOT_CONFIGURED).
         case notConfigured
         /// The app's secret scopes deny this secret (gRPC PERMISSION_DENIED, HTTP 403 ERR_PERMISSION_DENIED:
         /// Dapr's SecretStore.PermissionDenied, `pkg/messages` ErrSecretPermissionDenied).
@@ -69,8 +69,39 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                    daprErrorCode: "ERR_PERMISSION_DENIED")
     }
 
+    /// Dapr's error-code stem of GetConfiguration (and of the current items SubscribeConfiguration starts from).
+    public static let configurationGetOperation = "CONFIGURATION_GET"
+
+    /// No configuration store is configured at all (Dapr's `pkg/messages` ErrConfigurationStoresNotConfigured:
+    /// gRPC FAILED_PRECONDITION, HTTP 500).
+    public static let configurationStoresNotConfigured = APIFailure(kind: .notConfigured, message: "configuration stores not configured",
+                                                                    daprErrorCode: "ERR_CONFIGURATION_STORE_NOT_CONFIGURED")
+
+    /// A configuration store's get failed (Dapr's ErrConfigurationGet, "failed to get [a b] from Configuration store
+    /// S: …": gRPC INTERNAL, HTTP 500 ERR_CONFIGURATION_GET, whatever the store's reason).
+    public static func configurationGetFailed(keys: [String], store: String, _ reason: String) -> APIFailure {
+        APIFailure(kind: .internal, message: "failed to get \(goList(keys)) from Configuration store \(store): \(reason)",
+                   daprErrorCode: "ERR_CONFIGURATION_GET")
+    }
+
+    /// A configuration subscription could not start (Dapr's ErrConfigurationSubscribe: gRPC INVALID_ARGUMENT,
+    /// ERR_CONFIGURATION_SUBSCRIBE).
+    public static func configurationSubscribeFailed(keys: [String], store: String, _ reason: String) -> APIFailure {
+        APIFailure(kind: .invalidArgument, message: "failed to subscribe \(goList(keys)) from Configuration store \(store): \(reason)",
+                   daprErrorCode: "ERR_CONFIGURATION_SUBSCRIBE")
+    }
+
+    /// Dapr's answer to an unsubscribe naming no subscription (ErrConfigurationUnsubscribe with the reason its
+    /// gRPC API gives).
+    public static func configurationUnsubscribeMessage(id: String) -> String {
+        "failed to unsubscribe to configuration request \(id): subscription does not exist"
+    }
+
+    /// A list of strings as Go's `%s` prints a `[]string`: `[a b]`.
+    static func goList(_ values: [String]) -> String { "[" + values.joined(separator: " ") + "]" }
+
     /// Classifies an engine call failure. `operation` is Dapr's error-code stem (STATE_GET, STATE_SAVE,
-    /// STATE_DELETE, STATE_BULK_GET, STATE_TRANSACTION, TRY_LOCK, UNLOCK, SECRET_GET).
+    /// STATE_DELETE, STATE_BULK_GET, STATE_TRANSACTION, TRY_LOCK, UNLOCK, SECRET_GET, CONFIGURATION_GET).
     public init(_ error: CallError, operation: String) {
         switch error {
         case .unknownComponent(let key):
@@ -85,6 +116,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
             case .secretstore:
                 self = .secretStoreNotFound(key.name)
             case .configuration:
+                // Dapr's ErrConfigurationStoreNotFound: gRPC INVALID_ARGUMENT, HTTP 400 (`pkg/api/http` http.go).
                 self.init(kind: .storeNotFound, message: "configuration store \(key.name) not found", daprErrorCode: "ERR_CONFIGURATION_STORE_NOT_FOUND")
             }
         case .invalidRequest(let message):
@@ -99,6 +131,10 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                 self.init(kind: .etagMismatch, message: "possible etag mismatch. error from state store: \(pluginError)", daprErrorCode: code)
             case .etagInvalid:
                 self.init(kind: .etagInvalid, message: "invalid etag value: \(pluginError)", daprErrorCode: code)
+            case _ where operation == Self.configurationGetOperation:
+                // Dapr answers every failure of a configuration store's get with ERR_CONFIGURATION_GET, gRPC
+                // INTERNAL, HTTP 500 (`pkg/api/errors` Configuration.GetFailed); ConfigurationAPI adds the keys.
+                self.init(kind: .internal, message: "\(pluginError)", daprErrorCode: code)
             case .invalidArgument where operation == Self.secretGetOperation, .notFound where operation == Self.secretGetOperation:
                 // Dapr answers every failure of a secret store's get or bulk get (a missing secret, an answer
                 // over molt's limits here) with ERR_SECRET_GET, HTTP 500, gRPC INTERNAL (`pkg/api/errors`

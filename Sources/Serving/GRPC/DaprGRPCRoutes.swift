@@ -2,20 +2,31 @@ import MoltProtos
 import ServingCore
 import SwiftProtobuf
 
-/// One unary method of the app API: decodes the request message, serves it, encodes the answer.
+/// One method of the app API: decodes the request message and serves it, either unary (one answer) or
+/// server streaming (messages sent one by one, then a status).
 struct GRPCMethod: Sendable {
     typealias Outcome = Result<[UInt8], GRPCStatus>
-    let serve: @Sendable (_ message: [UInt8], _ deadline: ContinuousClock.Instant?) async -> Outcome
+    /// Sends one message of a server stream; false when the client is gone (it reset the stream or the
+    /// connection closed), after which nothing more is sent.
+    typealias Send = @Sendable (_ message: [UInt8]) async -> Bool
+
+    enum Body: Sendable {
+        case unary(@Sendable (_ message: [UInt8], _ deadline: ContinuousClock.Instant?) async -> Outcome)
+        /// Runs until the call ends and answers its final status. Its task is cancelled when the client
+        /// goes away or the server shuts down; it should then return promptly.
+        case serverStreaming(@Sendable (_ message: [UInt8], _ deadline: ContinuousClock.Instant?, _ send: @escaping Send) async -> GRPCStatus)
+    }
+
+    let body: Body
 
     static func unary<Request: Message, Response: Message>(
         _ handler: @escaping @Sendable (Request, ContinuousClock.Instant?) async throws(APIFailure) -> Response
     ) -> GRPCMethod {
-        GRPCMethod { bytes, deadline in
+        GRPCMethod(body: .unary { bytes, deadline in
             let request: Request
-            do {
-                request = try Request(serializedBytes: bytes)
-            } catch {
-                return .failure(GRPCStatus(.invalidArgument, "Can't deserialize to message of type \(Request.self): \(error)"))
+            switch decode(Request.self, bytes) {
+            case .success(let decoded): request = decoded
+            case .failure(let status): return .failure(status)
             }
             let response: Response
             do throws(APIFailure) {
@@ -28,6 +39,38 @@ struct GRPCMethod: Sendable {
             } catch {
                 return .failure(GRPCStatus(.internal, "cannot encode \(Response.self): \(error)"))
             }
+        })
+    }
+
+    /// A server-streaming method: `handler` sends its messages with the `send` it is given (false: the client
+    /// is gone, stop) and returns when the stream is over (OK), or throws before or between messages.
+    static func serverStreaming<Request: Message, Response: Message>(
+        _ handler: @escaping @Sendable (Request, ContinuousClock.Instant?, _ send: @Sendable (Response) async -> Bool) async throws(APIFailure) -> Void
+    ) -> GRPCMethod {
+        GRPCMethod(body: .serverStreaming { bytes, deadline, send in
+            let request: Request
+            switch decode(Request.self, bytes) {
+            case .success(let decoded): request = decoded
+            case .failure(let status): return status
+            }
+            do throws(APIFailure) {
+                try await handler(request, deadline) { response in
+                    // Our responses hold strings and maps of them: encoding cannot fail.
+                    guard let message: [UInt8] = try? response.serializedBytes() else { return false }
+                    return await send(message)
+                }
+                return GRPCStatus(.ok, "")
+            } catch {
+                return GRPCStatus(error)
+            }
+        })
+    }
+
+    private static func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) -> Result<Request, GRPCStatus> {
+        do {
+            return .success(try Request(serializedBytes: bytes))
+        } catch {
+            return .failure(GRPCStatus(.invalidArgument, "Can't deserialize to message of type \(Request.self): \(error)"))
         }
     }
 }
@@ -50,6 +93,14 @@ struct DaprGRPCRoutes: Sendable {
             prefix + "InvokeBinding": .unary(service.invokeBinding),
             prefix + "GetSecret": .unary(service.getSecret),
             prefix + "GetBulkSecret": .unary(service.getBulkSecret),
+            // Dapr serves the Alpha1 names of the configuration API as the same methods (the Python SDK's
+            // subscribe_configuration uses SubscribeConfigurationAlpha1).
+            prefix + "GetConfiguration": .unary(service.getConfiguration),
+            prefix + "GetConfigurationAlpha1": .unary(service.getConfiguration),
+            prefix + "SubscribeConfiguration": .serverStreaming(service.subscribeConfiguration),
+            prefix + "SubscribeConfigurationAlpha1": .serverStreaming(service.subscribeConfiguration),
+            prefix + "UnsubscribeConfiguration": .unary(service.unsubscribeConfiguration),
+            prefix + "UnsubscribeConfigurationAlpha1": .unary(service.unsubscribeConfiguration),
             prefix + "GetMetadata": .unary(service.getMetadata),
         ]
     }

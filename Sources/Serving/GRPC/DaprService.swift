@@ -5,8 +5,8 @@ import PluginHost
 import ServingCore
 import SwiftProtobuf
 
-/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock, bindings, secrets and metadata, one method per
-/// RPC, each taking the decoded request and the client's deadline (`grpc-timeout`; nil: the engine's
+/// Dapr's app API over gRPC (`dapr.proto.runtime.v1.Dapr`): state, lock, bindings, secrets, configuration and metadata,
+/// one method per RPC, each taking the decoded request and the client's deadline (`grpc-timeout`; nil: the engine's
 /// call timeout). `DaprGRPCRoutes` maps paths to these; methods molt does not have answer UNIMPLEMENTED.
 /// Failures are `APIFailure`s; `GRPCStatus(failure)` gives Dapr's codes (unknown store and bad
 /// requests INVALID_ARGUMENT, etag mismatch ABORTED).
@@ -17,6 +17,7 @@ public struct DaprService: Sendable {
     private let telemetry: Telemetry
     private let appID: String
     private let secrets: SecretsAPI
+    private let configuration: ConfigurationAPI
 
     /// `secretScopes`: which secrets the app may read (bootstrap setting `secrets.scopes`).
     public init(engine: Engine, telemetry: Telemetry, appID: String, secretScopes: SecretScopes = .allowAll) {
@@ -24,6 +25,7 @@ public struct DaprService: Sendable {
         self.telemetry = telemetry
         self.appID = appID
         self.secrets = SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes)
+        self.configuration = ConfigurationAPI(engine: engine, telemetry: telemetry)
     }
 
     // MARK: - State
@@ -204,6 +206,59 @@ public struct DaprService: Sendable {
             return secret
         }
         return reply
+    }
+
+    // MARK: - Configuration
+
+    /// The items asked for that exist (every item when no key is given), by key. GetConfigurationAlpha1 too.
+    public func getConfiguration(_ request: Dapr_Proto_Runtime_V1_GetConfigurationRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_GetConfigurationResponse {
+        let items = try await configuration.get(store: request.storeName, keys: request.keys, metadata: request.metadata, deadline: deadline)
+        var reply = Dapr_Proto_Runtime_V1_GetConfigurationResponse()
+        reply.items = Self.protoItems(items.values)
+        return reply
+    }
+
+    /// As Dapr (`pkg/api/grpc/grpc.go` SubscribeConfiguration): the first message carries only the subscription
+    /// id (not the current items: an app reads those with GetConfiguration), then one message per change with the
+    /// id and the items that changed (a deleted item: value "" and version ""). The call ends with OK when the
+    /// app unsubscribes; when the client cancels or goes away the subscription is removed. A store failure
+    /// before the first message is the call's status. SubscribeConfigurationAlpha1 too.
+    public func subscribeConfiguration(_ request: Dapr_Proto_Runtime_V1_SubscribeConfigurationRequest, _ deadline: ContinuousClock.Instant?,
+                                       _ send: @Sendable (Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse) async -> Bool) async throws(APIFailure) {
+        let subscription = try await configuration.subscribe(store: request.storeName, keys: request.keys, metadata: request.metadata)
+        // However the call ends (unsubscribed, client gone, cancelled), the subscription goes with it.
+        defer { _ = configuration.unsubscribe(store: request.storeName, id: subscription.id) }
+        var first = Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse()
+        first.id = subscription.id
+        guard await send(first) else { return }
+        // Ends when the app unsubscribes (the engine finishes the stream) or this task is cancelled.
+        for await changed in subscription.updates {
+            var update = Dapr_Proto_Runtime_V1_SubscribeConfigurationResponse()
+            update.id = subscription.id
+            update.items = Self.protoItems(changed)
+            guard await send(update) else { return }
+        }
+    }
+
+    /// Ends subscription `id` of the store: `ok`, or (as Dapr, for an id no subscription has) not ok and why.
+    /// UnsubscribeConfigurationAlpha1 too.
+    public func unsubscribeConfiguration(_ request: Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest, _ deadline: ContinuousClock.Instant?) async throws(APIFailure) -> Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse {
+        var reply = Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse()
+        reply.ok = configuration.unsubscribe(store: request.storeName, id: request.id)
+        if !reply.ok { reply.message = APIFailure.configurationUnsubscribeMessage(id: request.id) }
+        return reply
+    }
+
+    static func protoItems(_ items: some Sequence<ConfigurationItem>) -> [String: Dapr_Proto_Common_V1_ConfigurationItem] {
+        var byKey: [String: Dapr_Proto_Common_V1_ConfigurationItem] = [:]
+        for item in items {
+            var proto = Dapr_Proto_Common_V1_ConfigurationItem()
+            proto.value = item.value
+            proto.version = item.version
+            proto.metadata = item.metadata
+            byKey[item.key] = proto
+        }
+        return byKey
     }
 
     // MARK: - Helpers

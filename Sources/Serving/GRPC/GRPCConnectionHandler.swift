@@ -4,9 +4,13 @@ import NIOHTTP2
 import ServingCore
 
 /// One HTTP/2 connection of the app gRPC server, handling every stream's frames itself (no channel
-/// per stream): each stream is one unary call. A request is collected (`GRPCRequest`), then served in
-/// a task that runs on this connection's event loop (`EventLoopExecutor`), which writes the answer
-/// from there: HEADERS, DATA and trailers, or a trailers-only answer for a failure. A call whose plugin
+/// per stream): each stream is one call, unary or server streaming. A request is collected
+/// (`GRPCRequest`), then served in a task that runs on this connection's event loop
+/// (`EventLoopExecutor`), which writes the answer from there: HEADERS, DATA and trailers, or a
+/// trailers-only answer for a failure. A server-streaming call writes HEADERS with its first message,
+/// a DATA frame per message, and trailers with its final status; its task is cancelled when the client
+/// resets the stream or the connection closes (nothing more is written), or when the server quiesces
+/// (the call then ends with its status, so that the connection can close). A call whose plugin
 /// completes inline never leaves the loop's thread; a plugin completing on its own thread wakes the
 /// loop once. Answers of one loop turn are flushed together, once, after the turn's other jobs: the
 /// HTTP/2 handler's flush (which walks its outbound state) and the socket's `writev` run once for all.
@@ -16,8 +20,8 @@ import ServingCore
 ///
 /// Graceful shutdown (ChannelShouldQuiesceEvent, from the server's quiescing): GOAWAY naming the last
 /// stream this connection accepted, streams opened after it refused (REFUSED_STREAM: the client may
-/// retry them elsewhere), and the connection closed once every accepted call is answered and its
-/// answer written.
+/// retry them elsewhere), server-streaming calls ended, and the connection closed once every accepted
+/// call is answered and its answer written.
 ///
 /// Invariants: everything runs on the connection's loop; a stream is in `streams` from its HEADERS
 /// until its answer is written or the client resets it, and is answered at most once.
@@ -36,6 +40,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         var request: GRPCRequest?
         /// DATA bytes read on this stream and not yet acknowledged.
         var unacknowledged = 0
+        /// A server-streaming call's task (cancelled when the call must stop).
+        var task: Task<Void, Never>?
+        /// A server-streaming call wrote its response HEADERS (its status then goes in trailers).
+        var headersSent = false
     }
 
     private let settings: GRPCCallSettings
@@ -77,7 +85,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             }
             if payload.endStream { end(id, context) }
         case .rstStream:
-            streams[id] = nil  // the client gave up on this call: nobody to answer
+            // The client gave up on this call: nobody to answer; a streaming call stops.
+            streams.removeValue(forKey: id)?.task?.cancel()
         default:
             break
         }
@@ -87,6 +96,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         guard !quiescing else { return }
         quiescing = true
+        // Streaming calls would keep the connection open for ever: end them (each answers its status).
+        for stream in streams.values { stream.task?.cancel() }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream,
                                                  payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))),
                       promise: nil)
@@ -94,6 +105,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.task?.cancel() }
         streams.removeAll()
         context.fireChannelInactive()
     }
@@ -137,12 +149,70 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             answer(id, .failure(status), context)
         case .serve(let method, let message, let deadline):
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            Task(executorPreference: executor) {
-                let outcome = await method.serve(message, deadline)
-                let (handler, context) = bound.value  // on the loop: the task prefers its executor
-                handler.answer(id, outcome, context)
+            switch method.body {
+            case .unary(let serve):
+                Task(executorPreference: executor) {
+                    let outcome = await serve(message, deadline)
+                    let (handler, context) = bound.value  // on the loop: the task prefers its executor
+                    handler.answer(id, outcome, context)
+                }
+            case .serverStreaming(let serve):
+                let loop = context.eventLoop
+                let send: GRPCMethod.Send = { message in
+                    // On the loop (the task prefers its executor); hop there should a caller not be.
+                    if loop.inEventLoop { return bound.value.0.send(id, message, bound.value.1) }
+                    return (try? await loop.submit { bound.value.0.send(id, message, bound.value.1) }.get()) ?? false
+                }
+                streams[id]?.task = Task(executorPreference: executor) {
+                    let status = await serve(message, deadline, send)
+                    let (handler, context) = bound.value  // on the loop: the task prefers its executor
+                    handler.finish(id, status, context)
+                }
             }
         }
+    }
+
+    /// Writes one message of server-streaming call `id` (HEADERS first, with the first message); false when
+    /// the call is gone (reset, or the connection closed).
+    private func send(_ id: HTTP2StreamID, _ message: [UInt8], _ context: ChannelHandlerContext) -> Bool {
+        guard var stream = streams[id] else { return false }
+        if !stream.headersSent {
+            stream.headersSent = true
+            streams[id] = stream
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))), promise: nil)
+        }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message, context)))))),
+                      promise: nil)
+        flushLater(context)
+        return true
+    }
+
+    /// Ends server-streaming call `id` with `status`: in trailers after its messages, or trailers-only.
+    private func finish(_ id: HTTP2StreamID, _ status: GRPCStatus, _ context: ChannelHandlerContext) {
+        guard let stream = streams[id] else { return }  // reset meanwhile, or the connection closed
+        guard stream.headersSent else {
+            answer(id, .failure(status), context)  // trailers-only, whatever the status
+            return
+        }
+        streams[id] = nil
+        flushLater(context)  // before the stream-closing write: see `answer`
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.trailers(status), endStream: true)))),
+                      promise: nil)
+    }
+
+    /// A message as gRPC frames it: not compressed, its big-endian length, the bytes.
+    private func framed(_ message: [UInt8], _ context: ChannelHandlerContext) -> ByteBuffer {
+        var buffer = context.channel.allocator.buffer(capacity: 5 + message.count)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(message.count))
+        buffer.writeBytes(message)
+        return buffer
+    }
+
+    private static func trailers(_ status: GRPCStatus) -> HPACKHeaders {
+        var headers: HPACKHeaders = ["grpc-status": String(status.code.rawValue)]
+        if !status.message.isEmpty { headers.add(name: "grpc-message", value: status.encodedMessage) }
+        return headers
     }
 
     private func answer(_ id: HTTP2StreamID, _ outcome: GRPCMethod.Outcome, _ context: ChannelHandlerContext) {
@@ -154,17 +224,13 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         switch outcome {
         case .success(let message):
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))), promise: nil)
-            var buffer = context.channel.allocator.buffer(capacity: 5 + message.count)
-            buffer.writeInteger(UInt8(0))
-            buffer.writeInteger(UInt32(message.count))
-            buffer.writeBytes(message)
-            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer))))), promise: nil)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message, context)))))),
+                          promise: nil)
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okTrailers, endStream: true)))),
                           promise: nil)
         case .failure(let status):
             var headers = Self.responseHeaders
-            headers.add(name: "grpc-status", value: String(status.code.rawValue))
-            if !status.message.isEmpty { headers.add(name: "grpc-message", value: status.encodedMessage) }
+            headers.add(contentsOf: Self.trailers(status))
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
                           promise: nil)
         }

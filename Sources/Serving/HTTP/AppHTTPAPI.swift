@@ -10,6 +10,7 @@ struct AppHTTPAPI: Sendable {
     let engine: Engine
     let telemetry: Telemetry
     let secrets: SecretsAPI
+    let configuration: ConfigurationAPI
 
     // MARK: - state
 
@@ -189,6 +190,47 @@ struct AppHTTPAPI: Sendable {
     /// scopes deny.
     func bulkGetSecrets(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         .json(try await secrets.bulk(store: store, metadata: request.queryMetadata))
+    }
+
+    // MARK: - configuration
+
+    /// `GET /v1.0/configuration/{store}?key=a&key=b` (no `key`: every item; `metadata.X=Y` to the store) →
+    /// `{"a": {"value": …, "version": …, "metadata": {…}}, …}` (empty fields left out, as Dapr's encoding of
+    /// its items); 204 when no item asked for exists, as Dapr.
+    func getConfiguration(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
+        let keys = request.queryItems.filter { $0.name == "key" }.map(\.value)
+        let items = try await configuration.get(store: store, keys: keys, metadata: request.queryMetadata)
+        guard !items.isEmpty else { return .noContent }
+        return .json(items.mapValues(ConfigurationItemBody.init))
+    }
+
+    /// `GET /v1.0/configuration/{store}/subscribe`: Dapr delivers HTTP subscriptions by POSTing each change to
+    /// the app (`/configuration/{store}/{key}` on its app port); molt has no app channel, so this answers as
+    /// Dapr does without one (after the same store checks): 500 ERR_APP_CHANNEL_NIL, naming gRPC
+    /// SubscribeConfiguration as the way to subscribe.
+    func subscribeConfiguration(_ request: HTTPServerRequest, store: String) throws(APIFailure) -> HTTPServerResponse {
+        if let missing = configuration.missingStoreFailure(store) {
+            telemetry.rejected(.configuration, store, "subscribe", missing)
+            throw missing
+        }
+        return .error(code: "ERR_APP_CHANNEL_NIL",
+                      message: "app channel is not initialized. cannot subscribe to configuration updates: molt has no app channel "
+                          + "to deliver HTTP subscription updates to; subscribe with gRPC SubscribeConfiguration instead",
+                      status: .internalServerError)
+    }
+
+    /// `GET /v1.0/configuration/{store}/{id}/unsubscribe` → `{"ok": true}`; for an id no subscription of the
+    /// store has, 500 `{"message": …}` (Dapr's body: its `ok` is left out when false).
+    func unsubscribeConfiguration(_ request: HTTPServerRequest, store: String, id: String) throws(APIFailure) -> HTTPServerResponse {
+        if let missing = configuration.missingStoreFailure(store) {
+            telemetry.rejected(.configuration, store, "unsubscribe", missing)
+            throw missing
+        }
+        if configuration.unsubscribe(store: store, id: id) {
+            return .json(UnsubscribeConfigurationBody(ok: true, message: nil))
+        }
+        return .json(UnsubscribeConfigurationBody(ok: nil, message: APIFailure.configurationUnsubscribeMessage(id: id)),
+                     status: .internalServerError)
     }
 
     // MARK: -

@@ -16,7 +16,8 @@ public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: Lis
                               readiness: @escaping @Sendable () -> Bool, logger: Logger, appID: String? = nil,
                               secretScopes: SecretScopes = .allowAll,
                               eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) -> some Service {
-    let api = AppHTTPAPI(engine: engine, telemetry: telemetry, secrets: SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes))
+    let api = AppHTTPAPI(engine: engine, telemetry: telemetry, secrets: SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes),
+                         configuration: ConfigurationAPI(engine: engine, telemetry: telemetry))
     let responder = AppHTTPResponder(api: api, apiToken: apiToken,
                                      readiness: readiness, appID: appID, logger: logger)
     return HTTPServer(name: "app HTTP API", responder: responder, address: address, maxBodyBytes: AppAPILimits.maxHTTPBodyBytes,
@@ -38,6 +39,9 @@ enum AppHTTPRoute {
     case invokeBinding(name: Substring)
     case getSecret(store: Substring, key: Substring)
     case bulkGetSecrets(store: Substring)
+    case getConfiguration(store: Substring)
+    case subscribeConfiguration(store: Substring)
+    case unsubscribeConfiguration(store: Substring, id: Substring)
     case metadata
 
     /// nil: no route has this path, or not with this method (both are a 404, as on Hummingbird).
@@ -64,6 +68,14 @@ enum AppHTTPRoute {
         // one segment (a '/' in it is sent as %2F), so a secret named "bulk" cannot be read alone over HTTP.
         case (.GET, 4) where segments[0] == "v1.0" && segments[1] == "secrets":
             self = segments[3] == "bulk" ? .bulkGetSecrets(store: segments[2]) : .getSecret(store: segments[2], key: segments[3])
+        // Dapr serves the configuration API under both v1.0 and v1.0-alpha1.
+        case (.GET, 3...5) where (segments[0] == "v1.0" || segments[0] == "v1.0-alpha1") && segments[1] == "configuration":
+            switch segments.count {
+            case 3: self = .getConfiguration(store: segments[2])
+            case 4 where segments[3] == "subscribe": self = .subscribeConfiguration(store: segments[2])
+            case 5 where segments[4] == "unsubscribe": self = .unsubscribeConfiguration(store: segments[2], id: segments[3])
+            default: return nil
+            }
         default: return nil
         }
     }
@@ -131,6 +143,12 @@ struct AppHTTPResponder: HTTPResponder {
             return try await api.getSecret(request, store: try pathParameter(store, name: "store"), key: try pathParameter(key, name: "key"))
         case .bulkGetSecrets(let store):
             return try await api.bulkGetSecrets(request, store: try pathParameter(store, name: "store"))
+        case .getConfiguration(let store):
+            return try await api.getConfiguration(request, store: try pathParameter(store, name: "store"))
+        case .subscribeConfiguration(let store):
+            return try api.subscribeConfiguration(request, store: try pathParameter(store, name: "store"))
+        case .unsubscribeConfiguration(let store, let id):
+            return try api.unsubscribeConfiguration(request, store: try pathParameter(store, name: "store"), id: try pathParameter(id, name: "id"))
         case .metadata:
             return api.metadata(appID: appID)
         }

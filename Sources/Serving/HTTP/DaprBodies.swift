@@ -176,3 +176,22 @@ extension StateConsistency {
         }
     }
 }
+
+/// One item of `GET /v1.0/configuration/{store}`, as Dapr encodes its items: empty fields left out.
+struct ConfigurationItemBody: Encodable {
+    let value: String?
+    let version: String?
+    let metadata: [String: String]?
+
+    init(_ item: ConfigurationItem) {
+        value = item.value.isEmpty ? nil : item.value
+        version = item.version.isEmpty ? nil : item.version
+        metadata = item.metadata.isEmpty ? nil : item.metadata
+    }
+}
+
+/// The answer of `GET /v1.0/configuration/{store}/{id}/unsubscribe` (Dapr's: both fields left out when empty).
+struct UnsubscribeConfigurationBody: Encodable {
+    let ok: Bool?
+    let message: String?
+}
