@@ -4,7 +4,9 @@ import Synchronization
 
 /// An app's subscription to items of a configuration store: its id (what unsubscribe names) and the
 /// updates, each the items whose value or version changed since the last update (a deleted item has value
-/// "" and version ""). The stream ends when the app unsubscribes; ending it unsubscribes.
+/// "" and version ""). A subscriber that reads slowly gets the changes merged, the latest per key, never
+/// dropped; what waits is bounded by the number of keys. The updates end when the app unsubscribes; a
+/// consumer that stops iterating should unsubscribe.
 public struct ConfigurationSubscription: Sendable {
     public let id: String
     public let updates: AsyncStream<[ConfigurationItem]>
@@ -17,32 +19,85 @@ final class ConfigurationSubscriptions: Sendable {
     struct Subscriber: Sendable {
         /// Empty: every item of the store.
         let keys: [String]
-        let metadata: [String: String]
-        let continuation: AsyncStream<[ConfigurationItem]>.Continuation
-        /// What the subscriber saw last, by key.
+        /// What the subscriber has been given (sent or pending), by key.
         var seen: [String: ConfigurationItem]
+        /// Changes not yet taken by the subscriber's stream, the latest per key.
+        var pending: [String: ConfigurationItem] = [:]
+        /// Wakes the stream when `pending` gains something; finished when the subscription ends.
+        let wake: AsyncStream<Void>.Continuation
     }
 
     private let byStore = Mutex<[String: [String: Subscriber]]>([:])
 
-    func add(_ subscriber: Subscriber, id: String, store: String) {
-        byStore.withLock { $0[store, default: [:]][id] = subscriber }
+    /// Registers a subscriber and returns its updates.
+    func add(id: String, store: String, keys: [String], seen: [String: ConfigurationItem]) -> AsyncStream<[ConfigurationItem]> {
+        let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        byStore.withLock { $0[store, default: [:]][id] = Subscriber(keys: keys, seen: seen, wake: wake) }
+        let wakeIterator = WakeIterator(wakes.makeAsyncIterator())
+        return AsyncStream(unfolding: { [self] in
+            while true {
+                switch take(id: id, store: store) {
+                case .items(let items): return items
+                case .gone: return nil
+                case .nothingYet: guard await wakeIterator.iterator.next() != nil else { return nil }
+                }
+            }
+        }, onCancel: { [self] in remove(id: id, store: store) })
     }
 
-    /// Removes a subscription and ends its stream; false when there is none with that id.
+    private enum Taken { case items([ConfigurationItem]), nothingYet, gone }
+
+    /// Takes the subscriber's pending changes.
+    private func take(id: String, store: String) -> Taken {
+        byStore.withLock { stores in
+            guard var subscriber = stores[store]?[id] else { return .gone }
+            guard !subscriber.pending.isEmpty else { return .nothingYet }
+            let taken = subscriber.pending.keys.sorted().map { subscriber.pending[$0]! }
+            subscriber.pending = [:]
+            stores[store]![id] = subscriber
+            return .items(taken)
+        }
+    }
+
+    /// Ends a subscription; false when there is none with that id.
     @discardableResult
     func remove(id: String, store: String) -> Bool {
         let removed = byStore.withLock { stores in stores[store]?.removeValue(forKey: id) }
-        removed?.continuation.finish()
+        removed?.wake.finish()
         return removed != nil
     }
 
-    func subscribers(of store: String) -> [String: Subscriber] { byStore.withLock { $0[store] ?? [:] } }
+    func subscribers(of store: String) -> [String: [String]] { byStore.withLock { ($0[store] ?? [:]).mapValues(\.keys) } }
 
-    /// Records what a subscriber was sent (unless it unsubscribed meanwhile).
-    func update(_ seen: [String: ConfigurationItem], id: String, store: String) {
-        byStore.withLock { stores in stores[store]?[id]?.seen = seen }
+    /// Compares `items` (what the store holds now for the keys asked) with what each subscriber was given,
+    /// queues the differences and wakes the subscribers that got some.
+    func deliver(_ items: [String: ConfigurationItem], store: String) {
+        let woken = byStore.withLock { stores -> [AsyncStream<Void>.Continuation] in
+            guard var subscribers = stores[store] else { return [] }
+            var woken: [AsyncStream<Void>.Continuation] = []
+            for (id, var subscriber) in subscribers {
+                let watched = subscriber.keys.isEmpty ? Set(items.keys).union(subscriber.seen.keys) : Set(subscriber.keys)
+                var changed = false
+                for key in watched where items[key] != subscriber.seen[key] {
+                    subscriber.pending[key] = items[key] ?? ConfigurationItem(key: key, value: "", version: "")
+                    subscriber.seen[key] = items[key]
+                    changed = true
+                }
+                subscribers[id] = subscriber
+                if changed { woken.append(subscriber.wake) }
+            }
+            stores[store] = subscribers
+            return woken
+        }
+        for wake in woken { wake.yield() }
     }
+}
+
+/// A subscriber's wake-up iterator. @unchecked Sendable: only its stream's unfolding closure uses it, and
+/// AsyncStream calls that closure one call at a time (a stream has one consumer).
+private final class WakeIterator: @unchecked Sendable {
+    var iterator: AsyncStream<Void>.Iterator
+    init(_ iterator: AsyncStream<Void>.Iterator) { self.iterator = iterator }
 }
 
 /// Dapr's configuration API: GetConfiguration, SubscribeConfiguration, UnsubscribeConfiguration.
@@ -66,10 +121,7 @@ extension Engine {
         // What the subscriber starts from: the items now (this also checks the store and the keys).
         let current = try await getConfiguration(store: store, keys: keys, metadata: metadata).value
         let id = UUID().uuidString.lowercased()
-        let (updates, continuation) = AsyncStream<[ConfigurationItem]>.makeStream(bufferingPolicy: .bufferingNewest(256))
-        let subscriptions = configurationSubscriptions
-        continuation.onTermination = { _ in subscriptions.remove(id: id, store: store) }
-        subscriptions.add(.init(keys: keys, metadata: metadata, continuation: continuation, seen: current), id: id, store: store)
+        let updates = configurationSubscriptions.add(id: id, store: store, keys: keys, seen: current)
         return ConfigurationSubscription(id: id, updates: updates)
     }
 
@@ -78,33 +130,17 @@ extension Engine {
         configurationSubscriptions.remove(id: id, store: store)
     }
 
-    /// Reads the items `store`'s subscribers want and sends each subscriber what changed for it.
+    /// Reads the items `store`'s subscribers want and queues for each subscriber what changed for it.
     func notifySubscribers(of store: String) async {
         let subscribers = configurationSubscriptions.subscribers(of: store)
         guard !subscribers.isEmpty else { return }
-        let wantsAll = subscribers.values.contains { $0.keys.isEmpty }
-        let keys = wantsAll ? [] : Array(Set(subscribers.values.flatMap(\.keys))).sorted()
-        let items: [String: ConfigurationItem]
+        let wantsAll = subscribers.values.contains { $0.isEmpty }
+        let keys = wantsAll ? [] : Array(Set(subscribers.values.flatMap { $0 })).sorted()
         do throws(CallError) {
-            items = try await getConfiguration(store: store, keys: keys).value
+            configurationSubscriptions.deliver(try await getConfiguration(store: store, keys: keys).value, store: store)
         } catch {
             logger.warning("configuration store cannot be read for its subscribers; they get the change later",
                            metadata: ["component": "configuration/\(store)", "error": "\(error)"])
-            return
-        }
-        for (id, subscriber) in subscribers {
-            let watched = subscriber.keys.isEmpty ? Set(items.keys).union(subscriber.seen.keys) : Set(subscriber.keys)
-            var changed: [ConfigurationItem] = []
-            var seen = subscriber.seen
-            for key in watched.sorted() {
-                let now = items[key]
-                guard now != seen[key] else { continue }
-                changed.append(now ?? ConfigurationItem(key: key, value: "", version: ""))
-                seen[key] = now
-            }
-            guard !changed.isEmpty else { continue }
-            configurationSubscriptions.update(seen, id: id, store: store)
-            subscriber.continuation.yield(changed)
         }
     }
 }
