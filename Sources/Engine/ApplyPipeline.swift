@@ -30,7 +30,8 @@ struct StepFailure: Error, CustomStringConvertible {
 
 /// The apply pipeline. Every change, one component or a batch, goes through the same steps:
 ///
-/// 1. **plan**: limits, binary, normalized config; each component is unchanged, tried in place, or
+/// 1. **plan**: limits, secret references read from their stores (`SecretResolution.swift`), binary,
+///    normalized config; each component is unchanged, tried in place, or
 ///    gets a new generation (added components too).
 /// 2. **apply in place**, only when it is the apply's one change (an in-place apply cannot be undone if
 ///    another component failed later); APPLIED ends the apply, otherwise a new generation follows.
