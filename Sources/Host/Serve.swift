@@ -51,6 +51,15 @@ struct Serve: AsyncParsableCommand {
     var controlAddress: String?
     @Option(help: "Admin HTTP (health, /metrics), host:port (env MOLT_ADMIN_ADDRESS; default 127.0.0.1:34999).")
     var adminAddress: String?
+    @Option(help: """
+        The app's HTTP port (env MOLT_APP_PORT or APP_PORT), 1-65535: molt calls the app there, as Dapr's app \
+        channel, e.g. to deliver HTTP configuration subscriptions. Without it there is no app channel.
+        """)
+    var appPort: Int?
+    @Option(help: "How molt calls the app on --app-port: http, the only protocol supported (env MOLT_APP_PROTOCOL; default http).")
+    var appProtocol: String?
+    @Option(help: "The app's host for --app-port (env MOLT_APP_HOST; default 127.0.0.1; Dapr's --app-channel-address).")
+    var appHost: String?
     @Option(help: "Token every app call must carry as dapr-api-token (env MOLT_API_TOKEN or DAPR_API_TOKEN); health is exempt.")
     var apiToken: String?
     @Option(help: "Token every control call must carry as molt-control-token (env MOLT_CONTROL_TOKEN); required off loopback.")
