@@ -146,11 +146,21 @@ let package = Package(
             ],
             path: "Sources/Serving/GRPC"
         ),
+        // The app channel: molt's HTTP/1.1 client to the app on its app port (Dapr's app channel).
+        .target(
+            name: "AppChannel",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/Serving/AppChannel"
+        ),
         // The app API over HTTP (Dapr's /v1.0 paths) and the admin endpoints (health, /metrics).
         .target(
             name: "HTTPServing",
             dependencies: [
-                "ServingCore", "Engine", "PluginHost",
+                "ServingCore", "AppChannel", "Engine", "PluginHost",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -164,7 +174,7 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
+                "PluginHost", "Engine", "ServingCore", "AppChannel", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -262,7 +272,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingTests",
-            dependencies: ["ServingCore"],
+            dependencies: ["ServingCore", "AppChannel", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Tests/ServingTests"
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Agents
+import AppChannel
 import ArgumentParser
 import Config
 import Engine
@@ -51,6 +52,15 @@ struct Serve: AsyncParsableCommand {
     var controlAddress: String?
     @Option(help: "Admin HTTP (health, /metrics), host:port (env MOLT_ADMIN_ADDRESS; default 127.0.0.1:34999).")
     var adminAddress: String?
+    @Option(help: """
+        The app's HTTP port (env MOLT_APP_PORT or APP_PORT), 1-65535: molt calls the app there, as Dapr's app \
+        channel, e.g. to deliver HTTP configuration subscriptions. Without it there is no app channel.
+        """)
+    var appPort: Int?
+    @Option(help: "How molt calls the app on --app-port: http, the only protocol supported (env MOLT_APP_PROTOCOL; default http).")
+    var appProtocol: String?
+    @Option(help: "The app's host for --app-port (env MOLT_APP_HOST; default 127.0.0.1; Dapr's --app-channel-address).")
+    var appHost: String?
     @Option(help: "Token every app call must carry as dapr-api-token (env MOLT_API_TOKEN or DAPR_API_TOKEN); health is exempt.")
     var apiToken: String?
     @Option(help: "Token every control call must carry as molt-control-token (env MOLT_CONTROL_TOKEN); required off loopback.")
@@ -166,12 +176,16 @@ struct Serve: AsyncParsableCommand {
             name: "control gRPC", address: addresses.control, logger: logger,
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
             interceptors: controlSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.control)] } ?? [])
+        // The app channel (Dapr's): molt's HTTP client to the app, when the app has a port.
+        let appChannel = settings.appPort.map { AppChannel(host: settings.appHost, port: $0) }
         let appHTTP = makeAppHTTPServer(engine: engine, telemetry: telemetry, address: addresses.http, apiToken: apiSecret,
-                                        readiness: readiness, logger: logger, appID: settings.appID, secretScopes: secretScopes)
+                                        readiness: readiness, logger: logger, appID: settings.appID, secretScopes: secretScopes,
+                                        appChannel: appChannel)
         let admin = makeAdminHTTPServer(engine: engine, telemetry: telemetry, registry: registry, address: addresses.admin,
                                         readiness: readiness, logger: logger)
         logger.info("listening", metadata: ["grpc": "\(addresses.grpc)", "http": "\(addresses.http)", "control": "\(addresses.control)",
-                                            "admin": "\(addresses.admin)", "app_token": "\(apiSecret != nil)",
+                                            "admin": "\(addresses.admin)", "app_channel": "\(appChannel?.address ?? "none")",
+                                            "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
 
         let appServers = AppServers(grpc: appGRPC, http: appHTTP, engine: engine, drainTimeout: engineSettings.drainTimeout, logger: logger)
@@ -190,6 +204,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maximumGracefulShutdownDuration = .milliseconds(2 * settings.drainTimeoutMs + 2 * settings.destroyTimeoutMs + 5_000)
         configuration.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: configuration).run()
+        appChannel?.close()
         logger.info("stopped")
     }
 

@@ -14,6 +14,13 @@ public struct BootstrapConfig: Sendable, Equatable {
     public var controlAddress = "127.0.0.1:34904"
     /// Admin HTTP (health, /metrics), host:port.
     public var adminAddress = "127.0.0.1:34999"
+    /// The app's HTTP port (Dapr's `--app-port`, env `APP_PORT`), 1-65535: molt calls the app there (the app
+    /// channel), e.g. to deliver HTTP configuration subscriptions. nil: no app channel.
+    public var appPort: Int?
+    /// How molt talks to the app on `appPort` (Dapr's `--app-protocol`); only `http` for now.
+    public var appProtocol = BootstrapConfig.appProtocols[0]
+    /// The app's host (Dapr's `--app-channel-address`).
+    public var appHost = "127.0.0.1"
     /// Token every app call must carry (dapr-api-token); nil: none required.
     public var apiToken: String?
     /// Token every control call must carry (molt-control-token); nil: none required.
@@ -73,6 +80,9 @@ public struct BootstrapConfig: Sendable, Equatable {
     }
 
     public init() {}
+
+    /// The app protocols molt speaks on the app channel (Dapr also has grpc, grpcs, https, h2c).
+    public static let appProtocols = ["http"]
 }
 
 /// A setting's value as every outer form carries it.
@@ -95,6 +105,9 @@ extension BootstrapConfig {
             case .httpAddress: .string(httpAddress)
             case .controlAddress: .string(controlAddress)
             case .adminAddress: .string(adminAddress)
+            case .appPort: appPort.map(SettingValue.int)
+            case .appProtocol: .string(appProtocol)
+            case .appHost: .string(appHost)
             case .apiToken: apiToken.map(SettingValue.string)
             case .controlToken: controlToken.map(SettingValue.string)
             case .pluginsDirectory: .string(pluginsDirectory)

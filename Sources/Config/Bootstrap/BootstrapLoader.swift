@@ -22,7 +22,7 @@ extension BootstrapConfig {
 
     /// Loads the bootstrap configuration from, lowest precedence first: defaults < the config file
     /// (`--config FILE` or `MOLT_CONFIG`; JSON or YAML) < the environment (`MOLT_<KEY>`, plus Dapr's
-    /// `APP_ID`, `DAPR_API_TOKEN`, and `DAPR_GRPC_PORT`/`DAPR_HTTP_PORT`, which set only the port) < the
+    /// `APP_ID`, `APP_PORT`, `DAPR_API_TOKEN`, and `DAPR_GRPC_PORT`/`DAPR_HTTP_PORT`, which set only the port) < the
     /// command line (`--<key>`, e.g. `--grpc-address`, `--readiness-timeout-ms`, `--strict`).
     ///
     /// - Parameters:
@@ -108,6 +108,17 @@ extension BootstrapConfig {
         case (.httpAddress, .string(let text)): httpAddress = try address(text)
         case (.controlAddress, .string(let text)): controlAddress = try address(text)
         case (.adminAddress, .string(let text)): adminAddress = try address(text)
+        case (.appPort, .int(let number)):
+            guard (1...65535).contains(number) else { throw invalid("a port number (1-65535)", "\(number)") }
+            appPort = number
+        case (.appProtocol, .string(let text)):
+            guard Self.appProtocols.contains(text) else {
+                throw invalid("one of \(Self.appProtocols.joined(separator: ", ")) (Dapr's grpc, grpcs, https and h2c are not supported)", text)
+            }
+            appProtocol = text
+        case (.appHost, .string(let text)):
+            guard !text.isEmpty else { throw invalid("a host name or address", text) }
+            appHost = text
         case (.apiToken, .string(let text)): apiToken = text.isEmpty ? nil : text
         case (.controlToken, .string(let text)): controlToken = text.isEmpty ? nil : text
         case (.pluginsDirectory, .string(let text)): pluginsDirectory = text

@@ -6,6 +6,9 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
     case httpAddress
     case controlAddress
     case adminAddress
+    case appPort
+    case appProtocol
+    case appHost
     case apiToken
     case controlToken
     case pluginsDirectory
@@ -47,7 +50,7 @@ enum BootstrapSetting: String, CaseIterable, Sendable {
         switch self {
         case .components, .agentsEtcdEndpoints: return .strings
         case .readinessTimeoutMs, .drainTimeoutMs, .callTimeoutMs, .initTimeoutMs, .applyConfigTimeoutMs, .stateTransferTimeoutMs,
-             .destroyTimeoutMs: return .int
+             .destroyTimeoutMs, .appPort: return .int
         case .strict, .watchPlugins: return .bool
         case .secretsScopes: return .secretScopes
         default: return .string

@@ -112,7 +112,7 @@ struct SourceLayer: Sendable {
                            given: present.given)
     }
 
-    /// Dapr's own variables, honoured as `daprd` does (not deprecated): `APP_ID`, `DAPR_API_TOKEN`, and
+    /// Dapr's own variables, honoured as `daprd` does (not deprecated): `APP_ID`, `APP_PORT`, `DAPR_API_TOKEN`, and
     /// `DAPR_GRPC_PORT`/`DAPR_HTTP_PORT`, which replace only the port of the address the layers
     /// `below` (file, defaults) give. `MOLT_…` variables and arguments take precedence over them.
     static func daprEnvironment(_ environment: [String: String], below: [SourceLayer]) throws -> SourceLayer {
@@ -124,6 +124,14 @@ struct SourceLayer: Sendable {
         }
         if let appID = environment["APP_ID"] { set(.appID, appID, from: "APP_ID") }
         if let token = environment["DAPR_API_TOKEN"] { set(.apiToken, token, from: "DAPR_API_TOKEN") }
+        if let port = environment["APP_PORT"] {
+            // An integer setting: the value is stored as one (the loader checks its range and names APP_PORT).
+            guard let number = Int(port) else {
+                throw ConfigError.type(.environment, "APP_PORT", expected: BootstrapSetting.appPort.valueType.expected, found: "'\(port)'")
+            }
+            values[AbsoluteConfigKey(BootstrapSetting.appPort.innerKeyComponents)] = ConfigValue(.int(number), isSecret: false)
+            given[.appPort] = Given(name: "APP_PORT", origin: .environment, raw: port)
+        }
         let lower = ConfigReader(providers: below.map(\.provider))
         for (setting, variable) in [(BootstrapSetting.grpcAddress, "DAPR_GRPC_PORT"), (.httpAddress, "DAPR_HTTP_PORT")] {
             guard let port = environment[variable] else { continue }

@@ -11,6 +11,8 @@ struct AppHTTPAPI: Sendable {
     let telemetry: Telemetry
     let secrets: SecretsAPI
     let configuration: ConfigurationAPI
+    /// Delivers HTTP configuration subscriptions to the app; nil without an app channel.
+    let updateDelivery: ConfigurationUpdateDelivery?
 
     // MARK: - state
 
@@ -204,19 +206,27 @@ struct AppHTTPAPI: Sendable {
         return .json(items.mapValues(ConfigurationItemBody.init))
     }
 
-    /// `GET /v1.0/configuration/{store}/subscribe`: Dapr delivers HTTP subscriptions by POSTing each change to
-    /// the app (`/configuration/{store}/{key}` on its app port); molt has no app channel, so this answers as
-    /// Dapr does without one (after the same store checks): 500 ERR_APP_CHANNEL_NIL, naming gRPC
-    /// SubscribeConfiguration as the way to subscribe.
-    func subscribeConfiguration(_ request: HTTPServerRequest, store: String) throws(APIFailure) -> HTTPServerResponse {
+    /// `GET /v1.0/configuration/{store}/subscribe?key=a&key=b` (no `key`: every item; `metadata.X=Y` to the
+    /// store) → `{"id": …}`. As Dapr, the updates go to the app: each changed item is POSTed to
+    /// `/configuration/{store}/{key}` on its app port (`ConfigurationUpdateDelivery`) until
+    /// `…/{id}/unsubscribe`. Without an app channel (no `--app-port`) this answers as Dapr does without one
+    /// (after the same store checks): 500 ERR_APP_CHANNEL_NIL, also naming gRPC SubscribeConfiguration.
+    func subscribeConfiguration(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         if let missing = configuration.missingStoreFailure(store) {
             telemetry.rejected(.configuration, store, "subscribe", missing)
             throw missing
         }
-        return .error(code: "ERR_APP_CHANNEL_NIL",
-                      message: "app channel is not initialized. cannot subscribe to configuration updates: molt has no app channel "
-                          + "to deliver HTTP subscription updates to; subscribe with gRPC SubscribeConfiguration instead",
-                      status: .internalServerError)
+        guard let updateDelivery else {
+            return .error(code: "ERR_APP_CHANNEL_NIL",
+                          message: "app channel is not initialized. cannot subscribe to configuration updates: molt has no app channel "
+                              + "to deliver HTTP subscription updates to (serve with --app-port); or subscribe with gRPC "
+                              + "SubscribeConfiguration instead",
+                          status: .internalServerError)
+        }
+        let keys = request.queryItems.filter { $0.name == "key" }.map(\.value)
+        let subscription = try await configuration.subscribe(store: store, keys: keys, metadata: request.queryMetadata)
+        updateDelivery.start(subscription, store: store)
+        return .json(SubscribeConfigurationBody(id: subscription.id))
     }
 
     /// `GET /v1.0/configuration/{store}/{id}/unsubscribe` → `{"ok": true}`; for an id no subscription of the

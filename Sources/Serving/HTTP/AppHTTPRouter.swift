@@ -1,3 +1,4 @@
+import AppChannel
 import Engine
 import Logging
 import NIOHTTP1
@@ -11,13 +12,15 @@ import ServingCore
 /// Every store call goes through `telemetry.call`; requests refused before one are counted with
 /// `telemetry.rejected`. `secretScopes` limits the secrets the app may read. The returned Service serves until graceful shutdown, then stops accepting, lets
 /// the requests in flight finish and returns (`HTTPServer`). `appID` is the `id` of `GET /v1.0/metadata`
-/// (omitted when nil).
+/// (omitted when nil). `appChannel` (molt's client to the app on its app port) delivers HTTP configuration
+/// subscriptions; without it HTTP subscribe answers ERR_APP_CHANNEL_NIL, as Dapr without an app channel.
 public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: ListenAddress, apiToken: SharedSecret?,
                               readiness: @escaping @Sendable () -> Bool, logger: Logger, appID: String? = nil,
-                              secretScopes: SecretScopes = .allowAll,
+                              secretScopes: SecretScopes = .allowAll, appChannel: AppChannel? = nil,
                               eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) -> some Service {
     let api = AppHTTPAPI(engine: engine, telemetry: telemetry, secrets: SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes),
-                         configuration: ConfigurationAPI(engine: engine, telemetry: telemetry))
+                         configuration: ConfigurationAPI(engine: engine, telemetry: telemetry),
+                         updateDelivery: appChannel.map { ConfigurationUpdateDelivery(appChannel: $0, logger: logger) })
     let responder = AppHTTPResponder(api: api, apiToken: apiToken,
                                      readiness: readiness, appID: appID, logger: logger)
     return HTTPServer(name: "app HTTP API", responder: responder, address: address, maxBodyBytes: AppAPILimits.maxHTTPBodyBytes,
@@ -146,7 +149,7 @@ struct AppHTTPResponder: HTTPResponder {
         case .getConfiguration(let store):
             return try await api.getConfiguration(request, store: try pathParameter(store, name: "store"))
         case .subscribeConfiguration(let store):
-            return try api.subscribeConfiguration(request, store: try pathParameter(store, name: "store"))
+            return try await api.subscribeConfiguration(request, store: try pathParameter(store, name: "store"))
         case .unsubscribeConfiguration(let store, let id):
             return try api.unsubscribeConfiguration(request, store: try pathParameter(store, name: "store"), id: try pathParameter(id, name: "id"))
         case .metadata:

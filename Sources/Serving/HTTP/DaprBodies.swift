@@ -191,6 +191,11 @@ struct ConfigurationItemBody: Encodable {
 }
 
 /// The answer of `GET /v1.0/configuration/{store}/{id}/unsubscribe` (Dapr's: both fields left out when empty).
+/// The answer to `GET /v1.0/configuration/{store}/subscribe`.
+struct SubscribeConfigurationBody: Encodable {
+    let id: String
+}
+
 struct UnsubscribeConfigurationBody: Encodable {
     let ok: Bool?
     let message: String?
