@@ -45,3 +45,7 @@ MOLT_SAME_TYPE(molt_plugin_operations, molt_plugin_operations_fn);
 MOLT_SAME_TYPE(molt_secret_get, molt_secret_get_fn);
 MOLT_SAME_TYPE(molt_secret_bulk_get, molt_secret_bulk_get_fn);
 MOLT_SAME_TYPE(molt_configuration_get, molt_configuration_get_fn);
+MOLT_SAME_TYPE(molt_pubsub_publish, molt_pubsub_publish_fn);
+MOLT_SAME_TYPE(molt_pubsub_subscribe, molt_pubsub_subscribe_fn);
+MOLT_SAME_TYPE(molt_pubsub_ack, molt_pubsub_ack_fn);
+MOLT_SAME_TYPE(molt_pubsub_unsubscribe, molt_pubsub_unsubscribe_fn);

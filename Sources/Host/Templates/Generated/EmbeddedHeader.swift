@@ -31,6 +31,8 @@ let embeddedPluginHeader = #"""
  *     kind "secretstore" (ABI 1.3): molt_secret_get; optional: molt_secret_bulk_get (absent: the
  *                   bulk API answers unsupported)
  *     kind "configuration" (ABI 1.3): molt_configuration_get
+ *     kind "pubsub" (ABI 1.3): molt_pubsub_publish, molt_pubsub_subscribe, molt_pubsub_ack,
+ *                   molt_pubsub_unsubscribe
  *
  * Prototypes. Unless compiled by Swift's importer, this header declares every symbol above with
  * MOLT_EXPORT (section "Prototypes" at the end), so a definition with a wrong signature does not
@@ -283,6 +285,7 @@ static inline void molt_log(const molt_host_services *host, molt_log_level level
 #define MOLT_KIND_BINDING "binding" /* ABI 1.2: only declared operations */
 #define MOLT_KIND_SECRETSTORE "secretstore" /* ABI 1.3: Dapr's secret store */
 #define MOLT_KIND_CONFIGURATION "configuration" /* ABI 1.3: Dapr's configuration store */
+#define MOLT_KIND_PUBSUB "pubsub" /* ABI 1.3: Dapr's pub/sub */
 
 /* Plugin-owned, static: valid for as long as the library is loaded. */
 typedef struct molt_plugin_identity {
@@ -290,7 +293,7 @@ typedef struct molt_plugin_identity {
     const char *name;        /* [a-z0-9][a-z0-9._-]{0,63}, e.g. "memorylock" */
     const char *version;     /* semantic version 2.0.0, e.g. "1.2.0" */
     const char *kind;        /* MOLT_KIND_LOCK, MOLT_KIND_STATE, (ABI 1.2) MOLT_KIND_BINDING, (1.3) MOLT_KIND_SECRETSTORE,
-                              * (1.3) MOLT_KIND_CONFIGURATION */
+                              * (1.3) MOLT_KIND_CONFIGURATION, (1.3) MOLT_KIND_PUBSUB */
     const char *description; /* one line for operators */
     /* State formats this plugin can both export and import: [state_format_min, state_format_max].
      * Both 0 when the plugin does not transfer state. When a reload moves state from instance A to
@@ -723,6 +726,97 @@ typedef void (*molt_configuration_done)(void *call_context, const molt_configura
 typedef void (*molt_configuration_get_fn)(molt_instance instance, const molt_configuration_request *request,
                                           molt_configuration_done done, void *call_context);
 
+/* --- kind "pubsub" (ABI 1.3): Dapr's publish/subscribe semantics --- */
+
+/* Publishing: `publish` completes once the broker holds the message (an in-memory broker: once it is
+ * queued). Subscribing: the host subscribes an instance to a topic and gives it a sink; the plugin hands
+ * each message to the host through the sink, the host answers each delivery exactly once with
+ * molt_pubsub_ack, and the plugin removes the message (ACK, DROP) or delivers it again later (RETRY, or
+ * no answer before the subscription ends: redelivery is the plugin's, after its own delay). Delivery is
+ * at least once: a message may come again after a reload. The host bounds what it takes: `deliver`
+ * answers false when the subscription's window (max_in_flight) is full or the subscription is ending;
+ * the plugin keeps the message and tries again after its next ack.
+ *
+ * Hot reload. When a component is reloaded or swapped, the host unsubscribes the old instance (after
+ * unsubscribe returns, no deliver follows), lets its deliveries in flight be answered (bounded by the
+ * drain timeout), hands its state over when the plugin transfers state (an in-memory broker: queued and
+ * unanswered messages travel in the export, and come again from the new instance), then subscribes the
+ * new instance. A broker-backed plugin resumes from the broker (a consumer group: the new instance
+ * reclaims what the old one left pending). Publishes never wait for this: they go to whichever
+ * generation serves. */
+
+/* Host-owned, valid until `done` is called. */
+typedef struct molt_pubsub_publish_request {
+    uint32_t struct_size;
+    const char *topic;           /* never NULL or empty */
+    molt_bytes data;             /* what subscribers get: a CloudEvent (JSON) unless the app published raw */
+    const char *content_type;    /* of `data`, e.g. "application/cloudevents+json" */
+    uint32_t metadata_count;
+    const molt_kv *metadata;     /* Dapr request metadata (e.g. ttlInSeconds), passed through */
+} molt_pubsub_publish_request;
+
+/* Plugin-owned, valid until `done` returns. */
+typedef struct molt_pubsub_publish_result {
+    uint32_t struct_size;
+    molt_status status;
+    const char *message;         /* NULL on success */
+} molt_pubsub_publish_result;
+
+typedef void (*molt_pubsub_publish_done)(void *call_context, const molt_pubsub_publish_result *result);
+
+/* A message handed to the host. Plugin-owned, valid during `deliver` only (the host copies it). */
+typedef struct molt_pubsub_message {
+    uint32_t struct_size;
+    const char *topic;
+    molt_bytes data;
+    const char *content_type;    /* NULL: as published */
+    uint32_t metadata_count;
+    const molt_kv *metadata;
+    uint64_t delivery;           /* the plugin's id of this delivery, unique within the subscription until answered */
+} molt_pubsub_message;
+
+/* Host-owned; valid from subscribe until unsubscribe returns. */
+typedef struct molt_pubsub_sink {
+    void *host_subscription;     /* opaque; pass it back to deliver */
+    /* Hands one message to the host; true: taken (an ack follows, possibly before deliver returns, on
+     * any thread); false: not taken (window full, or the subscription ending): keep it, try again after
+     * the next ack (or after a short delay). Any plugin thread; never from within molt_pubsub_ack. */
+    bool (*deliver)(void *host_subscription, const molt_pubsub_message *message);
+} molt_pubsub_sink;
+
+/* Host-owned, valid during the call. */
+typedef struct molt_pubsub_subscribe_request {
+    uint32_t struct_size;
+    const char *topic;
+    uint32_t metadata_count;
+    const molt_kv *metadata;     /* the subscription's metadata (Dapr's, e.g. consumerID), passed through */
+    uint32_t max_in_flight;      /* deliveries the host holds unanswered at most (>= 1) */
+} molt_pubsub_subscribe_request;
+
+typedef int32_t molt_pubsub_outcome;
+#define MOLT_PUBSUB_ACK 0    /* processed: remove it */
+#define MOLT_PUBSUB_RETRY 1  /* not processed now: deliver it again later */
+#define MOLT_PUBSUB_DROP 2   /* never to be processed (the host dead-lettered it if asked to): remove it */
+
+/* Required: for kind "pubsub". Threads: see "Operations" above. */
+typedef void (*molt_pubsub_publish_fn)(molt_instance instance, const molt_pubsub_publish_request *request,
+                                       molt_pubsub_publish_done done, void *call_context);
+/* Required: for kind "pubsub". Starts delivering `topic`'s messages to `sink` and writes the
+ * subscription's id (the plugin's, non-zero) to *subscription_out. At most one subscription per topic
+ * per instance. Called on a host thread of its own (it may block briefly, e.g. to create a consumer
+ * group); never on an event loop. */
+typedef molt_status (*molt_pubsub_subscribe_fn)(molt_instance instance, const molt_pubsub_subscribe_request *request,
+                                                const molt_pubsub_sink *sink, uint64_t *subscription_out,
+                                                molt_message *error_out);
+/* Required: for kind "pubsub". The host's answer to one delivery; exactly once per delivery taken,
+ * also after unsubscribe (until destroy). Any thread, never blocks; an unknown delivery is ignored. */
+typedef void (*molt_pubsub_ack_fn)(molt_instance instance, uint64_t subscription, uint64_t delivery,
+                                   molt_pubsub_outcome outcome);
+/* Required: for kind "pubsub". Stops the subscription: when it returns, `deliver` is not called for it
+ * again and the sink is no longer used. Unanswered deliveries stay the plugin's (answered later, or
+ * delivered again). On a host thread of its own. */
+typedef molt_status (*molt_pubsub_unsubscribe_fn)(molt_instance instance, uint64_t subscription, molt_message *error_out);
+
 /* ---------------------------------------------------------------------------------------------
  * Declared operations (ABI 1.2): plain C functions an app calls by name.
  *
@@ -844,6 +938,10 @@ typedef const molt_operation *(*molt_plugin_operations_fn)(uint32_t *count_out);
 #define MOLT_SYMBOL_SECRET_GET "molt_secret_get"
 #define MOLT_SYMBOL_SECRET_BULK_GET "molt_secret_bulk_get"
 #define MOLT_SYMBOL_CONFIGURATION_GET "molt_configuration_get"
+#define MOLT_SYMBOL_PUBSUB_PUBLISH "molt_pubsub_publish"
+#define MOLT_SYMBOL_PUBSUB_SUBSCRIBE "molt_pubsub_subscribe"
+#define MOLT_SYMBOL_PUBSUB_ACK "molt_pubsub_ack"
+#define MOLT_SYMBOL_PUBSUB_UNSUBSCRIBE "molt_pubsub_unsubscribe"
 
 /* ---------------------------------------------------------------------------------------------
  * Prototypes of everything a plugin may export, so that the compiler checks each definition against
@@ -886,6 +984,14 @@ MOLT_EXPORT void molt_secret_bulk_get(molt_instance instance, const molt_secret_
                                       molt_secret_done done, void *call_context);
 MOLT_EXPORT void molt_configuration_get(molt_instance instance, const molt_configuration_request *request,
                                         molt_configuration_done done, void *call_context);
+MOLT_EXPORT void molt_pubsub_publish(molt_instance instance, const molt_pubsub_publish_request *request,
+                                     molt_pubsub_publish_done done, void *call_context);
+MOLT_EXPORT molt_status molt_pubsub_subscribe(molt_instance instance, const molt_pubsub_subscribe_request *request,
+                                              const molt_pubsub_sink *sink, uint64_t *subscription_out,
+                                              molt_message *error_out);
+MOLT_EXPORT void molt_pubsub_ack(molt_instance instance, uint64_t subscription, uint64_t delivery,
+                                 molt_pubsub_outcome outcome);
+MOLT_EXPORT molt_status molt_pubsub_unsubscribe(molt_instance instance, uint64_t subscription, molt_message *error_out);
 #endif /* !__swift__ */
 
 /* For C plugins: defines molt_abi_version() reporting the version of this header. */
