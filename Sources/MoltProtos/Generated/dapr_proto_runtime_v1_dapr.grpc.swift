@@ -1,5 +1,5 @@
-/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings, secrets, configuration and
-/// metadata. Package, service,
+/// The subset of Dapr's runtime API that molt serves: state, lock, output bindings, secrets, configuration,
+/// pub/sub and metadata. Package, service,
 /// method names and field numbers match Dapr's (read from the `dapr` 1.19 Python package's
 /// descriptors). Methods not listed here answer UNIMPLEMENTED.
 
@@ -247,6 +247,58 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "PublishEvent" metadata.
+        public enum PublishEvent: Sendable {
+            /// Request type for "PublishEvent".
+            public typealias Input = Dapr_Proto_Runtime_V1_PublishEventRequest
+            /// Response type for "PublishEvent".
+            public typealias Output = SwiftProtobuf.Google_Protobuf_Empty
+            /// Descriptor for "PublishEvent".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "PublishEvent",
+                type: .unary
+            )
+        }
+        /// Namespace for "BulkPublishEventAlpha1" metadata.
+        public enum BulkPublishEventAlpha1: Sendable {
+            /// Request type for "BulkPublishEventAlpha1".
+            public typealias Input = Dapr_Proto_Runtime_V1_BulkPublishRequest
+            /// Response type for "BulkPublishEventAlpha1".
+            public typealias Output = Dapr_Proto_Runtime_V1_BulkPublishResponse
+            /// Descriptor for "BulkPublishEventAlpha1".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "BulkPublishEventAlpha1",
+                type: .unary
+            )
+        }
+        /// Namespace for "BulkPublishEvent" metadata.
+        public enum BulkPublishEvent: Sendable {
+            /// Request type for "BulkPublishEvent".
+            public typealias Input = Dapr_Proto_Runtime_V1_BulkPublishRequest
+            /// Response type for "BulkPublishEvent".
+            public typealias Output = Dapr_Proto_Runtime_V1_BulkPublishResponse
+            /// Descriptor for "BulkPublishEvent".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "BulkPublishEvent",
+                type: .unary
+            )
+        }
+        /// Namespace for "SubscribeTopicEventsAlpha1" metadata.
+        public enum SubscribeTopicEventsAlpha1: Sendable {
+            /// Request type for "SubscribeTopicEventsAlpha1".
+            public typealias Input = Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1
+            /// Response type for "SubscribeTopicEventsAlpha1".
+            public typealias Output = Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1
+            /// Descriptor for "SubscribeTopicEventsAlpha1".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "dapr.proto.runtime.v1.Dapr"),
+                method: "SubscribeTopicEventsAlpha1",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "GetMetadata" metadata.
         public enum GetMetadata: Sendable {
             /// Request type for "GetMetadata".
@@ -279,6 +331,10 @@ public enum Dapr_Proto_Runtime_V1_Dapr: Sendable {
             SubscribeConfiguration.descriptor,
             UnsubscribeConfigurationAlpha1.descriptor,
             UnsubscribeConfiguration.descriptor,
+            PublishEvent.descriptor,
+            BulkPublishEventAlpha1.descriptor,
+            BulkPublishEvent.descriptor,
+            SubscribeTopicEventsAlpha1.descriptor,
             GetMetadata.descriptor
         ]
     }
@@ -544,6 +600,62 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>
 
+        /// Handle the "PublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_PublishEventRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        func publishEvent(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<SwiftProtobuf.Google_Protobuf_Empty>
+
+        /// Handle the "BulkPublishEventAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_BulkPublishRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_BulkPublishResponse` messages.
+        func bulkPublishEventAlpha1(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>
+
+        /// Handle the "BulkPublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_BulkPublishRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_BulkPublishResponse` messages.
+        func bulkPublishEvent(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>
+
+        /// Handle the "SubscribeTopicEventsAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1` messages.
+        func subscribeTopicEventsAlpha1(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -804,6 +916,62 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>
+
+        /// Handle the "PublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_PublishEventRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        func publishEvent(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<SwiftProtobuf.Google_Protobuf_Empty>
+
+        /// Handle the "BulkPublishEventAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_BulkPublishResponse` message.
+        func bulkPublishEventAlpha1(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>
+
+        /// Handle the "BulkPublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Dapr_Proto_Runtime_V1_BulkPublishResponse` message.
+        func bulkPublishEvent(
+            request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>
+
+        /// Handle the "SubscribeTopicEventsAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1` messages.
+        func subscribeTopicEventsAlpha1(
+            request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>
 
         /// Handle the "GetMetadata" method.
         ///
@@ -1066,6 +1234,63 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             context: GRPCCore.ServerContext
         ) async throws -> Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse
 
+        /// Handle the "PublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_PublishEventRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `SwiftProtobuf.Google_Protobuf_Empty` to respond with.
+        func publishEvent(
+            request: Dapr_Proto_Runtime_V1_PublishEventRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> SwiftProtobuf.Google_Protobuf_Empty
+
+        /// Handle the "BulkPublishEventAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_BulkPublishResponse` to respond with.
+        func bulkPublishEventAlpha1(
+            request: Dapr_Proto_Runtime_V1_BulkPublishRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_BulkPublishResponse
+
+        /// Handle the "BulkPublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Dapr_Proto_Runtime_V1_BulkPublishResponse` to respond with.
+        func bulkPublishEvent(
+            request: Dapr_Proto_Runtime_V1_BulkPublishRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Dapr_Proto_Runtime_V1_BulkPublishResponse
+
+        /// Handle the "SubscribeTopicEventsAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - response: A response stream of `Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func subscribeTopicEventsAlpha1(
+            request: GRPCCore.RPCAsyncSequence<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -1274,6 +1499,50 @@ extension Dapr_Proto_Runtime_V1_Dapr.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.PublishEvent.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_PublishEventRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<SwiftProtobuf.Google_Protobuf_Empty>(),
+            handler: { request, context in
+                try await self.publishEvent(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.BulkPublishEventAlpha1.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>(),
+            handler: { request, context in
+                try await self.bulkPublishEventAlpha1(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.BulkPublishEvent.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>(),
+            handler: { request, context in
+                try await self.bulkPublishEvent(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.SubscribeTopicEventsAlpha1.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>(),
+            handler: { request, context in
+                try await self.subscribeTopicEventsAlpha1(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Dapr_Proto_Runtime_V1_Dapr.Method.GetMetadata.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_GetMetadataRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_GetMetadataResponse>(),
@@ -1471,6 +1740,39 @@ extension Dapr_Proto_Runtime_V1_Dapr.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse> {
         let response = try await self.unsubscribeConfiguration(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func publishEvent(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
+        let response = try await self.publishEvent(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func bulkPublishEventAlpha1(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse> {
+        let response = try await self.bulkPublishEventAlpha1(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func bulkPublishEvent(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse> {
+        let response = try await self.bulkPublishEvent(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1718,6 +2020,62 @@ extension Dapr_Proto_Runtime_V1_Dapr.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func publishEvent(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
+        return GRPCCore.ServerResponse<SwiftProtobuf.Google_Protobuf_Empty>(
+            message: try await self.publishEvent(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func bulkPublishEventAlpha1(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>(
+            message: try await self.bulkPublishEventAlpha1(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func bulkPublishEvent(
+        request: GRPCCore.ServerRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse> {
+        return GRPCCore.ServerResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>(
+            message: try await self.bulkPublishEvent(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func subscribeTopicEventsAlpha1(
+        request: GRPCCore.StreamingServerRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1> {
+        return GRPCCore.StreamingServerResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>(
+            metadata: [:],
+            producer: { writer in
+                try await self.subscribeTopicEventsAlpha1(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 
@@ -2065,6 +2423,82 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "PublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_PublishEventRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_PublishEventRequest` messages.
+        ///   - deserializer: A deserializer for `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func publishEvent<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<SwiftProtobuf.Google_Protobuf_Empty>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "BulkPublishEventAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_BulkPublishRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_BulkPublishResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func bulkPublishEventAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "BulkPublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_BulkPublishRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_BulkPublishResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func bulkPublishEvent<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SubscribeTopicEventsAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func subscribeTopicEventsAlpha1<Result>(
+            request: GRPCCore.StreamingClientRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetMetadata" method.
@@ -2609,6 +3043,124 @@ extension Dapr_Proto_Runtime_V1_Dapr {
             )
         }
 
+        /// Call the "PublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_PublishEventRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_PublishEventRequest` messages.
+        ///   - deserializer: A deserializer for `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func publishEvent<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<SwiftProtobuf.Google_Protobuf_Empty>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.PublishEvent.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "BulkPublishEventAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_BulkPublishRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_BulkPublishResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func bulkPublishEventAlpha1<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.BulkPublishEventAlpha1.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "BulkPublishEvent" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_BulkPublishRequest` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_BulkPublishResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func bulkPublishEvent<Result>(
+            request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.BulkPublishEvent.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SubscribeTopicEventsAlpha1" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - serializer: A serializer for `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+        ///   - deserializer: A deserializer for `Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func subscribeTopicEventsAlpha1<Result>(
+            request: GRPCCore.StreamingClientRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+            serializer: some GRPCCore.MessageSerializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+            deserializer: some GRPCCore.MessageDeserializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Dapr_Proto_Runtime_V1_Dapr.Method.SubscribeTopicEventsAlpha1.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "GetMetadata" method.
         ///
         /// - Parameters:
@@ -3060,6 +3612,104 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_UnsubscribeConfigurationResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PublishEvent" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_PublishEventRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func publishEvent<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.publishEvent(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_PublishEventRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<SwiftProtobuf.Google_Protobuf_Empty>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "BulkPublishEventAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func bulkPublishEventAlpha1<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.bulkPublishEventAlpha1(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "BulkPublishEvent" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Dapr_Proto_Runtime_V1_BulkPublishRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func bulkPublishEvent<Result>(
+        request: GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.bulkPublishEvent(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_BulkPublishRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_BulkPublishResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubscribeTopicEventsAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribeTopicEventsAlpha1<Result>(
+        request: GRPCCore.StreamingClientRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.subscribeTopicEventsAlpha1(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3577,6 +4227,121 @@ extension Dapr_Proto_Runtime_V1_Dapr.ClientProtocol {
             metadata: metadata
         )
         return try await self.unsubscribeConfiguration(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PublishEvent" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func publishEvent<Result>(
+        _ message: Dapr_Proto_Runtime_V1_PublishEventRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_PublishEventRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.publishEvent(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "BulkPublishEventAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func bulkPublishEventAlpha1<Result>(
+        _ message: Dapr_Proto_Runtime_V1_BulkPublishRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.bulkPublishEventAlpha1(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "BulkPublishEvent" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func bulkPublishEvent<Result>(
+        _ message: Dapr_Proto_Runtime_V1_BulkPublishRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Dapr_Proto_Runtime_V1_BulkPublishResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Dapr_Proto_Runtime_V1_BulkPublishRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.bulkPublishEvent(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubscribeTopicEventsAlpha1" method.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func subscribeTopicEventsAlpha1<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.subscribeTopicEventsAlpha1(
             request: request,
             options: options,
             onResponse: handleResponse
