@@ -31,6 +31,9 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         case unsupported
         /// Anything else the store reported (gRPC INTERNAL, HTTP 500).
         case `internal`
+        /// The request is over one of molt's limits of a single item (a pub/sub message: gRPC RESOURCE_EXHAUSTED,
+        /// HTTP 413).
+        case tooLarge
     }
 
     public let kind: Kind
@@ -38,10 +41,14 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
     /// Dapr's HTTP error code for this failure (ERR_STATE_GET, ERR_STATE_STORE_NOT_FOUND, ...).
     public let daprErrorCode: String
 
-    public init(kind: Kind, message: String, daprErrorCode: String) {
+    /// Dapr's HTTP status when it is not the kind's usual one (Dapr's pub/sub errors: `pkg/api/errors/pubsub.go`).
+    public let httpStatusOverride: Int?
+
+    public init(kind: Kind, message: String, daprErrorCode: String, httpStatus: Int? = nil) {
         self.kind = kind
         self.message = message
         self.daprErrorCode = daprErrorCode
+        self.httpStatusOverride = httpStatus
     }
 
     public var description: String { message }
@@ -97,6 +104,58 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         "failed to unsubscribe to configuration request \(id): subscription does not exist"
     }
 
+    // Pub/sub: Dapr's `pkg/api/errors/pubsub.go` (codes, gRPC codes and HTTP statuses as there).
+
+    /// Dapr's error-code stem of a failed publish (ERR_PUBSUB_PUBLISH_MESSAGE).
+    public static let pubsubPublishOperation = "PUBSUB_PUBLISH_MESSAGE"
+
+    /// No pubsub of that name (PubSubNotFound: INVALID_ARGUMENT, HTTP 404).
+    public static func pubsubNotFound(_ name: String) -> APIFailure {
+        APIFailure(kind: .storeNotFound, message: "pubsub \(name) not found", daprErrorCode: "ERR_PUBSUB_NOT_FOUND", httpStatus: 404)
+    }
+
+    /// No pubsub at all (PubSubNotConfigured: FAILED_PRECONDITION, HTTP 400).
+    public static let pubsubNotConfigured = APIFailure(kind: .notConfigured, message: "pubsub is not configured",
+                                                       daprErrorCode: "ERR_PUBSUB_NOT_CONFIGURED", httpStatus: 400)
+
+    /// The request names no pubsub (PubSubNameEmpty: INVALID_ARGUMENT, HTTP 404).
+    public static let pubsubNameEmpty = APIFailure(kind: .invalidArgument, message: "pubsub name is empty",
+                                                   daprErrorCode: "ERR_PUBSUB_EMPTY", httpStatus: 404)
+
+    /// The request names no topic (PubSubTopicEmpty: INVALID_ARGUMENT, HTTP 404).
+    public static func pubsubTopicEmpty(_ pubsub: String) -> APIFailure {
+        APIFailure(kind: .invalidArgument, message: "topic is empty in pubsub \(pubsub)", daprErrorCode: "ERR_TOPIC_EMPTY", httpStatus: 404)
+    }
+
+    /// Request metadata Dapr cannot read, e.g. `rawPayload` not a boolean (PubSubMetadataDeserialize: INVALID_ARGUMENT, 400).
+    public static func pubsubMetadata(_ problem: String) -> APIFailure {
+        APIFailure(kind: .invalidArgument, message: "failed deserializing metadata. Error: \(problem)", daprErrorCode: "ERR_PUBSUB_REQUEST_METADATA")
+    }
+
+    /// A `application/cloudevents+json` body that is not a CloudEvent (PubSubCloudEventCreation: INVALID_ARGUMENT,
+    /// HTTP 500).
+    public static let pubsubCloudEventCreation = APIFailure(kind: .invalidArgument, message: "cannot create cloudevent",
+                                                            daprErrorCode: "ERR_PUBSUB_CLOUD_EVENTS_SER", httpStatus: 500)
+
+    /// A bulk publish body or entry Dapr refuses (PubSubUnMarshalEvents / ErrPubsubMarshal: INVALID_ARGUMENT, 400).
+    public static func pubsubEvents(topic: String, pubsub: String, _ problem: String) -> APIFailure {
+        APIFailure(kind: .invalidArgument, message: "error when unmarshaling the request for topic \(topic) pubsub \(pubsub): \(problem)",
+                   daprErrorCode: "ERR_PUBSUB_EVENTS_SER")
+    }
+
+    /// The pubsub could not publish (PubSubPublishMessage: INTERNAL, HTTP 500).
+    public static func pubsubPublishFailed(topic: String, pubsub: String, _ reason: String) -> APIFailure {
+        APIFailure(kind: .internal, message: "error when publishing to topic \(topic) in pubsub \(pubsub): \(reason)",
+                   daprErrorCode: "ERR_PUBSUB_PUBLISH_MESSAGE")
+    }
+
+    /// A message over `AppAPILimits.maxPubsubMessageBytes` (molt's limit: RESOURCE_EXHAUSTED, HTTP 413).
+    public static func pubsubMessageTooLarge(topic: String, pubsub: String, size: Int) -> APIFailure {
+        APIFailure(kind: .tooLarge, message: "error when publishing to topic \(topic) in pubsub \(pubsub): the message is \(size) bytes, "
+                       + "over the limit of \(AppAPILimits.maxPubsubMessageBytes) bytes",
+                   daprErrorCode: "ERR_PUBSUB_PUBLISH_MESSAGE")
+    }
+
     /// A list of strings as Go's `%s` prints a `[]string`: `[a b]`.
     static func goList(_ values: [String]) -> String { "[" + values.joined(separator: " ") + "]" }
 
@@ -115,6 +174,8 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
                 self.init(kind: .storeNotFound, message: "binding \(key.name) is not found", daprErrorCode: "ERR_INVOKE_OUTPUT_BINDING")
             case .secretstore:
                 self = .secretStoreNotFound(key.name)
+            case .pubsub:
+                self = .pubsubNotFound(key.name)
             case .configuration:
                 // Dapr's ErrConfigurationStoreNotFound: gRPC INVALID_ARGUMENT, HTTP 400 (`pkg/api/http` http.go).
                 self.init(kind: .storeNotFound, message: "configuration store \(key.name) not found", daprErrorCode: "ERR_CONFIGURATION_STORE_NOT_FOUND")
@@ -158,6 +219,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
 
     /// Dapr's HTTP status for this failure.
     public var httpStatus: Int {
+        if let httpStatusOverride { return httpStatusOverride }
         switch kind {
         case .invalidArgument, .storeNotFound, .etagInvalid: return 400
         case .secretStoreNotFound: return 401
@@ -166,6 +228,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         case .etagMismatch: return 409
         case .deadlineExceeded: return 504
         case .unavailable, .timeout, .unsupported, .internal: return 500
+        case .tooLarge: return 413
         }
     }
 
@@ -183,6 +246,7 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
         case .deadlineExceeded: return "deadline_exceeded"
         case .unsupported: return "unsupported"
         case .internal: return "internal"
+        case .tooLarge: return "too_large"
         }
     }
 }

@@ -26,6 +26,12 @@ public enum AppAPILimits {
     /// state key, so it gets the same limit.
     public static let maxLockResourceIDBytes = 4096
 
+    /// Largest pub/sub message an app publishes (the data of one publish or one bulk entry, before the
+    /// CloudEvent envelope): 1 MiB, the default of common brokers (Kafka's `message.max.bytes`, Azure
+    /// Service Bus standard 256 KiB aside), so what molt accepts a real broker takes. Over it: gRPC
+    /// RESOURCE_EXHAUSTED, HTTP 413 ERR_PUBSUB_PUBLISH_MESSAGE (Dapr itself leaves it to the broker).
+    public static let maxPubsubMessageBytes = 1 << 20
+
     /// Longest lock owner, in UTF-8 bytes (owners are usually UUIDs; same bound as the resource id).
     public static let maxLockOwnerBytes = 4096
 }

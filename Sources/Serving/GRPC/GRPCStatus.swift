@@ -29,6 +29,7 @@ struct GRPCStatus: Error, Sendable {
         case .timeout, .deadlineExceeded: code = .deadlineExceeded
         case .unsupported: code = .unimplemented
         case .internal: code = .internal
+        case .tooLarge: code = .resourceExhausted
         }
         self.init(code, failure.message)
     }
