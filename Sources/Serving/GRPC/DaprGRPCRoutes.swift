@@ -2,8 +2,9 @@ import MoltProtos
 import ServingCore
 import SwiftProtobuf
 
-/// One method of the app API: decodes the request message and serves it, either unary (one answer) or
-/// server streaming (messages sent one by one, then a status).
+/// One method of the app API: decodes the request message and serves it, either unary (one answer),
+/// server streaming (messages sent one by one, then a status) or bidirectional streaming (the client's
+/// messages arrive while the server sends its own).
 struct GRPCMethod: Sendable {
     typealias Outcome = Result<[UInt8], GRPCStatus>
     /// Sends one message of a server stream; false when the client is gone (it reset the stream or the
@@ -15,6 +16,11 @@ struct GRPCMethod: Sendable {
         /// Runs until the call ends and answers its final status. Its task is cancelled when the client
         /// goes away or the server shuts down; it should then return promptly.
         case serverStreaming(@Sendable (_ message: [UInt8], _ deadline: ContinuousClock.Instant?, _ send: @escaping Send) async -> GRPCStatus)
+        /// Starts when the call's HEADERS arrive; `requests` yields each message the client sends and ends when
+        /// the client half-closes. Runs until the call ends and answers its final status; cancelled as a
+        /// server-streaming call is.
+        case bidirectionalStreaming(@Sendable (_ requests: AsyncStream<[UInt8]>, _ deadline: ContinuousClock.Instant?,
+                                               _ send: @escaping Send) async -> GRPCStatus)
     }
 
     let body: Body
@@ -66,11 +72,53 @@ struct GRPCMethod: Sendable {
         })
     }
 
-    private static func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) -> Result<Request, GRPCStatus> {
+    /// A bidirectional-streaming method: `handler` reads the client's messages from `requests` and sends its
+    /// own with `send` (false: the client is gone, stop); it returns when the call is over (OK) or throws.
+    static func bidirectionalStreaming<Request: Message, Response: Message>(
+        _ handler: @escaping @Sendable (_ requests: GRPCRequestMessages<Request>, ContinuousClock.Instant?,
+                                        _ send: @escaping @Sendable (Response) async -> Bool) async throws(APIFailure) -> Void
+    ) -> GRPCMethod {
+        GRPCMethod(body: .bidirectionalStreaming { requests, deadline, send in
+            do throws(APIFailure) {
+                try await handler(GRPCRequestMessages(requests), deadline) { response in
+                    guard let message: [UInt8] = try? response.serializedBytes() else { return false }
+                    return await send(message)
+                }
+                return GRPCStatus(.ok, "")
+            } catch {
+                return GRPCStatus(error)
+            }
+        })
+    }
+
+    fileprivate static func decode<Request: Message>(_ type: Request.Type, _ bytes: [UInt8]) -> Result<Request, GRPCStatus> {
         do {
             return .success(try Request(serializedBytes: bytes))
         } catch {
             return .failure(GRPCStatus(.invalidArgument, "Can't deserialize to message of type \(Request.self): \(error)"))
+        }
+    }
+}
+
+/// The client's messages of a bidirectional call, decoded one by one.
+struct GRPCRequestMessages<Request: Message>: Sendable {
+    private let messages: AsyncStream<[UInt8]>
+
+    init(_ messages: AsyncStream<[UInt8]>) { self.messages = messages }
+
+    /// Each message in turn; ends when the client half-closes (or the call ends). A message that does not
+    /// decode ends the call with INVALID_ARGUMENT.
+    func makeIterator() -> Iterator { Iterator(base: messages.makeAsyncIterator()) }
+
+    struct Iterator {
+        var base: AsyncStream<[UInt8]>.Iterator
+
+        mutating func next() async throws(APIFailure) -> Request? {
+            guard let bytes = await base.next() else { return nil }
+            switch GRPCMethod.decode(Request.self, bytes) {
+            case .success(let request): return request
+            case .failure(let status): throw APIFailure.badRequest(status.message)
+            }
         }
     }
 }
@@ -101,6 +149,11 @@ struct DaprGRPCRoutes: Sendable {
             prefix + "SubscribeConfigurationAlpha1": .serverStreaming(service.subscribeConfiguration),
             prefix + "UnsubscribeConfiguration": .unary(service.unsubscribeConfiguration),
             prefix + "UnsubscribeConfigurationAlpha1": .unary(service.unsubscribeConfiguration),
+            prefix + "PublishEvent": .unary(service.publishEvent),
+            // Dapr serves BulkPublishEvent under both names (the Python SDK's publish_events uses the Alpha1 one).
+            prefix + "BulkPublishEvent": .unary(service.bulkPublishEvent),
+            prefix + "BulkPublishEventAlpha1": .unary(service.bulkPublishEvent),
+            prefix + "SubscribeTopicEventsAlpha1": .bidirectionalStreaming(service.subscribeTopicEventsAlpha1),
             prefix + "GetMetadata": .unary(service.getMetadata),
         ]
     }

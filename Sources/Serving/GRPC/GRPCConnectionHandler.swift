@@ -4,13 +4,17 @@ import NIOHTTP2
 import ServingCore
 
 /// One HTTP/2 connection of the app gRPC server, handling every stream's frames itself (no channel
-/// per stream): each stream is one call, unary or server streaming. A request is collected
+/// per stream): each stream is one call, unary, server streaming or bidirectional streaming. A request is collected
 /// (`GRPCRequest`), then served in a task that runs on this connection's event loop
 /// (`EventLoopExecutor`), which writes the answer from there: HEADERS, DATA and trailers, or a
 /// trailers-only answer for a failure. A server-streaming call writes HEADERS with its first message,
 /// a DATA frame per message, and trailers with its final status; its task is cancelled when the client
 /// resets the stream or the connection closes (nothing more is written), or when the server quiesces
-/// (the call then ends with its status, so that the connection can close). A call whose plugin
+/// (the call then ends with its status, so that the connection can close). A bidirectional call starts
+/// at its HEADERS instead: its task reads the client's messages from a stream this handler feeds as DATA
+/// arrives (`GRPCMessageFramer`), finished when the client half-closes, while it sends its own as a
+/// server-streaming call does; at most `maxQueuedMessages` wait unread (a client sending more is
+/// answered RESOURCE_EXHAUSTED). A call whose plugin
 /// completes inline never leaves the loop's thread; a plugin completing on its own thread wakes the
 /// loop once. Answers of one loop turn are flushed together, once, after the turn's other jobs: the
 /// HTTP/2 handler's flush (which walks its outbound state) and the socket's `writev` run once for all.
@@ -44,7 +48,13 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         var task: Task<Void, Never>?
         /// A server-streaming call wrote its response HEADERS (its status then goes in trailers).
         var headersSent = false
+        /// A bidirectional call's messages from the client, to its task; nil once the client half-closed.
+        var inbound: AsyncStream<[UInt8]>.Continuation?
+        var framer = GRPCMessageFramer()
     }
+
+    /// Client messages a bidirectional call may leave unread before the call is ended.
+    private static let maxQueuedMessages = 1024
 
     private let settings: GRPCCallSettings
     private let executor: EventLoopExecutor
@@ -74,19 +84,31 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                     flushLater(context)
                     return
                 }
-                streams[id] = Stream(request: GRPCRequest(headers: headers.headers, settings: settings))
+                let request = GRPCRequest(headers: headers.headers, settings: settings)
+                if let (method, deadline) = request.startsAtHeaders {
+                    start(id, method, deadline: deadline, context)
+                } else {
+                    streams[id] = Stream(request: request)
+                }
             }  // else the client's trailers: nothing in them matters here
             if headers.endStream { end(id, context) }
         case .data(let payload):
             acknowledge(payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0),
                         stream: payload.endStream ? nil : id, context)
             if case .byteBuffer(var bytes) = payload.data {
-                streams[id]?.request?.append(&bytes, limit: settings.maxMessageBytes)
+                if streams[id]?.inbound != nil {
+                    receive(id, &bytes, context)
+                } else {
+                    streams[id]?.request?.append(&bytes, limit: settings.maxMessageBytes)
+                }
             }
             if payload.endStream { end(id, context) }
         case .rstStream:
             // The client gave up on this call: nobody to answer; a streaming call stops.
-            streams.removeValue(forKey: id)?.task?.cancel()
+            if let stream = streams.removeValue(forKey: id) {
+                stream.inbound?.finish()
+                stream.task?.cancel()
+            }
         default:
             break
         }
@@ -105,7 +127,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for stream in streams.values { stream.task?.cancel() }
+        for stream in streams.values {
+            stream.inbound?.finish()
+            stream.task?.cancel()
+        }
         streams.removeAll()
         context.fireChannelInactive()
     }
@@ -131,8 +156,70 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         streams[id] = stream
     }
 
-    /// The request on `id` has ended: answer a refusal, or serve its one message.
+    /// Starts bidirectional call `id` at its HEADERS: its task reads what `receive` yields.
+    private func start(_ id: HTTP2StreamID, _ method: GRPCMethod, deadline: ContinuousClock.Instant?, _ context: ChannelHandlerContext) {
+        guard case .bidirectionalStreaming(let serve) = method.body else { return }
+        let (requests, inbound) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingOldest(Self.maxQueuedMessages))
+        var stream = Stream(request: nil)
+        stream.inbound = inbound
+        streams[id] = stream
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let send = sender(id, bound, context.eventLoop)
+        streams[id]?.task = Task(executorPreference: executor) {
+            let status = await serve(requests, deadline, send)
+            let (handler, context) = bound.value  // on the loop: the task prefers its executor
+            handler.finish(id, status, context)
+        }
+    }
+
+    /// DATA of bidirectional call `id`: each whole message to its task. A bad or unread-too-long stream
+    /// ends the call with its status.
+    private func receive(_ id: HTTP2StreamID, _ bytes: inout ByteBuffer, _ context: ChannelHandlerContext) {
+        guard var stream = streams[id], let inbound = stream.inbound else { return }
+        let framed = stream.framer.append(&bytes, limit: settings.maxMessageBytes)
+        streams[id] = stream
+        var failure: GRPCStatus?
+        switch framed {
+        case .failure(let status):
+            failure = status
+        case .success(let messages):
+            for message in messages {
+                if case .dropped = inbound.yield(message) {
+                    failure = GRPCStatus(.resourceExhausted, "the client sent more than \(Self.maxQueuedMessages) messages the call has not read")
+                    break
+                }
+            }
+        }
+        if let failure {
+            streams[id]?.inbound = nil
+            inbound.finish()
+            stream.task?.cancel()
+            finish(id, failure, context)
+        }
+    }
+
+    /// The `send` of streaming call `id`: writes on the loop (the task prefers its executor), hopping there
+    /// should a caller not be on it.
+    private func sender(_ id: HTTP2StreamID, _ bound: NIOLoopBound<(GRPCConnectionHandler, ChannelHandlerContext)>,
+                        _ loop: any EventLoop) -> GRPCMethod.Send {
+        { message in
+            if loop.inEventLoop { return bound.value.0.send(id, message, bound.value.1) }
+            return (try? await loop.submit { bound.value.0.send(id, message, bound.value.1) }.get()) ?? false
+        }
+    }
+
+    /// The request on `id` has ended: answer a refusal, or serve its one message; a bidirectional call's
+    /// client half-closed (its messages end).
     private func end(_ id: HTTP2StreamID, _ context: ChannelHandlerContext) {
+        if let inbound = streams[id]?.inbound {
+            streams[id]?.inbound = nil
+            if streams[id]?.framer.hasPartialMessage == true {
+                streams[id]?.task?.cancel()
+                finish(id, GRPCStatus(.internal, "the request stream ended inside a message"), context)
+            }
+            inbound.finish()
+            return
+        }
         guard var request = streams[id]?.request else { return }
         streams[id]?.request = nil
         switch request.end() {
@@ -157,17 +244,14 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                     handler.answer(id, outcome, context)
                 }
             case .serverStreaming(let serve):
-                let loop = context.eventLoop
-                let send: GRPCMethod.Send = { message in
-                    // On the loop (the task prefers its executor); hop there should a caller not be.
-                    if loop.inEventLoop { return bound.value.0.send(id, message, bound.value.1) }
-                    return (try? await loop.submit { bound.value.0.send(id, message, bound.value.1) }.get()) ?? false
-                }
+                let send = sender(id, bound, context.eventLoop)
                 streams[id]?.task = Task(executorPreference: executor) {
                     let status = await serve(message, deadline, send)
                     let (handler, context) = bound.value  // on the loop: the task prefers its executor
                     handler.finish(id, status, context)
                 }
+            case .bidirectionalStreaming:
+                break  // started at its HEADERS (`start`): never collected
             }
         }
     }

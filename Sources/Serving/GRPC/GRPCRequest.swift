@@ -54,6 +54,13 @@ struct GRPCRequest {
         self.method = method
     }
 
+    /// A bidirectional-streaming call accepted by its headers starts at once, before its messages arrive:
+    /// its method and deadline; nil for every other call (served, or refused, once the request has ended).
+    var startsAtHeaders: (method: GRPCMethod, deadline: ContinuousClock.Instant?)? {
+        guard refusal == nil, !notGRPC, let method, case .bidirectionalStreaming = method.body else { return nil }
+        return (method, deadline)
+    }
+
     /// Appends DATA; past the limit the body is dropped and the call will be refused.
     mutating func append(_ bytes: inout ByteBuffer, limit: Int) {
         guard refusal == nil, !notGRPC else { return }
@@ -96,4 +103,34 @@ struct GRPCRequest {
         }
         return .success(buffer.readBytes(length: Int(length)) ?? [])
     }
+}
+
+/// The messages of a streaming request as its DATA arrives: each length-prefixed, uncompressed message,
+/// whole, in order. Plain data, owned by the connection handler on its event loop.
+struct GRPCMessageFramer {
+    private var buffer: ByteBuffer?
+
+    /// Appends `bytes`; the messages they complete, or why the call must end (a compressed message, or one
+    /// over `limit`).
+    mutating func append(_ bytes: inout ByteBuffer, limit: Int) -> Result<[[UInt8]], GRPCStatus> {
+        if buffer == nil { buffer = bytes } else { buffer!.writeBuffer(&bytes) }
+        var messages: [[UInt8]] = []
+        while let header = buffer!.getBytes(at: buffer!.readerIndex, length: 5) {
+            let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
+            if header[0] != 0 {
+                return .failure(GRPCStatus(.unimplemented, "the request message is compressed: molt accepts uncompressed messages only"))
+            }
+            if length > limit {
+                return .failure(GRPCStatus(.resourceExhausted, "the request message is over the limit of \(limit) bytes"))
+            }
+            guard buffer!.readableBytes >= 5 + length else { break }
+            buffer!.moveReaderIndex(forwardBy: 5)
+            messages.append(buffer!.readBytes(length: length) ?? [])
+        }
+        if buffer!.readableBytes == 0 { buffer = nil } else { buffer!.discardReadBytes() }
+        return .success(messages)
+    }
+
+    /// The stream ended in the middle of a message.
+    var hasPartialMessage: Bool { buffer != nil }
 }
