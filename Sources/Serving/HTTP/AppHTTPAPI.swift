@@ -11,6 +11,7 @@ struct AppHTTPAPI: Sendable {
     let telemetry: Telemetry
     let secrets: SecretsAPI
     let configuration: ConfigurationAPI
+    let pubsub: PubsubAPI
     /// Delivers HTTP configuration subscriptions to the app; nil without an app channel.
     let updateDelivery: ConfigurationUpdateDelivery?
 
@@ -241,6 +242,50 @@ struct AppHTTPAPI: Sendable {
         }
         return .json(UnsubscribeConfigurationBody(ok: nil, message: APIFailure.configurationUnsubscribeMessage(id: id)),
                      status: .internalServerError)
+    }
+
+    // MARK: - pub/sub
+
+    /// `POST /v1.0/publish/{pubsub}/{topic}` (`metadata.X=Y` query parameters, e.g. `metadata.rawPayload=true`):
+    /// the body, with its `Content-Type`, in a CloudEvent unless raw (`CloudEvents`); the caller's `traceparent`
+    /// and `tracestate` headers go in the event. 204, as Dapr.
+    func publish(_ request: HTTPServerRequest, pubsub: String, topic: String) async throws(APIFailure) -> HTTPServerResponse {
+        guard case .bytes(let body) = request.body else {
+            throw APIFailure.pubsubMessageTooLarge(topic: topic, pubsub: pubsub, size: AppAPILimits.maxHTTPBodyBytes + 1)
+        }
+        let entry = PubsubAPI.Entry(data: Array(body.readableBytesView), contentType: request.header("Content-Type") ?? "",
+                                    metadata: request.queryMetadata)
+        try await self.pubsub.publish(pubsub: pubsub, topic: topic, entry, traceParent: request.header("traceparent"),
+                                      traceState: request.header("tracestate"))
+        return .noContent
+    }
+
+    /// `POST /v1.0-alpha1/publish/bulk/{pubsub}/{topic}` with `[{"entryId", "event", "contentType", "metadata"}]`:
+    /// 204 when every entry is published; else, as Dapr, 500 with `{"failedEntries": [{"entryId", "error"}],
+    /// "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"}` (the others stay published). An entry's `event` is JSON for a
+    /// JSON or CloudEvents content type, base64 for `application/octet-stream`, else a string (Dapr's
+    /// ConvertEventToBytes).
+    func bulkPublish(_ request: HTTPServerRequest, pubsub: String, topic: String) async throws(APIFailure) -> HTTPServerResponse {
+        let entries = try await validating(.pubsub, pubsub, "publish") { () async throws(APIFailure) in
+            let body: [BulkPublishEntryBody]
+            do throws(APIFailure) {
+                body = try request.decodeJSON([BulkPublishEntryBody].self)
+            } catch {
+                throw APIFailure.pubsubEvents(topic: topic, pubsub: pubsub, error.message)
+            }
+            return try body.map { entry throws(APIFailure) in
+                (id: entry.entryId ?? "", entry: PubsubAPI.Entry(data: try entry.eventBytes(topic: topic, pubsub: pubsub),
+                                                                 contentType: entry.contentType ?? "", metadata: entry.metadata ?? [:]))
+            }
+        }
+        let failed = try await self.pubsub.bulkPublish(pubsub: pubsub, topic: topic, entries: entries, metadata: request.queryMetadata,
+                                                       traceParent: request.header("traceparent"), traceState: request.header("tracestate"))
+        guard failed.isEmpty else {
+            return .json(BulkPublishFailureBody(failedEntries: failed.map { BulkPublishFailureBody.Entry(entryId: $0.entryID, error: $0.error) },
+                                                errorCode: "ERR_PUBSUB_PUBLISH_MESSAGE"),
+                         status: .internalServerError)
+        }
+        return .noContent
     }
 
     // MARK: -

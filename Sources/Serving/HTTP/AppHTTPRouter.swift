@@ -20,6 +20,7 @@ public func makeAppHTTPServer(engine: Engine, telemetry: Telemetry, address: Lis
                               eventLoopGroup: MultiThreadedEventLoopGroup = .singleton) -> some Service {
     let api = AppHTTPAPI(engine: engine, telemetry: telemetry, secrets: SecretsAPI(engine: engine, telemetry: telemetry, scopes: secretScopes),
                          configuration: ConfigurationAPI(engine: engine, telemetry: telemetry),
+                         pubsub: PubsubAPI(engine: engine, telemetry: telemetry, appID: appID ?? ""),
                          updateDelivery: appChannel.map { ConfigurationUpdateDelivery(appChannel: $0, logger: logger) })
     let responder = AppHTTPResponder(api: api, apiToken: apiToken,
                                      readiness: readiness, appID: appID, logger: logger)
@@ -45,6 +46,9 @@ enum AppHTTPRoute {
     case getConfiguration(store: Substring)
     case subscribeConfiguration(store: Substring)
     case unsubscribeConfiguration(store: Substring, id: Substring)
+    /// The topic is every segment after the pubsub, joined by `/` (Dapr's `{topic:*}`); empty when none.
+    case publish(pubsub: Substring, topic: [Substring])
+    case bulkPublish(pubsub: Substring, topic: [Substring])
     case metadata
 
     /// nil: no route has this path, or not with this method (both are a 404, as on Hummingbird).
@@ -79,6 +83,10 @@ enum AppHTTPRoute {
             case 5 where segments[4] == "unsubscribe": self = .unsubscribeConfiguration(store: segments[2], id: segments[3])
             default: return nil
             }
+        case (.POST, 3...) where segments[0] == "v1.0" && segments[1] == "publish":
+            self = .publish(pubsub: segments[2], topic: Array(segments[3...]))
+        case (.POST, 4...) where segments[0] == "v1.0-alpha1" && segments[1] == "publish" && segments[2] == "bulk":
+            self = .bulkPublish(pubsub: segments[3], topic: Array(segments[4...]))
         default: return nil
         }
     }
@@ -152,8 +160,17 @@ struct AppHTTPResponder: HTTPResponder {
             return try await api.subscribeConfiguration(request, store: try pathParameter(store, name: "store"))
         case .unsubscribeConfiguration(let store, let id):
             return try api.unsubscribeConfiguration(request, store: try pathParameter(store, name: "store"), id: try pathParameter(id, name: "id"))
+        case .publish(let pubsub, let topic):
+            return try await api.publish(request, pubsub: try pathParameter(pubsub, name: "pubsub"), topic: try topicParameter(topic))
+        case .bulkPublish(let pubsub, let topic):
+            return try await api.bulkPublish(request, pubsub: try pathParameter(pubsub, name: "pubsub"), topic: try topicParameter(topic))
         case .metadata:
             return api.metadata(appID: appID)
         }
     }
+}
+
+/// A topic captured as the path's remaining segments, each percent-decoded, joined by `/`.
+private func topicParameter(_ segments: [Substring]) throws(APIFailure) -> String {
+    try segments.map { segment throws(APIFailure) in try pathParameter(segment, name: "topic") }.joined(separator: "/")
 }

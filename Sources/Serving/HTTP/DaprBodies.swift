@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import PluginHost
 import ServingCore
 
@@ -199,4 +204,42 @@ struct SubscribeConfigurationBody: Encodable {
 struct UnsubscribeConfigurationBody: Encodable {
     let ok: Bool?
     let message: String?
+}
+
+/// One entry of `POST /v1.0-alpha1/publish/bulk/{pubsub}/{topic}`.
+struct BulkPublishEntryBody: Decodable {
+    var entryId: String?
+    var event: JSONValue?
+    var contentType: String?
+    var metadata: [String: String]?
+
+    /// The entry's message as Dapr's ConvertEventToBytes reads it.
+    func eventBytes(topic: String, pubsub: String) throws(APIFailure) -> [UInt8] {
+        let contentType = contentType ?? ""
+        let event = event ?? .null
+        if CloudEvents.isContentType(contentType, "application/json") || CloudEvents.isContentType(contentType, CloudEvents.contentType) {
+            return event.storedBytes
+        }
+        guard case .string(let text) = event else {
+            throw APIFailure.pubsubEvents(topic: topic, pubsub: pubsub,
+                                          "entry \(entryId ?? ""): an event of content type '\(contentType)' must be a JSON string")
+        }
+        if CloudEvents.isContentType(contentType, "application/octet-stream") {
+            guard let bytes = Data(base64Encoded: text) else {
+                throw APIFailure.pubsubEvents(topic: topic, pubsub: pubsub, "entry \(entryId ?? ""): the event is not valid base64")
+            }
+            return Array(bytes)
+        }
+        return Array(text.utf8)
+    }
+}
+
+/// Dapr's answer to a bulk publish some entries of which failed.
+struct BulkPublishFailureBody: Encodable {
+    struct Entry: Encodable {
+        var entryId: String
+        var error: String
+    }
+    var failedEntries: [Entry]
+    var errorCode: String
 }
