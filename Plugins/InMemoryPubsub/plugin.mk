@@ -1,0 +1,21 @@
+# InMemoryPubsub: `in-memory-pubsub`, an in-memory broker (kind pubsub, ABI 1.3) for `make run` and tests, one
+# source set built twice (1.0.0, and 1.1.0 with -DIN_MEMORY_PUBSUB_V1_1: state format 2 besides 1), installed
+# into plugins.d. Each .so is linked under $(OUT) first, then renamed into place, so a watcher of
+# $(PLUGINS_DIR) never sees a half-written file.
+INMEMPUBSUB_DIR  := $(ROOT)/Plugins/InMemoryPubsub
+INMEMPUBSUB_SRC  := $(addprefix $(INMEMPUBSUB_DIR)/,in_memory_pubsub.c topic_queue.c delivery.c state_transfer.c)
+INMEMPUBSUB_DEPS := $(INMEMPUBSUB_SRC) $(INMEMPUBSUB_DIR)/in_memory_pubsub.h $(INMEMPUBSUB_DIR)/plugin.mk $(ABI_HEADER)
+INMEMPUBSUB_V1_0 := $(PLUGINS_DIR)/in-memory-pubsub-1.0.0.so
+INMEMPUBSUB_V1_1 := $(PLUGINS_DIR)/in-memory-pubsub-1.1.0.so
+
+C_PLUGINS += $(INMEMPUBSUB_V1_0) $(INMEMPUBSUB_V1_1)
+
+$(INMEMPUBSUB_V1_0): INMEMPUBSUB_DEFINES :=
+$(INMEMPUBSUB_V1_1): INMEMPUBSUB_DEFINES := -DIN_MEMORY_PUBSUB_V1_1
+
+$(INMEMPUBSUB_V1_0) $(INMEMPUBSUB_V1_1): $(INMEMPUBSUB_DEPS)
+	@mkdir -p $(OUT)/in-memory-pubsub $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(INMEMPUBSUB_DEFINES) -o $(OUT)/in-memory-pubsub/$(@F) $(INMEMPUBSUB_SRC)
+	install -m 0755 $(OUT)/in-memory-pubsub/$(@F) $(@D)/.$(@F).tmp
+	mv -f $(@D)/.$(@F).tmp $@
+
