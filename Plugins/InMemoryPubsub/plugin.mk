@@ -24,9 +24,11 @@ $(INMEMPUBSUB_V1_0) $(INMEMPUBSUB_V1_1): $(INMEMPUBSUB_DEPS)
 INMEMPUBSUB_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror \
                            -pthread -I$(ABI_INCLUDE)
 
-$(OUT)/in-memory-pubsub/test_in_memory_pubsub: $(INMEMPUBSUB_DIR)/test/test_in_memory_pubsub.c $(ABI_HEADER)
+INMEMPUBSUB_TEST_SRC := $(addprefix $(INMEMPUBSUB_DIR)/test/,test_in_memory_pubsub.c fake_host.c)
+
+$(OUT)/in-memory-pubsub/test_in_memory_pubsub: $(INMEMPUBSUB_TEST_SRC) $(INMEMPUBSUB_DIR)/test/fake_host.h $(ABI_HEADER)
 	@mkdir -p $(@D)
-	$(CC) $(INMEMPUBSUB_TEST_CFLAGS) -o $@ $< -ldl
+	$(CC) $(INMEMPUBSUB_TEST_CFLAGS) -o $@ $(INMEMPUBSUB_TEST_SRC) -ldl
 
 .PHONY: test-in-memory-pubsub
 test-in-memory-pubsub: $(OUT)/in-memory-pubsub/test_in_memory_pubsub $(INMEMPUBSUB_V1_0) $(INMEMPUBSUB_V1_1)
