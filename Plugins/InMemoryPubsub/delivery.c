@@ -239,6 +239,7 @@ MOLT_EXPORT molt_status molt_pubsub_subscribe(molt_instance instance, const molt
 MOLT_EXPORT void molt_pubsub_ack(molt_instance instance, uint64_t subscription, uint64_t delivery,
                                  molt_pubsub_outcome outcome) {
     mp_instance *in = instance;
+    if (subscription == 0 || delivery == 0) return; /* never ours: (0, 0) tags a message never delivered */
     pthread_mutex_lock(&in->mu);
     mp_topic *t = mp_topic_of_subscription(in, subscription);
     if (t != NULL) {

@@ -157,6 +157,10 @@ static void test_unsubscribe_requeues(const plugin *p) {
     CHECK(held(p, in) == 6);
     old->p->ack(in, old->subscription, old->records[0].delivery, MOLT_PUBSUB_ACK); /* late: removes u0 */
     CHECK(held(p, in) == 5);
+    p->ack(in, 0, 0, MOLT_PUBSUB_ACK); /* unknown deliveries: ignored */
+    p->ack(in, old->subscription, 0, MOLT_PUBSUB_DROP);
+    p->ack(in, 999, 1, MOLT_PUBSUB_DROP);
+    CHECK(held(p, in) == 5);
 
     sink_state *fresh = sink_new(p, in);
     CHECK(subscribe(p, in, "u", 10, fresh) == MOLT_OK);
