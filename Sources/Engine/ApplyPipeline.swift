@@ -218,6 +218,10 @@ extension Engine {
             for index in switching { changes[index].slot!.pause() }
             if let failure = await pauseAndHandOver(changes, switching: switching, recorder: recorder) {
                 for index in switching { changes[index].slot!.resume() }
+                // A pub/sub component whose subscriptions were stopped for the handover gets them back.
+                for index in switching where changes[index].definition.key.kind == .pubsub {
+                    await attachDetached(of: changes[index].definition.key.name, to: changes[index].old!)
+                }
                 return await abort(changes, failed: failure.index, failure.error)
             }
         }
@@ -236,6 +240,11 @@ extension Engine {
         recorder.markSwitched()
         for change in changes where [.secretstore, .configuration].contains(change.definition.key.kind) {
             if let new = change.new { storeServes(new) }
+        }
+        // Subscriptions move to the new generations before the old ones retire (the old ones take the answers
+        // of their deliveries in flight until then).
+        for change in changes where change.definition.key.kind == .pubsub {
+            if let new = change.new { await moveSubscriptions(of: change.definition.key.name, from: change.old, to: new) }
         }
         for index in changing {
             if let old = changes[index].old {
@@ -386,6 +395,8 @@ extension Engine {
         recorder.begin(.handover)
         for index in switching {
             guard let format = changes[index].handoffFormat, let old = changes[index].old, let new = changes[index].new else { continue }
+            // A pub/sub plugin's messages travel in its state: its subscriptions stop first, so none is in flight.
+            if old.key.kind == .pubsub { await detachSubscriptions(of: old.key.name, from: old) }
             if let failure = await handOver(from: old, to: new, format: format) { return (index, failure) }
         }
         return nil

@@ -51,6 +51,8 @@ public final class Engine: Sendable {
     let storeWatch = StoreWatch()
     /// Apps' configuration subscriptions (`ConfigurationCalls.swift`).
     let configurationSubscriptions = ConfigurationSubscriptions()
+    /// Apps' pub/sub subscriptions (`PubsubCalls.swift`).
+    let pubsubRegistry = PubsubRegistry()
 
     public init(catalog: PluginCatalog, settings: EngineSettings = EngineSettings(), journal: (any ConfigJournal)? = nil,
                 logger: Logger = Logger(label: "molt.engine")) {

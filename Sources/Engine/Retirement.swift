@@ -111,6 +111,7 @@ extension Engine {
                 return result
             }
             slot.markRemoved()
+            if key.kind == .pubsub { await endSubscriptions(of: key.name) }
             if persist {
                 recorder.begin(.commit)
                 await commit(&result)

@@ -23,6 +23,10 @@ public struct PluginSymbols: @unchecked Sendable {
     public let secretGet: molt_secret_get_fn?
     public let secretBulkGet: molt_secret_bulk_get_fn?
     public let configurationGet: molt_configuration_get_fn?
+    public let pubsubPublish: molt_pubsub_publish_fn?
+    public let pubsubSubscribe: molt_pubsub_subscribe_fn?
+    public let pubsubAck: molt_pubsub_ack_fn?
+    public let pubsubUnsubscribe: molt_pubsub_unsubscribe_fn?
     /// Declared operations (ABI 1.2) by name, each with its call prepared at load.
     let operations: [String: PreparedOperation]
 }

@@ -10,6 +10,8 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
     case secretstore
     /// ABI 1.3: Dapr's configuration store; apps read and subscribe to its items.
     case configuration
+    /// ABI 1.3: Dapr's pub/sub; apps publish, and molt delivers to subscribers.
+    case pubsub
 
     /// Dapr's building block of the kind, the first part of a Dapr component type (`state.redis`,
     /// `lock.in-memory`, `bindings.kafka`): Dapr Component YAML and the metadata APIs use it.
@@ -20,6 +22,7 @@ public enum ComponentKind: String, Sendable, CaseIterable, Codable {
         case .binding: "bindings"
         case .secretstore: "secretstores"
         case .configuration: "configuration"
+        case .pubsub: "pubsub"
         }
     }
 }

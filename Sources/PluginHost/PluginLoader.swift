@@ -266,7 +266,7 @@ public final class PluginLoader: Sendable {
         } else {
             operations = []
         }
-        if (kind == .secretstore || kind == .configuration) && minor < 3 {
+        if [.secretstore, .configuration, .pubsub].contains(kind) && minor < 3 {
             throw .invalidInfo(path: path, reason: "kind '\(kind.rawValue)' needs ABI 1.3 (the plugin is built for 1.\(minor))")
         }
         if kind == .binding && operations.isEmpty {
@@ -293,6 +293,10 @@ public final class PluginLoader: Sendable {
             secretGet: minor >= 3 ? symbol(MOLT_SYMBOL_SECRET_GET, as: molt_secret_get_fn.self) : nil,
             secretBulkGet: minor >= 3 ? symbol(MOLT_SYMBOL_SECRET_BULK_GET, as: molt_secret_bulk_get_fn.self) : nil,
             configurationGet: minor >= 3 ? symbol(MOLT_SYMBOL_CONFIGURATION_GET, as: molt_configuration_get_fn.self) : nil,
+            pubsubPublish: minor >= 3 ? symbol(MOLT_SYMBOL_PUBSUB_PUBLISH, as: molt_pubsub_publish_fn.self) : nil,
+            pubsubSubscribe: minor >= 3 ? symbol(MOLT_SYMBOL_PUBSUB_SUBSCRIBE, as: molt_pubsub_subscribe_fn.self) : nil,
+            pubsubAck: minor >= 3 ? symbol(MOLT_SYMBOL_PUBSUB_ACK, as: molt_pubsub_ack_fn.self) : nil,
+            pubsubUnsubscribe: minor >= 3 ? symbol(MOLT_SYMBOL_PUBSUB_UNSUBSCRIBE, as: molt_pubsub_unsubscribe_fn.self) : nil,
             operations: Dictionary(operations.map { ($0.declaration.name, $0) }, uniquingKeysWith: { first, _ in first }))
 
         // The operations of the plugin's kind are required.
@@ -304,6 +308,10 @@ public final class PluginLoader: Sendable {
         case .binding: kindOperations = []  // only declared operations, checked above
         case .secretstore: kindOperations = [(MOLT_SYMBOL_SECRET_GET, symbols.secretGet != nil)]
         case .configuration: kindOperations = [(MOLT_SYMBOL_CONFIGURATION_GET, symbols.configurationGet != nil)]
+        case .pubsub: kindOperations = [(MOLT_SYMBOL_PUBSUB_PUBLISH, symbols.pubsubPublish != nil),
+                                        (MOLT_SYMBOL_PUBSUB_SUBSCRIBE, symbols.pubsubSubscribe != nil),
+                                        (MOLT_SYMBOL_PUBSUB_ACK, symbols.pubsubAck != nil),
+                                        (MOLT_SYMBOL_PUBSUB_UNSUBSCRIBE, symbols.pubsubUnsubscribe != nil)]
         }
         if let (missing, _) = kindOperations.first(where: { !$0.1 }) {
             throw .missingSymbol(path: path, symbol: missing, why: "required for kind '\(kind.rawValue)'")

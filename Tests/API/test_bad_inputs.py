@@ -619,7 +619,7 @@ def apply_call(**request):
 # Applies that molt's Control.Apply refuses with a gRPC status: (id, request, code, message).
 CONTROL_STATUS_CASES = [
     ("apply-unknown-kind", dict(kind="queue", name="q", plugin="memorylock"),
-     grpc.StatusCode.INVALID_ARGUMENT, "kind 'queue' is not one of lock, state, binding, secretstore, configuration"),
+     grpc.StatusCode.INVALID_ARGUMENT, "kind 'queue' is not one of lock, state, binding, secretstore, configuration, pubsub"),
     ("apply-empty-name", dict(kind="lock", name="", plugin="memorylock"),
      grpc.StatusCode.INVALID_ARGUMENT, "component name is empty: a component name is lowercase RFC 1123 labels (a-z, 0-9 and '-', "
      "starting and ending with a letter or digit, at most 63 characters each) joined by '.', at most 253 characters"),
@@ -850,7 +850,7 @@ CONTROL_OTHER_CASES = [
     ("lifecycle-unknown-component", lifecycle_apply("lock", "nope", {"maxLocks": "5"}), grpc.StatusCode.INVALID_ARGUMENT,
      "component lock/nope is not configured; the Lifecycle API changes existing components"),
     ("lifecycle-unknown-kind", lifecycle_apply("queue", "nope", {}), grpc.StatusCode.INVALID_ARGUMENT,
-     "kind 'queue' is not one of lock, state, binding, secretstore, configuration"),
+     "kind 'queue' is not one of lock, state, binding, secretstore, configuration, pubsub"),
     ("lifecycle-config-missing", lifecycle_apply("", "", {}, missing_config=True), grpc.StatusCode.INVALID_ARGUMENT,
      "component_config is missing"),
     ("lifecycle-metadata-refused", lifecycle_apply("lock", "lockstore", {"maxLocks": "-1"}), grpc.StatusCode.INVALID_ARGUMENT,
@@ -1008,7 +1008,7 @@ COMPONENT_FILE_CASES = [
     ("malformed-yaml", "components.yaml", "components:\n  - kind: lock\n    name: [a\n",
      "{file}: not valid YAML or JSON: 4:1: error: parser: while parsing a flow sequence in line 3, column 11"),
     ("unknown-kind", "components.json", '{"components": [{"kind": "queue", "name": "q", "plugin": "memorylock"}]}',
-     "{file}:1:26: components[0].kind: unknown component kind 'queue' (known: [\"lock\", \"state\", \"binding\", \"secretstore\", \"configuration\"])"),
+     "{file}:1:26: components[0].kind: unknown component kind 'queue' (known: [\"lock\", \"state\", \"binding\", \"secretstore\", \"configuration\", \"pubsub\"])"),
     ("name-is-a-number", "components.json", '{"components": [{"kind": "lock", "name": 5, "plugin": "memorylock"}]}',
      "{file}:1:42: components[0].name: expected a string, found an integer"),
     ("version-not-semver", "components.json",

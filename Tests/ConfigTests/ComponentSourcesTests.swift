@@ -38,7 +38,7 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
         #expect(byPath["kind"]?.first?.message.contains("Configuration") == true)     // Configuration document skipped
         #expect(byPath["spec.initTimeout"]?.first?.kind == .ignored)
         #expect(byPath["scopes"]?.first?.kind == .ignored)
-        #expect(byPath["spec.type"]?.first?.message.contains("pubsub.redis") == true) // other building block skipped
+        #expect(byPath["spec.type"]?.first?.message.contains("crypto.dapr.localstorage") == true) // other building block skipped
         #expect(byPath["spec.colour"]?.first?.kind == .unknownKey)
         #expect(loaded.warnings.count == 5)
     }
@@ -181,7 +181,8 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
         #expect(ComponentTypeTable.plugin(forDaprType: "state.redis")! == (.state, "redis-state"))
         #expect(ComponentTypeTable.plugin(forDaprType: "lock.in-memory")! == (.lock, "memorylock"))
         #expect(ComponentTypeTable.plugin(forDaprType: "state.mongodb")! == (.state, "mongodb"))
-        #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis") == nil)
+        #expect(ComponentTypeTable.plugin(forDaprType: "crypto.dapr.localstorage") == nil)
+        #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis")! == (.pubsub, "redis"))
         // Dapr's output bindings (`bindings.*`) are components of kind binding; "binding.x" is no Dapr type.
         #expect(ComponentTypeTable.plugin(forDaprType: "bindings.ratelimit")! == (.binding, "ratelimit"))
         #expect(ComponentTypeTable.plugin(forDaprType: "binding.ratelimit") == nil)

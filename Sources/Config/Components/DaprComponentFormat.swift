@@ -14,7 +14,7 @@ public enum ComponentTypeTable {
 
     /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit` (an output binding: a plugin
     /// of kind binding, whose declared operations apps call through InvokeBinding); nil when the building
-    /// block is not one molt serves (pubsub, …) or the type has no name after the dot.
+    /// block is not one molt serves (crypto, middleware, …) or the type has no name after the dot.
     public static func plugin(forDaprType type: String) -> (kind: ComponentKind, plugin: String)? {
         guard let dot = type.firstIndex(of: "."),
               let kind = ComponentKind.allCases.first(where: { $0.daprBuildingBlock == type[..<dot] }) else { return nil }
@@ -35,7 +35,7 @@ public enum ComponentTypeTable {
 ///       metadata:
 ///         - { name: redisHost, value: "localhost:6379" }
 ///
-/// Documents of other kinds (Configuration, Resiliency, …) and other building blocks (pubsub.*, …) are
+/// Documents of other kinds (Configuration, Resiliency, …) and other building blocks (crypto.*, …) are
 /// skipped with a warning. A metadata item's `secretKeyRef` ({name, key}; key defaults to name) becomes a
 /// `SecretReference` to the store named by `auth.secretStore`, resolved when the component is applied.
 enum DaprComponentFormat {

@@ -16,7 +16,7 @@ struct ConcurrencyCheck {
         let kind = instance.plugin.binary.info.kind
         await report.check("\(kind.rawValue): concurrent calls") { () throws(CheckOutcome) in
             guard kind != .binding else { throw .skip("kind binding: its operations are its own (no sample to call them with)") }
-            guard kind != .secretstore, kind != .configuration else { throw .skip("kind \(kind.rawValue): the store's items are its own (no sample key to read)") }
+            guard kind != .secretstore, kind != .configuration, kind != .pubsub else { throw .skip("kind \(kind.rawValue): the store's items are its own (no sample key to read)") }
             let loops = HostIO.shared.eventLoops
             guard !loops.isEmpty else { throw .skip("the host has no event loops") }
             let results = await withTaskGroup(of: Result<Int, CheckOutcome>.self) { group in

@@ -17,7 +17,7 @@ struct HoldsStateCheck {
             guard (info.abiVersion.major, info.abiVersion.minor) >= (1, 1) else {
                 throw .skip("built for ABI 1.0, whose identity has no flags")
             }
-            guard info.kind != .binding, info.kind != .secretstore, info.kind != .configuration else { throw .skip("kind \(info.kind.rawValue): no lock or key of its own to look for") }
+            guard ![.binding, .secretstore, .configuration, .pubsub].contains(info.kind) else { throw .skip("kind \(info.kind.rawValue): no lock or key of its own to look for") }
             let sample = TransferSample(kind: info.kind, prefix: prefix)
             let shared = try await harness.withInstance(binary, config: config, role: "first instance of") { first throws(CheckOutcome) in
                 try await sample.populate(first)
@@ -51,7 +51,7 @@ extension TransferSample {
         case .state:
             let response = try await StateChecks(instance: instance, prefix: "").get(names[0])
             return response.found && response.value == StateChecks.value("transferred 1")
-        case .binding, .secretstore, .configuration:
+        case .binding, .secretstore, .configuration, .pubsub:
             return false  // no sample (see `populate`)
         }
     }
@@ -66,7 +66,7 @@ extension TransferSample {
                 try await instance.call("delete of '\(name)'") { d throws(PluginError) in
                     try await instance.plugin.delete(StateDeleteRequest(key: name), deadline: d)
                 }
-            case .binding, .secretstore, .configuration:
+            case .binding, .secretstore, .configuration, .pubsub:
                 break
             }
         }

@@ -109,7 +109,7 @@ struct TransferSample {
         case .state:
             let state = StateChecks(instance: instance, prefix: "")
             for (index, key) in names.enumerated() { try await state.set(key, StateChecks.value("transferred \(index + 1)")) }
-        case .binding, .secretstore, .configuration:
+        case .binding, .secretstore, .configuration, .pubsub:
             break  // no sample: the transfer is checked for its mechanics only (export, import)
         }
     }
@@ -135,7 +135,7 @@ struct TransferSample {
             for (index, key) in names.enumerated() {
                 try await state.expectValue(key, StateChecks.value("transferred \(index + 1)"), after: after)
             }
-        case .binding, .secretstore, .configuration:
+        case .binding, .secretstore, .configuration, .pubsub:
             break
         }
     }
