@@ -51,7 +51,7 @@ struct CloudEventsTests {
     @Test func rawPayloadIsPublishedAsIs() throws {
         let published = try CloudEvents.publish(data: [1, 2, 3], contentType: "application/x", topic: "t", pubsub: "p", appID: "a",
                                                 metadata: ["rawPayload": "true"])
-        #expect(published == CloudEvents.Published(data: [1, 2, 3], contentType: "application/x"))
+        #expect(published.data == [1, 2, 3] && published.contentType == "application/x")
         #expect(throws: CloudEvents.PublishProblem.badRawPayload("yes")) {
             try CloudEvents.publish(data: [], contentType: "", topic: "t", pubsub: "p", appID: "a", metadata: ["rawPayload": "yes"])
         }
