@@ -179,8 +179,6 @@ public struct APIFailure: Error, Sendable, CustomStringConvertible {
             case .configuration:
                 // Dapr's ErrConfigurationStoreNotFound: gRPC INVALID_ARGUMENT, HTTP 400 (`pkg/api/http` http.go).
                 self.init(kind: .storeNotFound, message: "configuration store \(key.name) not found", daprErrorCode: "ERR_CONFIGURATION_STORE_NOT_FOUND")
-            case .pubsub:
-                self.init(kind: .storeNotFound, message: "pubsub \(key.name) is not found", daprErrorCode: "ERR_PUBSUB_NOT_FOUND")
             }
         case .invalidRequest(let message):
             self = .badRequest(message)
