@@ -121,7 +121,8 @@ def test_quickstart_has_runnable_blocks():
 
 def test_make_run_serves_daprs_quickstart_names(demo):
     listed = demo.list_components()
-    assert sorted(listed) == [("lock", "lockstore"), ("state", "statestore")], sorted(listed)
+    assert sorted(listed) == [("lock", "lockstore"), ("pubsub", "pubsub"), ("state", "statestore")], sorted(listed)
+    assert listed[("pubsub", "pubsub")].plugin.startswith("in-memory-pubsub@")
     assert listed[("state", "statestore")].plugin.startswith("in-memory@")
     assert listed[("lock", "lockstore")].plugin.startswith("memorylock@")
     assert dict(listed[("lock", "lockstore")].metadata).get("maxLocks") == "100000"

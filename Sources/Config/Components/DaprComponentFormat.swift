@@ -10,6 +10,7 @@ public enum ComponentTypeTable {
         "secretstores.local.file": "local-file",
         "secretstores.local.env": "local-env",
         "configuration.etcd": "etcd-config",
+        "pubsub.in-memory": "in-memory-pubsub",
     ]
 
     /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit` (an output binding: a plugin
