@@ -61,3 +61,33 @@ def _receive(subscriber, received):
             subscriber.answer(event.id, subscriber.cb.TopicEventResponse.SUCCESS)
     except Exception:  # the stream ends when the test closes it
         return
+
+
+def test_redis_streams_reloads_under_load_lose_nothing(molt, redis_server, plugins_dir):
+    """redis-streams (consumer groups): each reload starts a new instance whose consumer reclaims what the old one
+    left pending; messages published meanwhile all arrive, no publish fails."""
+    redis = redis_server()
+    sidecar = molt([{"kind": "pubsub", "name": "pubsub", "plugin": "redis-streams",
+                     "metadata": {"redisHost": redis.address, "processingTimeout": "1s", "redeliverInterval": "200ms"}}])
+    subscriber = Subscriber(sidecar, "pubsub", "orders")
+    received: set[int] = set()
+    threading.Thread(target=lambda: _receive(subscriber, received), daemon=True).start()
+    failures: list[str] = []
+    connection = http.client.HTTPConnection("127.0.0.1", sidecar.http_port, timeout=RPC_TIMEOUT_S)
+    actions = []
+    for index in range(TOTAL):
+        connection.request("POST", "/v1.0/publish/pubsub/orders", json.dumps({"n": index}), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 204:
+            failures.append(f"#{index}: {response.status} {body[:200]!r}")
+        if index % 80 == 40:  # a reload: processingTimeout does not apply in place
+            result = sidecar.control_apply("pubsub", "pubsub", {"redisHost": redis.address, "redeliverInterval": "200ms",
+                                                                "processingTimeout": f"{2 + index // 80}s"}, plugin="redis-streams")
+            assert result.action == "reloaded", result
+            actions.append(result.action)
+    wait_for(lambda: len(received) >= TOTAL, f"all {TOTAL} messages at the subscriber", timeout=60)
+    subscriber.close()
+    assert failures == [], failures[:5]
+    assert len(actions) == TOTAL // 80
+    assert set(range(TOTAL)) <= received, f"missing: {sorted(set(range(TOTAL)) - received)[:20]}"

@@ -182,7 +182,7 @@ private func sortedByKey(_ components: [ComponentSpec]) -> [ComponentSpec] { com
         #expect(ComponentTypeTable.plugin(forDaprType: "lock.in-memory")! == (.lock, "memorylock"))
         #expect(ComponentTypeTable.plugin(forDaprType: "state.mongodb")! == (.state, "mongodb"))
         #expect(ComponentTypeTable.plugin(forDaprType: "crypto.dapr.localstorage") == nil)
-        #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis")! == (.pubsub, "redis"))
+        #expect(ComponentTypeTable.plugin(forDaprType: "pubsub.redis")! == (.pubsub, "redis-streams"))
         // Dapr's output bindings (`bindings.*`) are components of kind binding; "binding.x" is no Dapr type.
         #expect(ComponentTypeTable.plugin(forDaprType: "bindings.ratelimit")! == (.binding, "ratelimit"))
         #expect(ComponentTypeTable.plugin(forDaprType: "binding.ratelimit") == nil)

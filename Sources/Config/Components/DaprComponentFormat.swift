@@ -11,6 +11,7 @@ public enum ComponentTypeTable {
         "secretstores.local.env": "local-env",
         "configuration.etcd": "etcd-config",
         "pubsub.in-memory": "in-memory-pubsub",
+        "pubsub.redis": "redis-streams",
     ]
 
     /// The kind and plugin for a Dapr type such as `state.redis` or `bindings.ratelimit` (an output binding: a plugin
