@@ -268,3 +268,22 @@ def test_every_message_is_delivered_across_version_swaps(molt, apps):
         except queue.Empty:
             pass
     assert set(published) - got == set()  # redeliveries (duplicates) are allowed, losses are not
+
+
+def test_a_pubsub_added_later_through_the_control_api_gets_its_subscriptions(molt, apps):
+    app = apps(subscriptions=[{"pubsubname": "later", "topic": "t", "route": "/t"}])
+    sidecar = molt([], extra_args=["--app-port", str(app.port)])
+    time.sleep(0.5)  # molt asked the app and is retrying the subscribe
+    result = sidecar.control_apply("pubsub", "later", {"redeliverDelayMs": "100"}, plugin="in-memory-pubsub")
+    assert result.action != "failed", result
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        publish(sidecar, "t", {"n": 1}, pubsub="later")
+        try:
+            post = app.next_post(timeout=0.5)
+            break
+        except queue.Empty:
+            pass
+    else:
+        pytest.fail("molt never subscribed to the pubsub added later")
+    assert post["path"] == "/t" and post["event"]["pubsubname"] == "later"
