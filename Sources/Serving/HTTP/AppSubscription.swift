@@ -21,10 +21,6 @@ public struct AppSubscription: Sendable, Equatable {
     /// Routing rules given and not evaluated (their CEL `match` is out of molt's scope): logged at start.
     public var ignoredRules: Int
 
-    /// RETRY answers per message before molt gives up on it (dead letter, or drop), when the subscription's
-    /// metadata does not say (`maxRetries`).
-    public static let defaultMaxRetries = 10
-
     public init(pubsub: String, topic: String, route: String, deadLetterTopic: String = "", metadata: [String: String] = [:],
                 source: String, ignoredRules: Int = 0) {
         self.pubsub = pubsub
@@ -36,13 +32,8 @@ public struct AppSubscription: Sendable, Equatable {
         self.ignoredRules = ignoredRules
     }
 
-    /// metadata `maxRetries` (a non-negative integer; -1 or anything else unreadable: the default).
-    public var maxRetries: Int {
-        guard let text = metadata["maxRetries"], let value = Int(text), value >= 0 else {
-            return Self.defaultMaxRetries
-        }
-        return value
-    }
+    /// `maxRetries` of the metadata, or `RedeliveryBudget.defaultMaxRetries`.
+    public var maxRetries: Int { RedeliveryBudget(metadata: metadata, deadLetterTopic: deadLetterTopic).maxRetries }
 
     /// The app's answer to `GET /dapr/subscribe`, as Dapr reads it (dapr/dapr `pkg/runtime/pubsub`
     /// `GetSubscriptionsHTTP`): a JSON list of `{pubsubname, topic, route | routes: {rules: [{match, path}],

@@ -20,9 +20,9 @@ import ServingCore
 /// - 404: dropped, logged as "non-retriable" (Dapr acknowledges it; no dead letter);
 /// - the app unreachable (no connection, timeout): RETRY, not counted against `maxRetries` (the app never saw it).
 ///
-/// Bounded retries (molt's own; Dapr leaves it to a resiliency policy on the component's inbound side): after
-/// `maxRetries` RETRY answers for one message (by CloudEvent id), the next RETRY sends it to the dead-letter topic
-/// of the same pubsub and ACKs it, or without one drops it with a warning.
+/// Bounded retries: `RedeliveryBudget` (after `maxRetries` RETRY answers for one message, by CloudEvent id, the
+/// next RETRY sends it to the dead-letter topic of the same pubsub and ACKs it, or without one drops it with a
+/// warning).
 ///
 /// Thread: one task per subscription (the cooperative pool) that awaits each POST in order, so events reach the
 /// app in the order the pubsub delivers them; the I/O runs on the app channel's event loops.
@@ -78,7 +78,8 @@ struct PubsubEventDelivery: Sendable {
     /// task cancelled).
     func run(_ subscription: PubsubSubscription, _ spec: AppSubscription) async {
         let rawPayload = (try? CloudEvents.isRawPayload(spec.metadata)) ?? false
-        let maxRetries = spec.maxRetries
+        let budget = RedeliveryBudget(metadata: spec.metadata, deadLetterTopic: spec.deadLetterTopic)
+        let maxRetries = budget.maxRetries
         var retries = RetryCounts()
         var unreachable = RateLimitedLog(interval: .seconds(10))
         for await delivery in subscription.deliveries {
@@ -147,8 +148,8 @@ struct PubsubEventDelivery: Sendable {
     private func deadLetter(_ message: PubsubMessage, _ spec: AppSubscription, because reason: String, _ fields: Logger.Metadata) async -> Bool {
         guard !spec.deadLetterTopic.isEmpty else { return false }
         do throws(CallError) {
-            _ = try await engine.publish(pubsub: spec.pubsub, topic: spec.deadLetterTopic, data: message.data,
-                                         contentType: message.contentType, metadata: message.metadata)
+            try await RedeliveryBudget(metadata: spec.metadata, deadLetterTopic: spec.deadLetterTopic)
+                .deadLetter(message, pubsub: spec.pubsub, engine: engine)
             logger.warning("pub/sub event sent to the dead-letter topic", metadata: fields.merging([
                 "dead_letter_topic": "\(spec.deadLetterTopic)", "reason": "\(reason)"]) { $1 })
             return true
@@ -157,34 +158,5 @@ struct PubsubEventDelivery: Sendable {
                 "dead_letter_topic": "\(spec.deadLetterTopic)", "error": "\(error)"]) { $1 })
             return false
         }
-    }
-}
-
-/// RETRY answers per message, owned by one delivery task. Bounded: past `limit` messages being retried at once the
-/// oldest counts are forgotten (those messages get a fresh budget).
-struct RetryCounts {
-    private var counts: [String: Int] = [:]
-    private var order: [String] = []
-    let limit = 10_000
-
-    /// Counts one more RETRY for `key`; returns the count.
-    mutating func count(_ key: String) -> Int {
-        if let current = counts[key] {
-            counts[key] = current + 1
-            return current + 1
-        }
-        if order.count >= limit {
-            let dropped = order.prefix(limit / 2)
-            for old in dropped { counts[old] = nil }
-            order.removeFirst(dropped.count)
-        }
-        counts[key] = 1
-        order.append(key)
-        return 1
-    }
-
-    mutating func forget(_ key: String) {
-        guard counts.removeValue(forKey: key) != nil else { return }
-        order.removeAll { $0 == key }
     }
 }
