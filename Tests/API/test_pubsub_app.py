@@ -287,3 +287,30 @@ def test_a_pubsub_added_later_through_the_control_api_gets_its_subscriptions(mol
     else:
         pytest.fail("molt never subscribed to the pubsub added later")
     assert post["path"] == "/t" and post["event"]["pubsubname"] == "later"
+
+
+def test_a_streaming_subscription_dead_letters_after_max_retries(molt):
+    from test_pubsub import Subscriber
+    sidecar = molt([PUBSUB])
+    dead = Subscriber(sidecar, "pubsub", "s-dead")
+    # Subscriber sends no dead_letter_topic: the work stream is opened by hand, with one.
+    import queue as q
+    from dapr.proto.runtime.v1 import pubsub_pb2, appcallback_pb2
+    outgoing = q.Queue()
+    outgoing.put(pubsub_pb2.SubscribeTopicEventsRequestAlpha1(initial_request=pubsub_pb2.SubscribeTopicEventsRequestInitialAlpha1(
+        pubsub_name="pubsub", topic="s", metadata={"maxRetries": "1"}, dead_letter_topic="s-dead")))
+    call = sidecar.dapr_stub().SubscribeTopicEventsAlpha1(iter(outgoing.get, None), metadata=sidecar.app_metadata())
+    assert next(call).HasField("initial_response")
+    try:
+        publish(sidecar, "s", {"poison": True})
+        for _ in range(2):  # the first delivery and one retry
+            event = next(call).event_message
+            assert json.loads(event.data) == {"poison": True}
+            outgoing.put(pubsub_pb2.SubscribeTopicEventsRequestAlpha1(event_processed=pubsub_pb2.SubscribeTopicEventsRequestProcessedAlpha1(
+                id=event.id, status=appcallback_pb2.TopicEventResponse(status=appcallback_pb2.TopicEventResponse.RETRY))))
+        dead_event = dead.receive()
+        assert json.loads(dead_event.data) == {"poison": True} and dead_event.id == event.id
+        dead.answer(dead_event.id, appcallback_pb2.TopicEventResponse.SUCCESS)
+    finally:
+        call.cancel()
+        dead.close()
