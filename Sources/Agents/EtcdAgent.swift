@@ -209,6 +209,10 @@ public final class EtcdAgent: Service, Sendable {
             do {
                 let loaded = try ComponentSources.parse(value, file: "etcd:\(change.key)")
                 for warning in loaded.warnings { logger.warning("\(warning)") }
+                if !loaded.subscriptions.isEmpty {
+                    logger.warning("Subscription documents from etcd are not run yet: give them with --components (read at start)",
+                                   metadata: ["key": "\(change.key)", "subscriptions": "\(loaded.subscriptions.map(\.name))"])
+                }
                 layerChanges.append(LayerChange(layer: change.layer, source: change.key, components: loaded.components))
             } catch {
                 logger.error("etcd agent: key not applied; the running components are unchanged",

@@ -92,6 +92,10 @@ public final class FileAgent: Service, Sendable {
         do {
             let loaded = try ComponentSources.load(file: path)
             for warning in loaded.warnings { logger.warning("\(warning)") }
+            if !loaded.subscriptions.isEmpty {
+                logger.warning("Subscription documents in watched files are not run yet: give them with --components (read at start)",
+                               metadata: ["file": "\(path)", "subscriptions": "\(loaded.subscriptions.map(\.name))"])
+            }
             components = loaded.components
         } catch {
             logger.error("component file not applied; the running components are unchanged", metadata: ["file": "\(path)", "error": "\(error)"])

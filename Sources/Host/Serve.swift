@@ -128,7 +128,8 @@ struct Serve: AsyncParsableCommand {
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
                                           "skipped": "\(problems.count)"])
-        let bootstrapSpecs = try ComponentFiles.specs(settings.components, strict: settings.strict, logger: logger)
+        let bootstrapFiles = try ComponentFiles.load(settings.components, strict: settings.strict, logger: logger)
+        let bootstrapSpecs = bootstrapFiles.components
         let bootstrapDefinitions = try ComponentFiles.definitions(bootstrapSpecs, catalog: catalog)
         var definitions = bootstrapDefinitions
         var store: RunningConfigStore?
@@ -188,6 +189,16 @@ struct Serve: AsyncParsableCommand {
                                             "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
 
+        // Classic pub/sub subscriptions (programmatic and declarative), delivered through the app channel.
+        var appSubscriptions: [any Service] = []
+        if let appChannel {
+            appSubscriptions.append(AppSubscriptions(
+                engine: engine, appChannel: appChannel, logger: logger,
+                declarative: ComponentFiles.appSubscriptions(bootstrapFiles.subscriptions, appID: settings.appID, logger: logger)))
+        } else if !bootstrapFiles.subscriptions.isEmpty {
+            logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
+                           metadata: ["subscriptions": "\(bootstrapFiles.subscriptions.map(\.name))"])
+        }
         let appServers = AppServers(grpc: appGRPC, http: appHTTP, engine: engine, drainTimeout: engineSettings.drainTimeout, logger: logger)
         let hangup = HangupReloader(options: options, running: settings, engine: engine, layers: layers, logger: logger)
 
@@ -196,7 +207,7 @@ struct Serve: AsyncParsableCommand {
         // (bounded by the drain timeout), the control and admin servers stop, then the engine drains and
         // destroys every component. The group's own limit is a backstop past every timeout involved.
         var configuration = ServiceGroupConfiguration(
-            services: ([lifecycle] + agents + [admin, control, hangup, appServers, ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
+            services: ([lifecycle] + agents + [admin, control, hangup, appServers] + appSubscriptions + [ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
             },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -350,13 +361,32 @@ struct GRPCServerService: Service {
 enum ComponentFiles {
     /// Loads the files; warnings (deprecated keys, legacy sources) are logged, errors name file and key path.
     static func specs(_ paths: [String], strict: Bool, logger: Logger?) throws -> [ComponentSpec] {
-        guard !paths.isEmpty else { return [] }
+        try load(paths, strict: strict, logger: logger).components
+    }
+
+    /// Components and declarative subscriptions; warnings are logged.
+    static func load(_ paths: [String], strict: Bool, logger: Logger?) throws -> LoadedComponents {
+        guard !paths.isEmpty else { return LoadedComponents() }
         do {
             let loaded = try ComponentSources.load(paths: paths, strict: strict)
             for warning in loaded.warnings { logger?.warning("\(warning)") }
-            return loaded.components
+            return loaded
         } catch {
             throw ValidationError("\(error)")
+        }
+    }
+
+    /// The declarative subscriptions that apply to `appID` (Dapr's scopes), as the app channel delivers them.
+    static func appSubscriptions(_ specs: [SubscriptionSpec], appID: String, logger: Logger) -> [AppSubscription] {
+        specs.compactMap { spec in
+            guard spec.applies(to: appID) else {
+                logger.info("declarative subscription not scoped to this app; skipped", metadata: [
+                    "subscription": "\(spec.name)", "scopes": "\(spec.scopes)", "app_id": "\(appID)"])
+                return nil
+            }
+            return AppSubscription(pubsub: spec.pubsub, topic: spec.topic, route: spec.route, deadLetterTopic: spec.deadLetterTopic,
+                                   metadata: spec.metadata, source: "declarative '\(spec.name)' (\(spec.origin.map { "\($0)" } ?? "?"))",
+                                   ignoredRules: spec.ignoredRules)
         }
     }
 

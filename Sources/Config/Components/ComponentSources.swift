@@ -6,10 +6,13 @@ public struct LoadedComponents: Sendable, Equatable {
     /// In source order: files in the order given, a directory's files sorted by name, each file's
     /// components in file order.
     public var components: [ComponentSpec]
+    /// Dapr declarative subscriptions (`kind: Subscription`), in source order.
+    public var subscriptions: [SubscriptionSpec]
     public var warnings: [ConfigWarning]
 
-    public init(components: [ComponentSpec] = [], warnings: [ConfigWarning] = []) {
+    public init(components: [ComponentSpec] = [], subscriptions: [SubscriptionSpec] = [], warnings: [ConfigWarning] = []) {
         self.components = components
+        self.subscriptions = subscriptions
         self.warnings = warnings
     }
 }
@@ -27,6 +30,7 @@ public enum ComponentSources {
             for file in try files(at: path) {
                 let fromFile = try load(file: file)
                 loaded.components += fromFile.components
+                loaded.subscriptions += fromFile.subscriptions
                 loaded.warnings += fromFile.warnings
             }
         }
@@ -76,8 +80,11 @@ public enum ComponentSources {
                                                              message: "the file is empty")])
         }
         let read: (components: [ComponentSpec], warnings: [ConfigWarning])
+        var subscriptions: [SubscriptionSpec] = []
         if documents.contains(where: DaprComponentFormat.recognizes) {
-            read = try DaprComponentFormat.read(documents)
+            let dapr = try DaprComponentFormat.read(documents)
+            read = (dapr.components, dapr.warnings)
+            subscriptions = dapr.subscriptions
         } else if documents.count > 1 {
             throw ConfigError(origin: documents[1].origin, keyPath: "",
                               message: "several YAML documents, but not Dapr resources (apiVersion/kind): a molt components file is one document")
@@ -87,7 +94,7 @@ public enum ComponentSources {
             read = try MoltComponentsFormat.read(first)
         }
         try checkLimits(read.components, file: file)
-        return LoadedComponents(components: read.components, warnings: read.warnings)
+        return LoadedComponents(components: read.components, subscriptions: subscriptions, warnings: read.warnings)
     }
 
     /// Whether `text` is a component file (Dapr resources, a Layotto config.json, or molt's components

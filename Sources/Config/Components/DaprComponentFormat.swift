@@ -37,7 +37,8 @@ public enum ComponentTypeTable {
 ///       metadata:
 ///         - { name: redisHost, value: "localhost:6379" }
 ///
-/// Documents of other kinds (Configuration, Resiliency, …) and other building blocks (crypto.*, …) are
+/// `kind: Subscription` documents are read as `SubscriptionSpec`s (`DaprSubscriptionFormat`). Documents of other
+/// kinds (Configuration, Resiliency, …) and other building blocks (crypto.*, …) are
 /// skipped with a warning. A metadata item's `secretKeyRef` ({name, key}; key defaults to name) becomes a
 /// `SecretReference` to the store named by `auth.secretStore`, resolved when the component is applied.
 enum DaprComponentFormat {
@@ -49,13 +50,18 @@ enum DaprComponentFormat {
         return entries.contains { $0.key == "apiVersion" } && entries.contains { $0.key == "kind" }
     }
 
-    static func read(_ documents: [SourceNode]) throws -> (components: [ComponentSpec], warnings: [ConfigWarning]) {
+    static func read(_ documents: [SourceNode]) throws -> (components: [ComponentSpec], subscriptions: [SubscriptionSpec], warnings: [ConfigWarning]) {
         var components: [ComponentSpec] = []
+        var subscriptions: [SubscriptionSpec] = []
         var warnings: [ConfigWarning] = []
         for document in documents {
-            if let component = try readDocument(document, warnings: &warnings) { components.append(component) }
+            if try document.child("kind")?.string() == "Subscription" {
+                subscriptions.append(try DaprSubscriptionFormat.read(document, warnings: &warnings))
+            } else if let component = try readDocument(document, warnings: &warnings) {
+                components.append(component)
+            }
         }
-        return (components, warnings)
+        return (components, subscriptions, warnings)
     }
 
     private static let topLevelKeys: Set<String> = ["apiVersion", "kind", "metadata", "spec", "scopes", "auth"]

@@ -4,7 +4,8 @@ import NIOPosix
 import Synchronization
 
 /// molt's HTTP/1.1 client to the app on its app port (Dapr's app channel): how molt calls the app, to
-/// deliver HTTP configuration subscription updates today and pub/sub events later.
+/// deliver HTTP configuration subscription updates and pub/sub events, and to ask for the app's
+/// subscriptions (`GET /dapr/subscribe`).
 ///
 /// Connections: up to `limits.maxConnections`, each carrying one request at a time and kept alive for the
 /// next (a connection the app closed is dropped and replaced). Requests beyond the connections wait for one
@@ -52,13 +53,22 @@ public final class AppChannel: Sendable {
     /// answer, whatever its status. `headers` are added as given; without a `Content-Type` among them the body
     /// is sent as `application/json`.
     public func post(path: String, body: [UInt8], headers: [(name: String, value: String)] = []) async throws(AppChannelError) -> AppChannelResponse {
+        try await send(.POST, path: path, body: body, headers: headers)
+    }
+
+    /// GETs `path` (e.g. `/dapr/subscribe`) and returns the app's answer, whatever its status.
+    public func get(path: String, headers: [(name: String, value: String)] = []) async throws(AppChannelError) -> AppChannelResponse {
+        try await send(.GET, path: path, body: [], headers: headers)
+    }
+
+    private func send(_ method: HTTPMethod, path: String, body: [UInt8], headers: [(name: String, value: String)]) async throws(AppChannelError) -> AppChannelResponse {
         try admit()
         defer { pool.withLock { $0.admitted -= 1 } }
 
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path.hasPrefix("/") ? path : "/" + path)
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path.hasPrefix("/") ? path : "/" + path)
         head.headers.add(name: "Host", value: address)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
-        if !head.headers.contains(name: "Content-Type") { head.headers.add(name: "Content-Type", value: "application/json") }
+        if method == .POST, !head.headers.contains(name: "Content-Type") { head.headers.add(name: "Content-Type", value: "application/json") }
         head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
         let buffer = ByteBuffer(bytes: body)
 

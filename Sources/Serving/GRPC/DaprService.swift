@@ -1,5 +1,6 @@
 import Engine
 import FoundationEssentials
+import Logging
 import MoltProtos
 import PluginHost
 import ServingCore
@@ -297,9 +298,10 @@ public struct DaprService: Sendable {
     /// delivery (ack, retry, drop). A second `initial_request` ends the call (INVALID_ARGUMENT, as Dapr); an
     /// `event_processed` naming no event waiting is ignored (Dapr logs it). When the client half-closes,
     /// cancels or goes away, the subscription ends and every delivery it has not answered is answered RETRY:
-    /// the pubsub delivers it again (to another subscriber, or this one later). `dead_letter_topic` is
-    /// accepted and not used (Dapr dead-letters a message when its retries are exhausted; molt's
-    /// redelivery is the pubsub plugin's).
+    /// the pubsub delivers it again (to another subscriber, or this one later). Retries are bounded
+    /// (`RedeliveryBudget`, metadata `maxRetries`, default 10): past them a message goes to `dead_letter_topic` on
+    /// the same pubsub (and is acknowledged), or without one is dropped with a warning; a DROP goes to
+    /// `dead_letter_topic` too when there is one, as Dapr's streamer does.
     func subscribeTopicEventsAlpha1(_ requests: GRPCRequestMessages<Dapr_Proto_Runtime_V1_SubscribeTopicEventsRequestAlpha1>,
                                            _ deadline: ContinuousClock.Instant?,
                                            _ send: @escaping @Sendable (Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1) async -> Bool) async throws(APIFailure) {
@@ -316,6 +318,8 @@ public struct DaprService: Sendable {
         ready.initialResponse = Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseInitialAlpha1()
         guard await send(ready) else { return }
         let pubsubName = initial.pubsubName
+        let budget = RedeliveryBudget(metadata: initial.metadata, deadLetterTopic: initial.deadLetterTopic)
+        let engine = self.engine
 
         // Two loops, either ending the call: deliveries to the client, and the client's answers.
         let outcome = await withTaskGroup(of: APIFailure?.self) { group in
@@ -333,11 +337,14 @@ public struct DaprService: Sendable {
             group.addTask {
                 // The rest of the client's messages (the first iterator is no longer used: one consumer at a time).
                 var incoming = requests.makeIterator()
+                var retries = RetryCounts()
                 do throws(APIFailure) {
                     while let request = try await incoming.next() {
                         switch request.subscribeTopicEventsRequestType {
                         case .eventProcessed(let processed):
-                            waiting.answer(id: processed.id, Self.outcome(processed.status.status))
+                            guard let delivery = waiting.take(id: processed.id) else { continue }
+                            await Self.settle(delivery, id: processed.id, Self.outcome(processed.status.status), retries: &retries,
+                                              budget: budget, pubsub: pubsubName, engine: engine)
                         case .initialRequest:
                             return APIFailure.badRequest("duplicate initial request received")
                         case nil:
@@ -355,6 +362,50 @@ public struct DaprService: Sendable {
         }
         _ = await pubsub.unsubscribe(pubsub: pubsubName, id: subscription.id)
         if let outcome { throw outcome }
+    }
+
+    private static let subscriptionLogger = Logger(label: "molt")
+
+    /// Answers a streaming subscriber's delivery, within its redelivery budget: a RETRY past `maxRetries`, or a
+    /// DROP, goes to the dead-letter topic when there is one (acknowledged once published; if publishing fails,
+    /// RETRY); a RETRY past the budget without one is dropped with a warning.
+    static func settle(_ delivery: PubsubDelivery, id: String, _ outcome: PubsubOutcome, retries: inout RetryCounts,
+                       budget: RedeliveryBudget, pubsub: String, engine: Engine) async {
+        let fields: Logger.Metadata = ["pubsub": "\(pubsub)", "topic": "\(delivery.message.topic)", "id": "\(id)"]
+        switch outcome {
+        case .ack:
+            retries.forget(id)
+            delivery.answer(.ack)
+            return
+        case .retry:
+            guard retries.count(id) > budget.maxRetries else {
+                delivery.answer(.retry)
+                return
+            }
+            retries.forget(id)
+            guard !budget.deadLetterTopic.isEmpty else {
+                subscriptionLogger.warning("pub/sub event dropped: no retries left and no deadLetterTopic", metadata: fields.merging([
+                    "max_retries": "\(budget.maxRetries)"]) { $1 })
+                delivery.answer(.drop)
+                return
+            }
+        case .drop:
+            retries.forget(id)
+            guard !budget.deadLetterTopic.isEmpty else {
+                delivery.answer(.drop)
+                return
+            }
+        }
+        do throws(CallError) {
+            try await budget.deadLetter(delivery.message, pubsub: pubsub, engine: engine)
+            subscriptionLogger.warning("pub/sub event sent to the dead-letter topic", metadata: fields.merging([
+                "dead_letter_topic": "\(budget.deadLetterTopic)", "answer": "\(outcome)"]) { $1 })
+            delivery.answer(.ack)
+        } catch {
+            subscriptionLogger.error("error sending message to dead letter", metadata: fields.merging([
+                "dead_letter_topic": "\(budget.deadLetterTopic)", "error": "\(error)"]) { $1 })
+            delivery.answer(.retry)
+        }
     }
 
     static func outcome(_ status: Dapr_Proto_Runtime_V1_TopicEventResponse.TopicEventResponseStatus) -> PubsubOutcome {
@@ -476,13 +527,17 @@ final class WaitingDeliveries: Sendable {
 
     /// Answers the oldest delivery waiting under `id`; nothing when none is (Dapr logs and ignores it).
     func answer(id: String, _ outcome: PubsubOutcome) {
-        let delivery: PubsubDelivery? = byID.withLock { waiting in
+        take(id: id)?.answer(outcome)
+    }
+
+    /// The oldest delivery waiting under `id`, no longer waiting; nil when none is.
+    func take(id: String) -> PubsubDelivery? {
+        byID.withLock { waiting in
             guard var deliveries = waiting[id], !deliveries.isEmpty else { return nil }
             let first = deliveries.removeFirst()
             waiting[id] = deliveries.isEmpty ? nil : deliveries
             return first
         }
-        delivery?.answer(outcome)
     }
 
     /// The subscription ended: whatever the client did not answer goes back to the pubsub.

@@ -1,0 +1,162 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import AppChannel
+import Engine
+import Logging
+import PluginHost
+import ServingCore
+
+/// Delivers the events of one classic subscription to the app through the app channel, as Dapr does (dapr/dapr
+/// `pkg/runtime/subscription`, `publishMessageHTTP`): each message is POSTed to the subscription's route with
+/// `Content-Type: application/cloudevents+json` and the CloudEvent as the body (a message that is not a
+/// CloudEvent, or a `rawPayload` subscription's, is wrapped as Dapr's FromRawPayload does). The app's answer:
+/// - 2xx with `{"status": "SUCCESS"}`, an empty status, or a body that is not such JSON: ACK;
+/// - 2xx with `{"status": "RETRY"}` or an unknown status, or any status but 2xx and 404: RETRY;
+/// - 2xx with `{"status": "DROP"}`: dropped with a warning, or sent to the dead-letter topic when there is one
+///   (Dapr's `ErrMessageDropped` handling in `pkg/runtime/subscription`; if that publish fails, RETRY);
+/// - 404: dropped, logged as "non-retriable" (Dapr acknowledges it; no dead letter);
+/// - the app unreachable (no connection, timeout): RETRY, not counted against `maxRetries` (the app never saw it).
+///
+/// Bounded retries: `RedeliveryBudget` (after `maxRetries` RETRY answers for one message, by CloudEvent id, the
+/// next RETRY sends it to the dead-letter topic of the same pubsub and ACKs it, or without one drops it with a
+/// warning).
+///
+/// Thread: one task per subscription (the cooperative pool) that awaits each POST in order, so events reach the
+/// app in the order the pubsub delivers them; the I/O runs on the app channel's event loops.
+struct PubsubEventDelivery: Sendable {
+    let engine: Engine
+    let appChannel: AppChannel
+    let logger: Logger
+
+    /// What the app's answer means for the message.
+    enum Verdict: Equatable {
+        case success
+        /// The app asked for it again (counted).
+        case retry(String)
+        /// The app could not be reached (not counted).
+        case unreachable(String)
+        /// `{"status": "DROP"}`.
+        case drop
+        /// 404: the route does not exist.
+        case notFound
+    }
+
+    /// Dapr's reading of the app's answer to one event.
+    static func verdict(status: Int, body: [UInt8]) -> Verdict {
+        guard (200..<300).contains(status) else {
+            return status == 404 ? .notFound : .retry("the app answered status \(status)")
+        }
+        guard case .object(let fields)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(body)),
+              case .string(let given)? = fields["status"] else { return .success }
+        switch given.uppercased() {
+        case "", "SUCCESS": return .success
+        case "DROP": return .drop
+        case "RETRY": return .retry("the app answered RETRY")
+        default: return .retry("the app answered the unknown status '\(given)'")
+        }
+    }
+
+    /// The body POSTed for `message`: the CloudEvent as stored, or a raw payload wrapped in one.
+    static func cloudEvent(_ message: PubsubMessage, pubsub: String, rawPayload: Bool) -> (body: [UInt8], id: String) {
+        if !rawPayload, case .object(let attributes)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(message.data)) {
+            if case .string(let id)? = attributes["id"], !id.isEmpty { return (message.data, id) }
+            return (message.data, "")
+        }
+        let id = UUID().uuidString.lowercased()
+        let event: [String: JSONValue] = [
+            "id": .string(id), "source": .string("Dapr"), "type": .string("com.dapr.event.sent"), "specversion": .string("1.0"),
+            "datacontenttype": .string("application/octet-stream"), "data_base64": .string(Data(message.data).base64EncodedString()),
+            "topic": .string(message.topic), "pubsubname": .string(pubsub),
+        ]
+        return (JSONValue.object(event).storedBytes, "")
+    }
+
+    /// Delivers `subscription`'s messages until its stream ends (unsubscribed, the component removed, or the
+    /// task cancelled).
+    func run(_ subscription: PubsubSubscription, _ spec: AppSubscription) async {
+        let rawPayload = (try? CloudEvents.isRawPayload(spec.metadata)) ?? false
+        let budget = RedeliveryBudget(metadata: spec.metadata, deadLetterTopic: spec.deadLetterTopic)
+        let maxRetries = budget.maxRetries
+        var retries = RetryCounts()
+        var unreachable = RateLimitedLog(interval: .seconds(10))
+        for await delivery in subscription.deliveries {
+            let message = delivery.message
+            let (body, eventID) = Self.cloudEvent(message, pubsub: spec.pubsub, rawPayload: rawPayload)
+            // Without a CloudEvent id, the message's bytes identify it across redeliveries.
+            let key = eventID.isEmpty ? "bytes:\(message.data.hashValue)" : eventID
+            let verdict: Verdict
+            do {
+                let response = try await appChannel.post(path: spec.route, body: body, headers: [
+                    ("Content-Type", CloudEvents.contentType), ("pubsubname", spec.pubsub)])
+                verdict = Self.verdict(status: response.status, body: response.body)
+            } catch {
+                verdict = .unreachable("\(error)")
+            }
+            let fields: Logger.Metadata = ["pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)", "route": "\(spec.route)", "id": "\(eventID)"]
+            switch verdict {
+            case .success:
+                retries.forget(key)
+                delivery.answer(.ack)
+            case .notFound:
+                retries.forget(key)
+                logger.error("non-retriable error returned from app while processing pub/sub event: status code returned: 404; dropped",
+                             metadata: fields)
+                delivery.answer(.drop)
+            case .drop:
+                retries.forget(key)
+                logger.warning("DROP status returned from app while processing pub/sub event", metadata: fields)
+                if spec.deadLetterTopic.isEmpty {
+                    delivery.answer(.drop)
+                } else {
+                    // Dapr: a dead letter that cannot be published leaves the message to be delivered again.
+                    let deadLettered = await deadLetter(message, spec, because: "the app answered DROP", fields)
+                    delivery.answer(deadLettered ? .ack : .retry)
+                }
+            case .unreachable(let problem):
+                unreachable.record { suppressed in
+                    logger.warning("the app could not be reached to deliver a pub/sub event; it will be delivered again", metadata: fields.merging([
+                        "error": "\(problem)", "failures_not_logged": "\(suppressed)"]) { $1 })
+                }
+                delivery.answer(.retry)
+            case .retry(let reason):
+                let count = retries.count(key)
+                guard count > maxRetries else {
+                    logger.debug("retriable answer from app while processing pub/sub event", metadata: fields.merging([
+                        "reason": "\(reason)", "retries": "\(count)"]) { $1 })
+                    delivery.answer(.retry)
+                    continue
+                }
+                retries.forget(key)
+                let why = "\(reason) after \(maxRetries) retries"
+                if spec.deadLetterTopic.isEmpty {
+                    logger.warning("pub/sub event dropped: no retries left and no deadLetterTopic", metadata: fields.merging([
+                        "reason": "\(why)", "max_retries": "\(maxRetries)"]) { $1 })
+                    delivery.answer(.drop)
+                } else {
+                    let deadLettered = await deadLetter(message, spec, because: why, fields)
+                    delivery.answer(deadLettered ? .ack : .retry)
+                }
+            }
+        }
+    }
+
+    /// Publishes `message` as it is to the dead-letter topic of the same pubsub (Dapr's sendToDeadLetter); false
+    /// when there is none or publishing failed (logged).
+    private func deadLetter(_ message: PubsubMessage, _ spec: AppSubscription, because reason: String, _ fields: Logger.Metadata) async -> Bool {
+        guard !spec.deadLetterTopic.isEmpty else { return false }
+        do throws(CallError) {
+            try await RedeliveryBudget(metadata: spec.metadata, deadLetterTopic: spec.deadLetterTopic)
+                .deadLetter(message, pubsub: spec.pubsub, engine: engine)
+            logger.warning("pub/sub event sent to the dead-letter topic", metadata: fields.merging([
+                "dead_letter_topic": "\(spec.deadLetterTopic)", "reason": "\(reason)"]) { $1 })
+            return true
+        } catch {
+            logger.error("error sending message to dead letter", metadata: fields.merging([
+                "dead_letter_topic": "\(spec.deadLetterTopic)", "error": "\(error)"]) { $1 })
+            return false
+        }
+    }
+}
