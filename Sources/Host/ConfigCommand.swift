@@ -44,7 +44,8 @@ struct ConfigCommand: AsyncParsableCommand {
                         for warning in loaded.warnings { printError("\(warning)") }
                         let problems = check(loaded.components, file: file)
                         failed = failed || problems > 0
-                        printError("\(file): \(problems == 0 ? "OK" : "\(problems) problems") (component file, \(loaded.components.count) components)")
+                        let subscriptions = loaded.subscriptions.isEmpty ? "" : ", \(loaded.subscriptions.count) subscriptions"
+                        printError("\(file): \(problems == 0 ? "OK" : "\(problems) problems") (component file, \(loaded.components.count) components\(subscriptions))")
                     } else {
                         let loaded = try await BootstrapConfig.load(arguments: ["--config", file] + (strict ? ["--strict"] : []),
                                                                     environment: ProcessInfo.processInfo.environment)

@@ -88,7 +88,9 @@ def test_valid_files_of_every_format_pass(molt_bin, plugins_dir, tmp_path):
         assert f"{path}: OK (component file" in done.stderr, done.stderr
         assert f"{path}: OK (component file, 0 components)" not in done.stderr, done.stderr
     assert f"{bootstrap}: OK (bootstrap config, 1 components" in done.stderr, done.stderr
-    assert "Dapr Subscription documents are not read by molt; skipped" in done.stderr, done.stderr
+    # Subscription documents are read (issue 19: delivered to the app with --app-port), not skipped.
+    assert f"{tmp_path / 'dapr-state.yaml'}: OK (component file, 1 components, 1 subscriptions)" in done.stderr, done.stderr
+    assert "Subscription documents are not read" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("case_id, name, text, message", [
