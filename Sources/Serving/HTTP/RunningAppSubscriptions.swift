@@ -37,8 +37,10 @@ actor RunningAppSubscriptions {
     /// The declarative source each (pubsub, topic) belongs to (first claim wins).
     private var claims: [Key: String] = [:]
     private var running: [Key: Running] = [:]
-    /// Conflicts already warned about, so that a source given again does not repeat them.
+    /// The conflicts of the last plan, warned about then: a plan that still has one does not repeat it, one that
+    /// comes back after it was resolved is warned about again.
     private var warned: Set<String> = []
+    private var conflicts: Set<String> = []
     private var stopped = false
     /// The change being applied: the next one starts after it.
     private var tail: Task<Void, Never>?
@@ -116,6 +118,8 @@ actor RunningAppSubscriptions {
     /// What should run: programmatic first, then declarative by claim.
     private func wanted() -> [Key: (subscription: AppSubscription, owner: String)] {
         guard !stopped else { return [:] }
+        conflicts = []
+        defer { warned = conflicts }
         var wanted: [Key: (subscription: AppSubscription, owner: String)] = [:]
         for subscription in programmatic {
             let key = Self.key(subscription)
@@ -156,7 +160,7 @@ actor RunningAppSubscriptions {
     }
 
     private func warnOnce(_ id: String, _ message: Logger.Message, _ subscription: AppSubscription, _ extra: Logger.Metadata) {
-        guard warned.insert(id).inserted else { return }
+        guard conflicts.insert(id).inserted, !warned.contains(id) else { return }
         logger.warning(message, metadata: extra.merging([
             "pubsub": "\(subscription.pubsub)", "topic": "\(subscription.topic)", "source": "\(subscription.source)"]) { $1 })
     }
