@@ -25,11 +25,17 @@ import Synchronization
 /// components stay as they are and the agent retries with exponential backoff (100 ms to 5 s, over the
 /// endpoints in turn). A value that does not parse, or whose apply fails, is logged and leaves the
 /// running components as they are; the next full sync tries it again.
+///
+/// A value's Dapr `kind: Subscription` documents are that key's declarative subscriptions (source id
+/// `etcd:<key>`): handed to `subscriptions` once the key's components applied, `[]` when the key is deleted.
 public final class EtcdAgent: Service, Sendable {
     public let endpoints: [String]
     public let prefix: String
     public let appID: String
     private let layers: ComponentLayers
+    private let subscriptions: DeclarativeSubscriptions?
+    /// Keys whose value declared subscriptions, so that a full sync can retract those of keys deleted meanwhile.
+    private let subscriptionKeys = Mutex<Set<String>>([])
     private let logger: Logger
     /// Set once the first full sync finished: until then the sidecar is not ready (up to `syncDeadline`).
     private let synced = Atomic<Bool>(false)
@@ -40,7 +46,9 @@ public final class EtcdAgent: Service, Sendable {
     private let watching = Atomic<Bool>(false)
 
     public init(endpoints: [String], prefix: String, appID: String, layers: ComponentLayers,
-                initialSyncTimeout: Duration, logger: Logger = Logger(label: "molt.agent.etcd")) {
+                subscriptions: DeclarativeSubscriptions? = nil, initialSyncTimeout: Duration,
+                logger: Logger = Logger(label: "molt.agent.etcd")) {
+        self.subscriptions = subscriptions
         self.endpoints = endpoints
         self.prefix = prefix
         self.appID = appID
@@ -119,7 +127,8 @@ public final class EtcdAgent: Service, Sendable {
         let current = layers.layers
         var changes: [(key: String, layer: ConfigLayer, value: String?)] = []
         for layer in [ConfigLayer.common, .app] {
-            for source in current.sourceNames(layer) where source.hasPrefix(prefix) && present[layer]?[source] == nil {
+            let gone = Set(current.sourceNames(layer)).union(subscriptionKeys.withLock { $0 }.filter { self.layer(of: $0) == layer })
+            for source in gone.sorted() where source.hasPrefix(prefix) && present[layer]?[source] == nil {
                 changes.append((source, layer, nil))
             }
             for (key, value) in (present[layer] ?? [:]).sorted(by: { $0.key < $1.key }) {
@@ -130,10 +139,15 @@ public final class EtcdAgent: Service, Sendable {
         // together, so a component starts with its merged configuration, never a transient one; unrelated
         // keys are applied apart, so one bad key does not hold back the others. Unchanged sources merge
         // to unchanged definitions: the layers apply nothing for them.
-        let parsed = changes.compactMap { parse([$0], revision: response.header.revision)?.first }
+        var declared: [String: [SubscriptionSpec]] = [:]
+        let parsed = changes.compactMap { parse([$0], revision: response.header.revision, subscriptions: &declared)?.first }
         var failed = changes.count - parsed.count
         for group in Self.groupedByComponent(parsed, current: current) {
-            if await !apply(group, keys: group.map(\.source), revision: response.header.revision) { failed += group.count }
+            if await !apply(group, keys: group.map(\.source), revision: response.header.revision) {
+                failed += group.count
+            } else {
+                await reconcileSubscriptions(group.map(\.source), declared)
+            }
         }
         revision.store(response.header.revision, ordering: .relaxed)
         synced.store(true, ordering: .relaxed)
@@ -191,15 +205,32 @@ public final class EtcdAgent: Service, Sendable {
                 changes.append((key, layer, event.type == .delete ? nil : String(decoding: event.kv.value, as: UTF8.self)))
             }
             // One transaction: all of it or (a value that does not parse, an apply that fails) none of it.
-            if !changes.isEmpty, let parsed = parse(changes, revision: revision) {
-                _ = await apply(parsed, keys: changes.map(\.key), revision: revision)
+            var declared: [String: [SubscriptionSpec]] = [:]
+            if !changes.isEmpty, let parsed = parse(changes, revision: revision, subscriptions: &declared),
+               await apply(parsed, keys: changes.map(\.key), revision: revision) {
+                await reconcileSubscriptions(changes.map(\.key), declared)
             }
             self.revision.store(revision, ordering: .relaxed)
         }
     }
 
-    /// The layer changes for key changes; nil (and logged) when a value does not parse.
-    private func parse(_ changes: [(key: String, layer: ConfigLayer, value: String?)], revision: Int64) -> [LayerChange]? {
+    /// Hands each key's subscriptions (none for a deleted key) to `subscriptions`, for keys that declare some now
+    /// or did before.
+    private func reconcileSubscriptions(_ keys: [String], _ declared: [String: [SubscriptionSpec]]) async {
+        guard let subscriptions else { return }
+        for key in keys {
+            let now = declared[key] ?? []
+            let before = subscriptionKeys.withLock { known in
+                now.isEmpty ? known.remove(key) != nil : !known.insert(key).inserted
+            }
+            if !now.isEmpty || before { await subscriptions("etcd:\(key)", now) }
+        }
+    }
+
+    /// The layer changes for key changes, and each key's subscriptions into `subscriptions`; nil (and logged) when a
+    /// value does not parse.
+    private func parse(_ changes: [(key: String, layer: ConfigLayer, value: String?)], revision: Int64,
+                       subscriptions: inout [String: [SubscriptionSpec]]) -> [LayerChange]? {
         var layerChanges: [LayerChange] = []
         for change in changes {
             guard let value = change.value else {
@@ -209,10 +240,7 @@ public final class EtcdAgent: Service, Sendable {
             do {
                 let loaded = try ComponentSources.parse(value, file: "etcd:\(change.key)")
                 for warning in loaded.warnings { logger.warning("\(warning)") }
-                if !loaded.subscriptions.isEmpty {
-                    logger.warning("Subscription documents from etcd are not run yet: give them with --components (read at start)",
-                                   metadata: ["key": "\(change.key)", "subscriptions": "\(loaded.subscriptions.map(\.name))"])
-                }
+                subscriptions[change.key] = loaded.subscriptions
                 layerChanges.append(LayerChange(layer: change.layer, source: change.key, components: loaded.components))
             } catch {
                 logger.error("etcd agent: key not applied; the running components are unchanged",

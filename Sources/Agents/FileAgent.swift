@@ -21,18 +21,24 @@ import Glibc
 /// - a file that does not parse, or whose apply fails, is reported; the running components stay as
 ///   they are, and the file is tried again when it changes.
 ///
+/// A file's Dapr `kind: Subscription` documents are that file's declarative subscriptions: handed to
+/// `subscriptions` once the file applied (the whole set each time; `[]` when the file is deleted), so they
+/// start, change and stop with the file.
+///
 /// Content is compared by sha256, so atomic-rename replacements and editors that rewrite a file in
 /// place are both seen. Hidden files (`.name`) and editor backups (`name~`) are ignored.
 public final class FileAgent: Service, Sendable {
     public let directory: String
     private let layers: ComponentLayers
     private let interval: Duration
+    private let subscriptions: DeclarativeSubscriptions?
     private let logger: Logger
 
-    public init(directory: String, layers: ComponentLayers, interval: Duration = .milliseconds(200),
-                logger: Logger = Logger(label: "molt.agent.file")) {
+    public init(directory: String, layers: ComponentLayers, subscriptions: DeclarativeSubscriptions? = nil,
+                interval: Duration = .milliseconds(200), logger: Logger = Logger(label: "molt.agent.file")) {
         self.directory = directory
         self.layers = layers
+        self.subscriptions = subscriptions
         self.interval = interval
         self.logger = logger
     }
@@ -68,6 +74,7 @@ public final class FileAgent: Service, Sendable {
             tracked.removeValue(forKey: path)
             let result = await layers.update([LayerChange(layer: .local, source: path, components: [])])
             report(result, file: path, what: "component file deleted")
+            await subscriptions?(path, [])
         }
         for (path, digest) in present.sorted(by: { $0.key < $1.key }) {
             guard var entry = tracked[path] else {
@@ -88,21 +95,18 @@ public final class FileAgent: Service, Sendable {
     }
 
     private func apply(_ path: String) async {
-        let components: [ComponentSpec]
+        let loaded: LoadedComponents
         do {
-            let loaded = try ComponentSources.load(file: path)
+            loaded = try ComponentSources.load(file: path)
             for warning in loaded.warnings { logger.warning("\(warning)") }
-            if !loaded.subscriptions.isEmpty {
-                logger.warning("Subscription documents in watched files are not run yet: give them with --components (read at start)",
-                               metadata: ["file": "\(path)", "subscriptions": "\(loaded.subscriptions.map(\.name))"])
-            }
-            components = loaded.components
         } catch {
             logger.error("component file not applied; the running components are unchanged", metadata: ["file": "\(path)", "error": "\(error)"])
             return
         }
-        let result = await layers.update([LayerChange(layer: .local, source: path, components: components)])
+        let result = await layers.update([LayerChange(layer: .local, source: path, components: loaded.components)])
         report(result, file: path, what: "component file applied")
+        // All or nothing: a file whose components were refused keeps its previous subscriptions too.
+        if result.succeeded { await subscriptions?(path, loaded.subscriptions) }
     }
 
     private func report(_ result: LayerUpdateResult, file: String, what: String) {

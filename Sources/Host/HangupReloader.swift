@@ -1,6 +1,8 @@
+import Agents
 import Config
 import Engine
 import FoundationEssentials
+import HTTPServing
 import Layers
 import Logging
 import ServiceLifecycle
@@ -10,16 +12,20 @@ import UnixSignals
 /// the original arguments) and the component files, then applies the differences: the components
 /// through the layers (as the file agent does: changed ones applied, new ones added, ones gone from the
 /// files removed) and the engine's timeouts at once. Other settings (addresses, tokens, directories,
-/// agents) need a restart; the log names them.
+/// agents) need a restart; the log names them. The files' Dapr `kind: Subscription` documents are reconciled
+/// with the running ones (source `AppSubscriptions.bootstrapSource`) once the components applied.
 final class HangupReloader: Service, Sendable {
     private let options: [String]
     /// The configuration molt started with: settings that need a restart still have its values.
     private let started: BootstrapConfig
     private let engine: Engine
     private let layers: ComponentLayers
+    private let subscriptions: DeclarativeSubscriptions
     private let logger: Logger
 
-    init(options: [String], running: BootstrapConfig, engine: Engine, layers: ComponentLayers, logger: Logger) {
+    init(options: [String], running: BootstrapConfig, engine: Engine, layers: ComponentLayers,
+         subscriptions: @escaping DeclarativeSubscriptions, logger: Logger) {
+        self.subscriptions = subscriptions
         self.options = options
         self.started = running
         self.engine = engine
@@ -40,12 +46,12 @@ final class HangupReloader: Service, Sendable {
     func reload() async {
         logger.info("SIGHUP: re-reading the bootstrap configuration and component files")
         let reloaded: BootstrapConfig
-        let specs: [ComponentSpec]
+        let files: LoadedComponents
         do {
             let loaded = try await BootstrapConfig.load(arguments: options, environment: ProcessInfo.processInfo.environment)
             for warning in loaded.warnings { logger.warning("\(warning)") }
             reloaded = loaded.config
-            specs = try ComponentFiles.specs(reloaded.components, strict: reloaded.strict, logger: logger)
+            files = try ComponentFiles.load(reloaded.components, strict: reloaded.strict, logger: logger)
         } catch {
             logger.error("SIGHUP: the configuration cannot be read; nothing changed", metadata: ["error": "\(error)"])
             return
@@ -55,7 +61,7 @@ final class HangupReloader: Service, Sendable {
             logger.warning("SIGHUP: these settings changed and take effect only after a restart", metadata: ["settings": "\(needRestart)"])
         }
         let timeouts = engine.updateTimeouts(from: EngineSettings(reloaded))
-        let result = await layers.update([LayerChange(layer: .local, source: ComponentLayers.bootstrapSource, components: specs)])
+        let result = await layers.update([LayerChange(layer: .local, source: ComponentLayers.bootstrapSource, components: files.components)])
         let metadata: Logger.Metadata = ["applied": "\(result.applies.map { "\($0.key)=\($0.action.rawValue)" })",
                                          "removed": "\(result.removals.map { "\($0.key)" })", "timeouts": "\(timeouts)"]
         if let error = result.error {
@@ -63,6 +69,7 @@ final class HangupReloader: Service, Sendable {
                          metadata: metadata.merging(["error": "\(error)"]) { $1 })
         } else {
             logger.info("SIGHUP: configuration reloaded", metadata: metadata)
+            await subscriptions(AppSubscriptions.bootstrapSource, files.subscriptions)
         }
     }
 }

@@ -152,13 +152,38 @@ struct Serve: AsyncParsableCommand {
         // The agents feed the layers (common < app < local); the bootstrap files are the local layer's base.
         let layers = ComponentLayers(engine: engine, bootstrap: bootstrapSpecs,
                                      store: settings.stateDirectory.map { LayerStore(directory: $0) })
+        // The app channel (Dapr's): molt's HTTP client to the app, when the app has a port.
+        let appChannel = settings.appPort.map { AppChannel(host: settings.appHost, port: $0) }
+        // Classic pub/sub subscriptions (programmatic and declarative), delivered through the app channel; the
+        // declarative ones of each source (bootstrap files, agent files, etcd keys) change while molt runs.
+        let appSubscriptions = appChannel.map { appChannel in
+            AppSubscriptions(engine: engine, appChannel: appChannel, logger: logger,
+                             declarative: ComponentFiles.appSubscriptions(bootstrapFiles.subscriptions, appID: settings.appID, logger: logger))
+        }
+        if appChannel == nil && !bootstrapFiles.subscriptions.isEmpty {
+            logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
+                           metadata: ["subscriptions": "\(bootstrapFiles.subscriptions.map(\.name))"])
+        }
+        let appID = settings.appID
+        let declarativeSubscriptions: DeclarativeSubscriptions = { source, specs in
+            guard let appSubscriptions else {
+                if !specs.isEmpty {
+                    logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
+                                   metadata: ["source": "\(source)", "subscriptions": "\(specs.map(\.name))"])
+                }
+                return
+            }
+            await appSubscriptions.reconcile(source: source, ComponentFiles.appSubscriptions(specs, appID: appID, logger: logger))
+        }
         var agents: [any Service] = []
-        if let directory = settings.agents.fileDirectory { agents.append(FileAgent(directory: directory, layers: layers)) }
+        if let directory = settings.agents.fileDirectory {
+            agents.append(FileAgent(directory: directory, layers: layers, subscriptions: declarativeSubscriptions))
+        }
         if settings.watchPlugins { agents.append(PluginWatcher(engine: engine)) }
         var readinessGates: [@Sendable () -> Bool] = []
         if let etcd = settings.agents.etcd {
             let agent = EtcdAgent(endpoints: etcd.endpoints, prefix: etcd.prefix, appID: settings.appID, layers: layers,
-                                  initialSyncTimeout: .milliseconds(settings.readinessTimeoutMs))
+                                  subscriptions: declarativeSubscriptions, initialSyncTimeout: .milliseconds(settings.readinessTimeoutMs))
             agents.append(agent)
             readinessGates.append { agent.initialSyncDone }
         }
@@ -177,8 +202,6 @@ struct Serve: AsyncParsableCommand {
             name: "control gRPC", address: addresses.control, logger: logger,
             services: [LifecycleService(engine: engine), ControlService(engine: engine)],
             interceptors: controlSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.control)] } ?? [])
-        // The app channel (Dapr's): molt's HTTP client to the app, when the app has a port.
-        let appChannel = settings.appPort.map { AppChannel(host: settings.appHost, port: $0) }
         let appHTTP = makeAppHTTPServer(engine: engine, telemetry: telemetry, address: addresses.http, apiToken: apiSecret,
                                         readiness: readiness, logger: logger, appID: settings.appID, secretScopes: secretScopes,
                                         appChannel: appChannel)
@@ -189,25 +212,17 @@ struct Serve: AsyncParsableCommand {
                                             "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
 
-        // Classic pub/sub subscriptions (programmatic and declarative), delivered through the app channel.
-        var appSubscriptions: [any Service] = []
-        if let appChannel {
-            appSubscriptions.append(AppSubscriptions(
-                engine: engine, appChannel: appChannel, logger: logger,
-                declarative: ComponentFiles.appSubscriptions(bootstrapFiles.subscriptions, appID: settings.appID, logger: logger)))
-        } else if !bootstrapFiles.subscriptions.isEmpty {
-            logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
-                           metadata: ["subscriptions": "\(bootstrapFiles.subscriptions.map(\.name))"])
-        }
+        let appSubscriptionServices: [any Service] = appSubscriptions.map { [$0] } ?? []
         let appServers = AppServers(grpc: appGRPC, http: appHTTP, engine: engine, drainTimeout: engineSettings.drainTimeout, logger: logger)
-        let hangup = HangupReloader(options: options, running: settings, engine: engine, layers: layers, logger: logger)
+        let hangup = HangupReloader(options: options, running: settings, engine: engine, layers: layers,
+                                     subscriptions: declarativeSubscriptions, logger: logger)
 
         // Graceful shutdown runs from the last service to the first, each after the previous one
         // returned: readiness goes DOWN, both app servers stop accepting at once and finish their calls
         // (bounded by the drain timeout), the control and admin servers stop, then the engine drains and
         // destroys every component. The group's own limit is a backstop past every timeout involved.
         var configuration = ServiceGroupConfiguration(
-            services: ([lifecycle] + agents + [admin, control, hangup, appServers] + appSubscriptions + [ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
+            services: ([lifecycle] + agents + [admin, control, hangup, appServers] + appSubscriptionServices + [ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
             },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -4,61 +4,54 @@ import Logging
 import ServiceLifecycle
 import ServingCore
 
-/// Classic pub/sub subscriptions of an app with an app port, run for the life of the sidecar: the declarative
-/// ones given at start, and the programmatic ones the app lists at `GET /dapr/subscribe` (asked at start, again
-/// with backoff while the app is not up yet, as Dapr's built-in initialization retries do; a 404 or an empty
-/// list means none). Each subscription keeps itself subscribed: a pubsub that is not configured yet (or is
-/// removed later) is tried again until it is (logged once each time it goes missing), so a pubsub added through
-/// the Control API gets its subscriptions. Events are delivered by `PubsubEventDelivery`. Subscriptions survive
-/// reloads and version swaps of their pubsub (the engine moves them).
-///
-/// One pubsub/topic pair is subscribed once: a later duplicate (programmatic after declarative, or twice in a
-/// list) is skipped with a warning, as Dapr refuses a second subscription to the same topic.
+/// Classic pub/sub subscriptions of an app with an app port, run for the life of the sidecar: the programmatic
+/// ones the app lists at `GET /dapr/subscribe` (asked at start, again with backoff while the app is not up yet, as
+/// Dapr's built-in initialization retries do; a 404 or an empty list means none), and the declarative ones of each
+/// source (the `--components` files given at start and on SIGHUP, a file of the file agent, an etcd key), which
+/// `reconcile(source:_:)` changes while molt runs (see `RunningAppSubscriptions` for the plan and the precedence).
+/// Each subscription keeps itself subscribed: a pubsub that is not configured yet (or is removed later) is tried
+/// again until it is (logged once each time it goes missing), so a pubsub added through the Control API gets its
+/// subscriptions. Events are delivered by `PubsubEventDelivery`. Subscriptions survive reloads and version swaps
+/// of their pubsub (the engine moves them).
 ///
 /// Thread: one task per subscription plus one asking the app, on the cooperative pool; all end at graceful
-/// shutdown (which unsubscribes).
-public struct AppSubscriptions: Service {
+/// shutdown (which unsubscribes). `reconcile` may be called from any task, before or after `run` starts.
+public final class AppSubscriptions: Service, Sendable {
+    /// The source id of the declarative subscriptions of the `--components` files.
+    public static let bootstrapSource = "the --components files"
+
     let engine: Engine
     let appChannel: AppChannel
-    let declarative: [AppSubscription]
     let logger: Logger
     /// Backoff between attempts (to reach the app, to subscribe): from `initialBackoff`, doubling, up to `maxBackoff`.
     let initialBackoff: Duration
     let maxBackoff: Duration
+    private let table: RunningAppSubscriptions
 
     public init(engine: Engine, appChannel: AppChannel, logger: Logger, declarative: [AppSubscription],
                 initialBackoff: Duration = .milliseconds(200), maxBackoff: Duration = .seconds(2)) {
-        (self.engine, self.appChannel, self.declarative, self.logger, self.initialBackoff, self.maxBackoff) =
-            (engine, appChannel, declarative, logger, initialBackoff, maxBackoff)
+        (self.engine, self.appChannel, self.logger, self.initialBackoff, self.maxBackoff) =
+            (engine, appChannel, logger, initialBackoff, maxBackoff)
+        let keep = KeepSubscribed(engine: engine, appChannel: appChannel, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff)
+        table = RunningAppSubscriptions(logger: logger, initial: (Self.bootstrapSource, declarative), run: { await keep.run($0) })
+    }
+
+    /// Declarative source `source` (`bootstrapSource`, a file path, an etcd key) now declares exactly
+    /// `subscriptions` (empty: none any more): new ones start, removed ones stop (unsubscribed), changed ones are
+    /// stopped then started; the others keep running untouched. Returns once the stops are done and the starts begun.
+    public func reconcile(source: String, _ subscriptions: [AppSubscription]) async {
+        await table.reconcile(source: source, subscriptions)
     }
 
     public func run() async throws {
+        await table.refresh()
         await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                var taken = Set<String>()
-                func start(_ subscription: AppSubscription) {
-                    let key = "\(subscription.pubsub)\u{0}\(subscription.topic)"
-                    guard taken.insert(key).inserted else {
-                        logger.warning("a subscription to this pubsub and topic already exists; this one is skipped", metadata: [
-                            "pubsub": "\(subscription.pubsub)", "topic": "\(subscription.topic)", "source": "\(subscription.source)"])
-                        return
-                    }
-                    if subscription.ignoredRules > 0 {
-                        logger.warning("routing rules are not evaluated by molt: every event goes to the default route", metadata: [
-                            "pubsub": "\(subscription.pubsub)", "topic": "\(subscription.topic)", "route": "\(subscription.route)",
-                            "rules": "\(subscription.ignoredRules)", "source": "\(subscription.source)"])
-                    }
-                    logger.info("app subscription", metadata: [
-                        "pubsub": "\(subscription.pubsub)", "topic": "\(subscription.topic)", "route": "\(subscription.route)",
-                        "dead_letter_topic": "\(subscription.deadLetterTopic)", "max_retries": "\(subscription.maxRetries)",
-                        "source": "\(subscription.source)"])
-                    group.addTask { await keepSubscribed(subscription) }
-                }
-                for subscription in declarative { start(subscription) }
-                for subscription in await askTheApp() { start(subscription) }
-                await group.waitForAll()
-            }
+            let listed = await self.askTheApp()
+            guard !Task.isCancelled else { return }
+            await self.table.listed(listed)
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
         }
+        await table.stopAll()
     }
 
     /// The app's programmatic subscriptions; asks until the app answers (or the task is cancelled).
@@ -102,9 +95,18 @@ public struct AppSubscriptions: Service {
         }
         return []
     }
+}
+
+/// Keeps one subscription subscribed until its task is cancelled.
+struct KeepSubscribed: Sendable {
+    let engine: Engine
+    let appChannel: AppChannel
+    let logger: Logger
+    let initialBackoff: Duration
+    let maxBackoff: Duration
 
     /// Subscribes and delivers; when the subscription ends (its pubsub removed), subscribes again.
-    func keepSubscribed(_ spec: AppSubscription) async {
+    func run(_ spec: AppSubscription) async {
         let delivery = PubsubEventDelivery(engine: engine, appChannel: appChannel, logger: logger)
         var backoff = initialBackoff
         var loggedMissing = false
@@ -116,7 +118,11 @@ public struct AppSubscriptions: Service {
                 }
                 (backoff, loggedMissing) = (initialBackoff, false)
                 await delivery.run(subscription, spec)
-                if Task.isCancelled { return }
+                if Task.isCancelled {
+                    // Stopped (removed, changed, shutdown): unsubscribed before the stop returns.
+                    await engine.unsubscribe(pubsub: spec.pubsub, id: subscription.id)
+                    return
+                }
                 logger.warning("the subscription ended (its pubsub was removed?); subscribing again when it is back", metadata: [
                     "pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)"])
                 loggedMissing = true
