@@ -12,6 +12,9 @@ ABI_INCLUDE := $(ROOT)/PluginKit/Sources/PluginABI/include
 ABI_HEADER  := $(ABI_INCLUDE)/molt_plugin.h
 # C plugins are built with plain cc (no Swift runtime) so they can be unloaded.
 PLUGIN_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wmissing-prototypes -Werror -pthread -I$(ABI_INCLUDE)
+# The plugins' C tests (programs that dlopen a built .so): the same warnings, the shared checks (plugin_check.h).
+PLUGIN_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror -pthread \
+                      -I$(ABI_INCLUDE) -I$(ROOT)/Plugins/TestSupport
 SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
 
 .PHONY: all build run demo-redis-dr test test-plugins deps plugins swift-build swift-plugins fixtures bench protos clean

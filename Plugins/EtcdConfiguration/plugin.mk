@@ -19,8 +19,7 @@ $(ETCDCONFIG_SO): $(ETCDCONFIG_DEPS)
 # Test: the .so through dlopen, as molt calls it, with a fake host (log sink, `changed` recorder), against a real
 # etcd (Debian etcd-server) that the test starts, stops and restarts itself on free loopback ports, and a TCP
 # proxy in front of it that the test can cut (to compact etcd while the watch is away).
-ETCDCONFIG_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror \
-                          -pthread -I$(ABI_INCLUDE) -I$(ETCDCONFIG_DIR)/test
+ETCDCONFIG_TEST_CFLAGS := $(PLUGIN_TEST_CFLAGS) -I$(ETCDCONFIG_DIR)/test
 ETCDCONFIG_TEST_SRC := $(addprefix $(ETCDCONFIG_DIR)/test/,test_etcd_config.c etcd_server.c tcp_proxy.c)
 
 $(OUT)/etcd-config/test_etcd_config: $(ETCDCONFIG_TEST_SRC) $(ETCDCONFIG_DIR)/test/etcd_server.h \

@@ -21,8 +21,7 @@ $(INMEMPUBSUB_V1_0) $(INMEMPUBSUB_V1_1): $(INMEMPUBSUB_DEPS)
 
 # Test: both .so files through dlopen, as molt calls them, with a fake host sink that records deliveries;
 # acks come from the test thread and from within deliver; state handed from 1.0.0 to 1.1.0 and between 1.1.0s.
-INMEMPUBSUB_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror \
-                           -pthread -I$(ABI_INCLUDE)
+INMEMPUBSUB_TEST_CFLAGS := $(PLUGIN_TEST_CFLAGS)
 
 INMEMPUBSUB_TEST_SRC := $(addprefix $(INMEMPUBSUB_DIR)/test/,test_in_memory_pubsub.c fake_host.c)
 

@@ -16,8 +16,7 @@ $(LOCALENV_SO): $(LOCALENV_SRC) $(ABI_HEADER) $(LOCALENV_DIR)/plugin.mk
 # Test: the .so through dlopen, as molt calls it, with variables set by setenv before init.
 $(OUT)/local-env/test_local_env: $(LOCALENV_DIR)/test/test_local_env.c $(ABI_HEADER)
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror -I$(ABI_INCLUDE) \
-	      -o $@ $< -ldl
+	$(CC) $(PLUGIN_TEST_CFLAGS) -o $@ $< -ldl
 
 .PHONY: test-local-env
 test-local-env: $(OUT)/local-env/test_local_env $(LOCALENV_SO)

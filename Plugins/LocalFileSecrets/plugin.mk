@@ -17,8 +17,7 @@ $(LOCALFILE_SO): $(LOCALFILE_DEPS)
 
 # Test: the .so through dlopen, as molt calls it, with a fake host (log sink, `changed` counter) and
 # secrets files in a temporary directory that the test rewrites while the watcher runs.
-LOCALFILE_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror \
-                         -pthread -I$(ABI_INCLUDE)
+LOCALFILE_TEST_CFLAGS := $(PLUGIN_TEST_CFLAGS)
 
 $(OUT)/local-file/test_local_file: $(LOCALFILE_DIR)/test/test_local_file.c $(ABI_HEADER)
 	@mkdir -p $(@D)

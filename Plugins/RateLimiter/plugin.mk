@@ -21,8 +21,7 @@ $(RATELIMITER_V1_0) $(RATELIMITER_V1_1): $(RATELIMITER_DEPS)
 
 # Tests: the bucket table with a fake clock (compiled in), then both .so files through dlopen, as molt
 # calls them (operations looked up by their declared symbols), including state handed across versions.
-RATELIMITER_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror \
-                           -pthread -I$(ABI_INCLUDE) -I$(RATELIMITER_DIR)
+RATELIMITER_TEST_CFLAGS := $(PLUGIN_TEST_CFLAGS) -I$(RATELIMITER_DIR)
 
 $(OUT)/rate-limiter/test_bucket_table: $(RATELIMITER_DIR)/test/test_bucket_table.c $(RATELIMITER_DIR)/bucket_table.c \
                                        $(RATELIMITER_DIR)/bucket_table.h

@@ -18,8 +18,7 @@ $(REDISSTREAMS_SO): $(REDISSTREAMS_DEPS)
 
 # Test: the .so through dlopen, as molt calls it, with a fake host sink, against a real redis-server (Debian
 # redis-server) that the test starts itself on a free loopback port and stops at exit (also on failure).
-REDISSTREAMS_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -Wmissing-prototypes -Werror \
-                            -pthread -I$(ABI_INCLUDE) -I$(REDISSTREAMS_DIR)/test
+REDISSTREAMS_TEST_CFLAGS := $(PLUGIN_TEST_CFLAGS) -I$(REDISSTREAMS_DIR)/test
 REDISSTREAMS_TEST_SRC := $(addprefix $(REDISSTREAMS_DIR)/test/,test_redis_streams.c redis_server.c fake_sink.c)
 
 $(OUT)/redis-streams/test_redis_streams: $(REDISSTREAMS_TEST_SRC) $(REDISSTREAMS_DIR)/test/redis_server.h \

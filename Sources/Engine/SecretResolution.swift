@@ -19,8 +19,8 @@ extension Engine {
         definition.keepsRunningConfig ? (old?.shownExplicitConfig ?? definition.config) : definition.config
     }
 
-    /// Reads the value of every secret reference of `definition`'s configuration.
-    func resolveSecrets(of definition: ComponentDefinition) async throws(StepFailure) -> ResolvedSecrets? {
+    /// Reads the value of every secret reference of `definition`'s configuration (none: the configuration as given).
+    func resolveSecrets(of definition: ComponentDefinition) async throws(StepFailure) -> ResolvedSecrets {
         let old = slots.withLock { $0[definition.key] }?.activeCell.current
         let given = givenConfig(definition, old: old)
         let references: [String: SecretReference]
@@ -29,7 +29,7 @@ extension Engine {
         } catch {
             throw StepFailure(.invalidDefinition, error.description, keys: error.keys)
         }
-        guard !references.isEmpty else { return nil }
+        guard !references.isEmpty else { return ResolvedSecrets(config: given, references: [:]) }
         var config = given
         for (configKey, reference) in references.sorted(by: { $0.key < $1.key }) {
             config[configKey] = try await secretValue(reference, for: configKey, of: definition.key)

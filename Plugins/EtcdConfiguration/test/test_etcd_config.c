@@ -11,6 +11,7 @@
  * Usage: test_etcd_config etcd-config-1.0.0.so */
 #include "etcd_server.h"
 #include "molt_plugin.h"
+#include "plugin_check.h"
 #include "tcp_proxy.h"
 
 #include <curl/curl.h>
@@ -26,16 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
-#define CHECK_TEXT(got, expected)                                                                          \
-    do { if (strcmp((got), (expected)) != 0) {                                                             \
-        fprintf(stderr, "FAIL line %d: got \"%s\", expected \"%s\"\n", __LINE__, (got), (expected)); failures++; } \
-    } while (0)
-#define CHECK_HAS(text, part)                                                                              \
-    do { if (strstr((text), (part)) == NULL) {                                                             \
-        fprintf(stderr, "FAIL line %d: \"%s\" lacks \"%s\"\n", __LINE__, (text), (part)); failures++; } } while (0)
+int failures; /* plugin_check.h */
 
 static struct {
     molt_plugin_info_fn info;

@@ -3,18 +3,13 @@
  * a secret), a variable not set is MOLT_ERR_NOT_FOUND, one set to "" is served, and the sidecar's own
  * variables (APP_API_TOKEN, DAPR_*, MOLT_*, any case) are never served. Usage: test_local_env local-env.so */
 #include "molt_plugin.h"
+#include "plugin_check.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
-#define CHECK_TEXT(got, expected)                                                                          \
-    do { if (strcmp((got), (expected)) != 0) {                                                             \
-        fprintf(stderr, "FAIL line %d: got \"%s\", expected \"%s\"\n", __LINE__, (got), (expected)); failures++; } \
-    } while (0)
+int failures; /* plugin_check.h */
 
 static molt_plugin_init_fn init;
 static molt_plugin_destroy_fn destroy;

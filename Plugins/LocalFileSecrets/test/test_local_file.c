@@ -8,6 +8,7 @@
  * "SECRET"; no message or log line may. Waits are bounded polls, never fixed sleeps.
  * Usage: test_local_file local-file-1.0.0.so */
 #include "molt_plugin.h"
+#include "plugin_check.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -20,16 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
-#define CHECK_TEXT(got, expected)                                                                          \
-    do { if (strcmp((got), (expected)) != 0) {                                                             \
-        fprintf(stderr, "FAIL line %d: got \"%s\", expected \"%s\"\n", __LINE__, (got), (expected)); failures++; } \
-    } while (0)
-#define CHECK_HAS(text, part)                                                                              \
-    do { if (strstr((text), (part)) == NULL) {                                                             \
-        fprintf(stderr, "FAIL line %d: \"%s\" lacks \"%s\"\n", __LINE__, (text), (part)); failures++; } } while (0)
+int failures; /* plugin_check.h */
 
 static struct {
     molt_plugin_init_fn init;

@@ -1,14 +1,13 @@
 /* test_bucket_table.c: the token-bucket arithmetic and the LRU table against a fake clock (exact
  * numbers: no sleeps). bucket_table.c is compiled in; `make test-rate-limiter` runs it. */
 #include "bucket_table.h"
+#include "plugin_check.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
+int failures; /* plugin_check.h */
 
 #define MS (1000000LL) /* nanoseconds */
 

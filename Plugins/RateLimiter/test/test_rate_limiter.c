@@ -4,6 +4,7 @@
  * config, concurrent calls, and state transfer within a version and across versions both ways
  * (corrupt and truncated states refused). Usage: test_rate_limiter V1.so [V2.so ...] */
 #include "molt_plugin.h"
+#include "plugin_check.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -12,9 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-static int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
+int failures; /* plugin_check.h */
 
 /* The operations' C form, from their declared types (molt_plugin.h, "Declared operations"). */
 typedef molt_status (*allow_fn)(molt_instance, const char *key, int64_t cost, bool *allowed, int64_t *remaining,

@@ -5,12 +5,10 @@
 #define FAKE_SINK_H
 
 #include "molt_plugin.h"
+#include "plugin_check.h"
 
 #include <pthread.h>
 
-extern int failures;
-#define CHECK(condition) \
-    do { if (!(condition)) { fprintf(stderr, "FAIL line %d: %s\n", __LINE__, #condition); failures++; } } while (0)
 
 typedef struct {
     void *handle;
