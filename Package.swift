@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "Config",
             dependencies: [
-                "Engine", "PluginHost",
+                "Engine", "PluginHost", "EventRouting",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,11 +156,14 @@ let package = Package(
             ],
             path: "Sources/Serving/AppChannel"
         ),
+        // Subscription routing rules: the CEL subset Dapr's `routes.rules[].match` is written in (no dependencies,
+        // no Foundation), read by Config (declarative subscriptions) and HTTPServing (programmatic ones, delivery).
+        .target(name: "EventRouting", path: "Sources/Serving/Routing"),
         // The app API over HTTP (Dapr's /v1.0 paths) and the admin endpoints (health, /metrics).
         .target(
             name: "HTTPServing",
             dependencies: [
-                "ServingCore", "AppChannel", "Engine", "PluginHost",
+                "ServingCore", "AppChannel", "Engine", "PluginHost", "EventRouting",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -272,7 +275,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingTests",
-            dependencies: ["ServingCore", "AppChannel", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["ServingCore", "AppChannel", "EventRouting", "HTTPServing", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Tests/ServingTests"
         ),
