@@ -16,7 +16,8 @@ struct ConfigCommand: AsyncParsableCommand {
             discussion: """
                 Each FILE is detected by its content: a bootstrap config (JSON or YAML; the component files it names are \
                 checked too), or a component file: molt's components format, Dapr Component YAML (other Dapr resources, \
-                such as Subscription, are reported as skipped), or a Layotto config.json. Every component is checked \
+                such as Configuration, are reported as skipped; Subscription documents are read and listed with their routes, \
+                each routing rule's CEL match compiled), or a Layotto config.json. Every component is checked \
                 against the plugins directory as an apply would plan it: the plugin and version exist (or why the loader \
                 refused them), required keys are present, every key is one the plugin declares (or keyPrefix, read by \
                 molt for state stores; a plugin that declares no keys or `*`, or built for ABI 1.0, takes any key), \
@@ -42,6 +43,7 @@ struct ConfigCommand: AsyncParsableCommand {
                     if ComponentSources.isComponentFile(String(decoding: bytes, as: UTF8.self), file: file) {
                         let loaded = try ComponentSources.load(file: file)
                         for warning in loaded.warnings { printError("\(warning)") }
+                        for subscription in loaded.subscriptions { printError(Self.describe(subscription, file: file)) }
                         let problems = check(loaded.components, file: file)
                         failed = failed || problems > 0
                         let subscriptions = loaded.subscriptions.isEmpty ? "" : ", \(loaded.subscriptions.count) subscriptions"
@@ -51,6 +53,7 @@ struct ConfigCommand: AsyncParsableCommand {
                                                                     environment: ProcessInfo.processInfo.environment)
                         let components = try ComponentSources.load(paths: loaded.config.components, strict: loaded.config.strict)
                         for warning in loaded.warnings + components.warnings { printError("\(warning)") }
+                        for subscription in components.subscriptions { printError(Self.describe(subscription, file: file)) }
                         let problems = check(components.components, file: file)
                         failed = failed || problems > 0
                         print(loaded.config.rendered(as: .yaml), terminator: "")
@@ -63,6 +66,15 @@ struct ConfigCommand: AsyncParsableCommand {
                 }
             }
             if failed { throw ExitCode.failure }
+        }
+
+        /// One line per declarative subscription: where, what, and its routes in the order they are tried.
+        static func describe(_ subscription: SubscriptionSpec, file: String) -> String {
+            var routes = subscription.rules.map { "\($0.match.map { "if \($0.text)" } ?? "always") -> \($0.path)" }
+            routes.append(subscription.route.isEmpty ? "no default (an event no rule matches is dropped)" : "default -> \(subscription.route)")
+            let scopes = subscription.scopes.isEmpty ? "" : ", scopes \(subscription.scopes.joined(separator: ","))"
+            return "\(subscription.origin.map { "\($0)" } ?? file): subscription '\(subscription.name)': pubsub '\(subscription.pubsub)', "
+                + "topic '\(subscription.topic)'\(scopes), routes: \(routes.joined(separator: "; "))"
         }
 
         /// The plugins directory's catalog and an engine that runs nothing, to plan components against it;

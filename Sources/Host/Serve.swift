@@ -399,9 +399,9 @@ enum ComponentFiles {
                     "subscription": "\(spec.name)", "scopes": "\(spec.scopes)", "app_id": "\(appID)"])
                 return nil
             }
-            return AppSubscription(pubsub: spec.pubsub, topic: spec.topic, route: spec.route, deadLetterTopic: spec.deadLetterTopic,
-                                   metadata: spec.metadata, source: "declarative '\(spec.name)' (\(spec.origin.map { "\($0)" } ?? "?"))",
-                                   ignoredRules: spec.ignoredRules)
+            return AppSubscription(pubsub: spec.pubsub, topic: spec.topic, route: spec.route, rules: spec.rules,
+                                   deadLetterTopic: spec.deadLetterTopic, metadata: spec.metadata,
+                                   source: "declarative '\(spec.name)' (\(spec.origin.map { "\($0)" } ?? "?"))")
         }
     }
 

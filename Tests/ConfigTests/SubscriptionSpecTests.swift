@@ -1,4 +1,5 @@
 import Config
+import EventRouting
 import Testing
 
 /// Dapr `kind: Subscription` documents read alongside components (v1alpha1 `route`, v2alpha1 `routes`), and
@@ -36,7 +37,8 @@ import Testing
         let (old, new) = (loaded.subscriptions[0], loaded.subscriptions[1])
         #expect(old.name == "old" && old.pubsub == "pubsub" && old.topic == "a" && old.route == "/a" && old.deadLetterTopic == "")
         #expect(old.applies(to: "anything"))
-        #expect(new.route == "/b" && new.ignoredRules == 1 && new.deadLetterTopic == "b-dead")
+        #expect(new.route == "/b" && new.deadLetterTopic == "b-dead")
+        #expect(new.rules == [RoutingRule(match: try CELExpression("event.type == 'x'"), path: "/x")])
         #expect(new.metadata == ["maxRetries": "3", "rawPayload": "true"])
         #expect(new.scopes == ["app1", "app2"] && new.applies(to: "app2") && !new.applies(to: "molt"))
         #expect(new.origin?.line == 11)
@@ -50,12 +52,60 @@ import Testing
         ("spec: {pubsubname: p, topic: a}", "spec.routes.default"),
         ("spec: {pubsubname: p, topic: a, routes: {rules: [{match: x}]}}", "spec.routes.rules[0].path"),
         ("spec: {pubsubname: p, topic: [a], route: /a}", "spec.topic"),
+        ("spec: {pubsubname: p, topic: a, routes: {rules: [{match: true, path: /x}]}}", "spec.routes.rules[0].match"),
+        ("spec: {pubsubname: p, topic: a, routes: {rules: [{match: 'a ==', path: /x}], default: /a}}", "spec.routes.rules[0].match"),
+        ("spec: {pubsubname: p, topic: a, routes: {rules: [{match: 'a', path: ''}]}}", "spec.routes.rules[0].path"),
     ])
     func malformedOnesNameTheField(spec: String, keyPath: String) throws {
         let error = #expect(throws: ConfigError.self) {
             try parse("apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata: {name: s}\n" + spec)
         }
         #expect(error?.keyPath == keyPath)
+    }
+
+    @Test func rulesAloneAreEnoughAndKeepTheirOrder() throws {
+        let loaded = try parse("""
+            apiVersion: dapr.io/v2alpha1
+            kind: Subscription
+            metadata: {name: s}
+            spec:
+              pubsubname: p
+              topic: a
+              routes:
+                rules:
+                  - match: event.type == "widget"
+                    path: /widgets
+                  - match: "  "
+                    path: /rest
+            """)
+        let rules = loaded.subscriptions[0].rules
+        #expect(loaded.subscriptions[0].route == "")
+        #expect(rules.map(\.path) == ["/widgets", "/rest"] && rules[0].match?.text == "event.type == \"widget\"" && rules[1].match == nil)
+    }
+
+    @Test func aMalformedMatchNamesTheFieldTheLineAndTheColumn() throws {
+        let error = #expect(throws: ConfigError.self) {
+            try parse("""
+                apiVersion: dapr.io/v2alpha1
+                kind: Subscription
+                metadata: {name: s}
+                spec:
+                  pubsubname: p
+                  topic: a
+                  routes:
+                    rules:
+                      - match: event.type == "a"
+                        path: /a
+                      - match: event.type == "b" && event.data.(x)
+                        path: /b
+                    default: /c
+                """)
+        }
+        #expect(error?.keyPath == "spec.routes.rules[1].match")
+        #expect(error?.origin.line == 11)
+        #expect(error?.description.hasPrefix("subs.yaml:11:16: spec.routes.rules[1].match: the CEL expression") == true, "\(String(describing: error))")
+        #expect(error?.message.hasSuffix("does not compile: column 33: expected a field or method name after '.', found '('") == true,
+                "\(String(describing: error))")
     }
 
     @Test func anUnknownApiVersionIsRefused() throws {

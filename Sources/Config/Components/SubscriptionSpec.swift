@@ -1,5 +1,9 @@
+import EventRouting
+
 /// A Dapr declarative subscription (`kind: Subscription`) read from a component file: molt delivers the
 /// topic's messages to the app's route, as it does for the subscriptions the app lists at `GET /dapr/subscribe`.
+/// Routing rules (v2alpha1 `routes.rules`) choose the path per event: the first whose CEL `match` holds, else
+/// `routes.default`; their expressions are compiled here, so a malformed one is refused when the file is read.
 ///
 ///     apiVersion: dapr.io/v2alpha1
 ///     kind: Subscription
@@ -7,7 +11,11 @@
 ///     spec:
 ///       pubsubname: pubsub
 ///       topic: orders
-///       routes: { default: /orders }      # v1alpha1: route: /orders
+///       routes:                           # v1alpha1: route: /orders
+///         rules:
+///           - match: event.type == "order.created" && event.data.total > 100
+///             path: /orders/large
+///         default: /orders
 ///       deadLetterTopic: orders-dead
 ///       metadata: { maxRetries: "5" }
 ///     scopes: [checkout]                  # app ids; absent or empty: every app
@@ -16,10 +24,11 @@ public struct SubscriptionSpec: Sendable, Equatable {
     public var name: String
     public var pubsub: String
     public var topic: String
-    /// The path molt POSTs the app's events to: routes.default (v2alpha1) or route (v1alpha1).
+    /// The path events no rule matches go to: routes.default (v2alpha1) or route (v1alpha1); "" when only rules
+    /// are given (an event none matches is then dropped, as in Dapr).
     public var route: String
-    /// How many routing rules were given: molt does not evaluate their CEL `match` (it logs so) and uses `route`.
-    public var ignoredRules: Int
+    /// routes.rules in order, their `match` compiled.
+    public var rules: [RoutingRule]
     /// "" when there is none.
     public var deadLetterTopic: String
     public var metadata: [String: String]
@@ -27,10 +36,10 @@ public struct SubscriptionSpec: Sendable, Equatable {
     public var scopes: [String]
     public var origin: ConfigOrigin?
 
-    public init(name: String, pubsub: String, topic: String, route: String, ignoredRules: Int = 0, deadLetterTopic: String = "",
+    public init(name: String, pubsub: String, topic: String, route: String, rules: [RoutingRule] = [], deadLetterTopic: String = "",
                 metadata: [String: String] = [:], scopes: [String] = [], origin: ConfigOrigin? = nil) {
-        (self.name, self.pubsub, self.topic, self.route, self.ignoredRules, self.deadLetterTopic, self.metadata, self.scopes, self.origin) =
-            (name, pubsub, topic, route, ignoredRules, deadLetterTopic, metadata, scopes, origin)
+        (self.name, self.pubsub, self.topic, self.route, self.rules, self.deadLetterTopic, self.metadata, self.scopes, self.origin) =
+            (name, pubsub, topic, route, rules, deadLetterTopic, metadata, scopes, origin)
     }
 
     /// Whether the subscription applies to the app `appID` (Dapr's scopes).
@@ -61,20 +70,19 @@ enum DaprSubscriptionFormat {
         let pubsub = try nonEmpty(spec.required("pubsubname", expected: "the name of a pubsub component"))
         let topic = try nonEmpty(spec.required("topic", expected: "a topic name"))
         var route = try spec.child("route")?.string() ?? ""
-        var rules = 0
+        var rules: [RoutingRule] = []
         if let routes = try spec.child("routes") {
             for (key, value) in try routes.entries() where !["default", "rules"].contains(key) {
                 warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
             }
             if let given = try routes.child("default")?.string(), !given.isEmpty { route = given }
             for rule in try routes.child("rules")?.items() ?? [] {
-                _ = try rule.required("path", expected: "the app path of the rule")
-                rules += 1
+                rules.append(try routingRule(rule, warnings: &warnings))
             }
         }
-        guard !route.isEmpty else {
+        guard !route.isEmpty || !rules.isEmpty else {
             throw ConfigError(origin: spec.origin, keyPath: spec.path(appending: "routes.default"), expected: "a path such as /orders",
-                              message: "subscription '\(name)' has no route: give spec.routes.default (or spec.route)")
+                              message: "subscription '\(name)' has no route: give spec.routes.default (or spec.route) or spec.routes.rules")
         }
         if let bulk = try spec.child("bulkSubscribe") {
             warnings.append(ConfigWarning(origin: bulk.origin, keyPath: bulk.path, kind: .ignored,
@@ -84,9 +92,27 @@ enum DaprSubscriptionFormat {
         if let node = try spec.child("metadata") {
             for (key, value) in try node.entries() { metadata[key] = try value.scalarText() }
         }
-        return SubscriptionSpec(name: name, pubsub: pubsub, topic: topic, route: route, ignoredRules: rules,
+        return SubscriptionSpec(name: name, pubsub: pubsub, topic: topic, route: route, rules: rules,
                                 deadLetterTopic: try spec.child("deadLetterTopic")?.string() ?? "", metadata: metadata,
                                 scopes: try document.child("scopes")?.stringList() ?? [], origin: document.origin)
+    }
+
+    /// One `routes.rules` item: `path` required, `match` compiled (absent or blank: the rule always matches, as in
+    /// Dapr). A malformed match names its key path, its file position and the column in the expression.
+    private static func routingRule(_ rule: SourceNode, warnings: inout [ConfigWarning]) throws -> RoutingRule {
+        for (key, value) in try rule.entries() where !["match", "path"].contains(key) {
+            warnings.append(ConfigWarning(origin: value.origin, keyPath: value.path, kind: .unknownKey, message: "unknown key '\(key)'"))
+        }
+        let path = try nonEmpty(rule.required("path", expected: "the app path of the rule"))
+        guard let matchNode = try rule.child("match") else { return RoutingRule(match: nil, path: path) }
+        let text = try matchNode.string()
+        do {
+            return try RoutingRule(match: text, path: path)
+        } catch {
+            // The position counts in the expression as written, 1-based.
+            throw ConfigError(origin: matchNode.origin, keyPath: matchNode.path, expected: "a CEL expression",
+                              message: "the CEL expression '\(text)' does not compile: \(error)")
+        }
     }
 
     private static func nonEmpty(_ node: SourceNode) throws -> String {

@@ -3,33 +3,37 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import EventRouting
 import ServingCore
 
-/// One classic subscription: molt subscribes to `topic` of `pubsub` and POSTs each event to the app at `route`.
+/// One classic subscription: molt subscribes to `topic` of `pubsub` and POSTs each event to the app at the path
+/// `path(for:)` chooses: the first routing rule whose match holds, else `route`.
 /// Programmatic (the app's answer to `GET /dapr/subscribe`) or declarative (a Dapr `kind: Subscription` file).
 public struct AppSubscription: Sendable, Equatable {
     public var pubsub: String
     public var topic: String
-    /// The app path events are POSTed to, starting with `/`.
+    /// The app path of events no rule matches (Dapr's `routes.default`, or `route`), starting with `/`; "" when
+    /// only rules are given (an event none matches is then dropped, as in Dapr).
     public var route: String
+    /// `routes.rules` in order (their paths starting with `/`).
+    public var rules: [RoutingRule]
     /// "" when there is none.
     public var deadLetterTopic: String
     /// Passed to the pubsub's subscribe (e.g. `rawPayload`); molt reads `maxRetries` from it too.
     public var metadata: [String: String]
     /// For logs: `programmatic` or `declarative 'name' (file:line)`.
     public var source: String
-    /// Routing rules given and not evaluated (their CEL `match` is out of molt's scope): logged at start.
-    public var ignoredRules: Int
 
-    public init(pubsub: String, topic: String, route: String, deadLetterTopic: String = "", metadata: [String: String] = [:],
-                source: String, ignoredRules: Int = 0) {
+    public init(pubsub: String, topic: String, route: String, rules: [RoutingRule] = [], deadLetterTopic: String = "",
+                metadata: [String: String] = [:], source: String) {
+        func slashed(_ path: String) -> String { path.isEmpty || path.hasPrefix("/") ? path : "/" + path }
         self.pubsub = pubsub
         self.topic = topic
-        self.route = route.hasPrefix("/") ? route : "/" + route
+        self.route = slashed(route)
+        self.rules = rules.map { RoutingRule(match: $0.match, path: slashed($0.path)) }
         self.deadLetterTopic = deadLetterTopic
         self.metadata = metadata
         self.source = source
-        self.ignoredRules = ignoredRules
     }
 
     /// `maxRetries` of the metadata, or `RedeliveryBudget.defaultMaxRetries`.
@@ -37,8 +41,9 @@ public struct AppSubscription: Sendable, Equatable {
 
     /// The app's answer to `GET /dapr/subscribe`, as Dapr reads it (dapr/dapr `pkg/runtime/pubsub`
     /// `GetSubscriptionsHTTP`): a JSON list of `{pubsubname, topic, route | routes: {rules: [{match, path}],
-    /// default}, metadata, deadLetterTopic}`. The route is `routes.default`, else `route`, else a rule without a
-    /// `match` (rules with one are not evaluated). Entries molt cannot use come back as problems, one line each.
+    /// default}, metadata, deadLetterTopic}`. The default route is `routes.default`, else `route`; each rule's match
+    /// is compiled. Entries molt cannot use (a match that does not compile among them) are skipped and come back as
+    /// problems, one line each, naming the entry; the others are used (Dapr refuses the whole list instead).
     public static func programmatic(_ body: [UInt8]) throws -> (subscriptions: [AppSubscription], problems: [String]) {
         let trimmed = body.drop(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
         if trimmed.isEmpty { return ([], []) }
@@ -63,24 +68,21 @@ public struct AppSubscription: Sendable, Equatable {
                 problems.append("entry \(index) has no pubsubname or no topic; skipped")
                 continue
             }
+            let entryName = "entry \(index) (pubsub '\(pubsub)', topic '\(topic)')"
             var route = string(fields["route"])
-            var ignoredRules = 0
+            var rules: [RoutingRule] = []
             if case .object(let routes)? = fields["routes"] {
                 let given = string(routes["default"])
                 if !given.isEmpty { route = given }
-                if case .array(let rules)? = routes["rules"] {
-                    ignoredRules = rules.count
-                    if route.isEmpty {
-                        for case .object(let rule) in rules where string(rule["match"]).isEmpty && !string(rule["path"]).isEmpty {
-                            route = string(rule["path"])
-                            break
-                        }
-                    }
+                do {
+                    rules = try routingRules(routes["rules"])
+                } catch {
+                    problems.append("\(entryName): \(error); skipped")
+                    continue
                 }
             }
-            guard !route.isEmpty else {
-                problems.append("entry \(index) (pubsub '\(pubsub)', topic '\(topic)') has no route nor routes.default; skipped "
-                                + "(molt does not evaluate routing rules)")
+            guard !route.isEmpty || !rules.isEmpty else {
+                problems.append("\(entryName) has no route, routes.default nor routes.rules; skipped")
                 continue
             }
             var metadata: [String: String] = [:]
@@ -94,10 +96,35 @@ public struct AppSubscription: Sendable, Equatable {
                     }
                 }
             }
-            subscriptions.append(AppSubscription(pubsub: pubsub, topic: topic, route: route, deadLetterTopic: string(fields["deadLetterTopic"]),
-                                                 metadata: metadata, source: "programmatic", ignoredRules: ignoredRules))
+            subscriptions.append(AppSubscription(pubsub: pubsub, topic: topic, route: route, rules: rules,
+                                                 deadLetterTopic: string(fields["deadLetterTopic"]), metadata: metadata, source: "programmatic"))
         }
         return (subscriptions, problems)
+    }
+
+    /// `routes.rules` of a programmatic entry: a list of `{match, path}`, each match compiled.
+    private static func routingRules(_ value: JSONValue?) throws(SubscriptionListError) -> [RoutingRule] {
+        guard let value, value != .null else { return [] }
+        guard case .array(let items) = value else { throw SubscriptionListError(message: "routes.rules is not a list") }
+        var rules: [RoutingRule] = []
+        for (index, item) in items.enumerated() {
+            guard case .object(let rule) = item else { throw SubscriptionListError(message: "routes.rules[\(index)] is not an object") }
+            guard case .string(let path)? = rule["path"], !path.isEmpty else {
+                throw SubscriptionListError(message: "routes.rules[\(index)] has no path")
+            }
+            var match = ""
+            switch rule["match"] {
+            case .string(let text)?: match = text
+            case nil, .null?: break
+            default: throw SubscriptionListError(message: "routes.rules[\(index)].match is not a string")
+            }
+            do {
+                rules.append(try RoutingRule(match: match, path: path))
+            } catch {
+                throw SubscriptionListError(message: "routes.rules[\(index)].match '\(match)' does not compile: \(error)")
+            }
+        }
+        return rules
     }
 }
 

@@ -5,14 +5,22 @@ import Foundation
 #endif
 import AppChannel
 import Engine
+import EventRouting
 import Logging
 import PluginHost
 import ServingCore
 
 /// Delivers the events of one classic subscription to the app through the app channel, as Dapr does (dapr/dapr
-/// `pkg/runtime/subscription`, `publishMessageHTTP`): each message is POSTed to the subscription's route with
-/// `Content-Type: application/cloudevents+json` and the CloudEvent as the body (a message that is not a
-/// CloudEvent, or a `rawPayload` subscription's, is wrapped as Dapr's FromRawPayload does). The app's answer:
+/// `pkg/runtime/subscription`, `publishMessageHTTP`): each message is POSTed to the path the subscription's routing
+/// rules choose for it (`AppSubscription.path(for:)`) with `Content-Type: application/cloudevents+json` and the
+/// CloudEvent as the body (a message that is not a CloudEvent, or a `rawPayload` subscription's, is wrapped as
+/// Dapr's FromRawPayload does). Routing, as Dapr's subscription handler:
+/// - no rule matches and there is no default route: dropped (debug log), sent to the dead-letter topic if any;
+/// - a rule's match cannot be evaluated for the event (missing field, type mismatch, not a bool): logged as an
+///   error, sent to the dead-letter topic when there is one, else delivered again (a counted retry: after
+///   `maxRetries` it is dropped, molt's bound where Dapr would retry for ever).
+///
+/// The app's answer:
 /// - 2xx with `{"status": "SUCCESS"}`, an empty status, or a body that is not such JSON: ACK;
 /// - 2xx with `{"status": "RETRY"}` or an unknown status, or any status but 2xx and 404: RETRY;
 /// - 2xx with `{"status": "DROP"}`: dropped with a warning, or sent to the dead-letter topic when there is one
@@ -59,11 +67,12 @@ struct PubsubEventDelivery: Sendable {
         }
     }
 
-    /// The body POSTed for `message`: the CloudEvent as stored, or a raw payload wrapped in one.
-    static func cloudEvent(_ message: PubsubMessage, pubsub: String, rawPayload: Bool) -> (body: [UInt8], id: String) {
+    /// The body POSTed for `message`: the CloudEvent as stored, or a raw payload wrapped in one; `event` is that
+    /// CloudEvent decoded (what routing rules evaluate).
+    static func cloudEvent(_ message: PubsubMessage, pubsub: String, rawPayload: Bool) -> (body: [UInt8], id: String, event: JSONValue) {
         if !rawPayload, case .object(let attributes)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(message.data)) {
-            if case .string(let id)? = attributes["id"], !id.isEmpty { return (message.data, id) }
-            return (message.data, "")
+            if case .string(let id)? = attributes["id"], !id.isEmpty { return (message.data, id, .object(attributes)) }
+            return (message.data, "", .object(attributes))
         }
         let id = UUID().uuidString.lowercased()
         let event: [String: JSONValue] = [
@@ -71,7 +80,7 @@ struct PubsubEventDelivery: Sendable {
             "datacontenttype": .string("application/octet-stream"), "data_base64": .string(Data(message.data).base64EncodedString()),
             "topic": .string(message.topic), "pubsubname": .string(pubsub),
         ]
-        return (JSONValue.object(event).storedBytes, "")
+        return (JSONValue.object(event).storedBytes, "", .object(event))
     }
 
     /// Delivers `subscription`'s messages until its stream ends (unsubscribed, the component removed, or the
@@ -84,18 +93,35 @@ struct PubsubEventDelivery: Sendable {
         var unreachable = RateLimitedLog(interval: .seconds(10))
         for await delivery in subscription.deliveries {
             let message = delivery.message
-            let (body, eventID) = Self.cloudEvent(message, pubsub: spec.pubsub, rawPayload: rawPayload)
+            let (body, eventID, event) = Self.cloudEvent(message, pubsub: spec.pubsub, rawPayload: rawPayload)
             // Without a CloudEvent id, the message's bytes identify it across redeliveries.
             let key = eventID.isEmpty ? "bytes:\(message.data.hashValue)" : eventID
+            var fields: Logger.Metadata = ["pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)", "route": "\(spec.route)", "id": "\(eventID)"]
             let verdict: Verdict
-            do {
-                let response = try await appChannel.post(path: spec.route, body: body, headers: [
-                    ("Content-Type", CloudEvents.contentType), ("pubsubname", spec.pubsub)])
-                verdict = Self.verdict(status: response.status, body: response.body)
-            } catch {
-                verdict = .unreachable("\(error)")
+            switch route(event, spec) {
+            case .path(let path):
+                fields["route"] = "\(path)"
+                do {
+                    let response = try await appChannel.post(path: path, body: body, headers: [
+                        ("Content-Type", CloudEvents.contentType), ("pubsubname", spec.pubsub)])
+                    verdict = Self.verdict(status: response.status, body: response.body)
+                } catch {
+                    verdict = .unreachable("\(error)")
+                }
+            case .noMatch:
+                logger.debug("no matching route for pub/sub event; dropped", metadata: fields)
+                let deadLettered = await deadLetter(message, spec, because: "no routing rule matched", fields)
+                delivery.answer(deadLettered ? .ack : .drop)
+                continue
+            case .failed(let error):
+                logger.error("error finding matching route for pub/sub event", metadata: fields.merging(["error": "\(error)"]) { $1 })
+                if !spec.deadLetterTopic.isEmpty {
+                    let deadLettered = await deadLetter(message, spec, because: "its routing rules failed: \(error)", fields)
+                    delivery.answer(deadLettered ? .ack : .retry)
+                    continue
+                }
+                verdict = .retry("routing failed: \(error)")
             }
-            let fields: Logger.Metadata = ["pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)", "route": "\(spec.route)", "id": "\(eventID)"]
             switch verdict {
             case .success:
                 retries.forget(key)
@@ -140,6 +166,22 @@ struct PubsubEventDelivery: Sendable {
                     delivery.answer(deadLettered ? .ack : .retry)
                 }
             }
+        }
+    }
+
+    enum Routing {
+        case path(String)
+        case noMatch
+        case failed(RoutingError)
+    }
+
+    /// The path of `event` by `spec`'s rules.
+    private func route(_ event: JSONValue, _ spec: AppSubscription) -> Routing {
+        do throws(RoutingError) {
+            guard let path = try spec.path(for: event) else { return .noMatch }
+            return .path(path)
+        } catch {
+            return .failed(error)
         }
     }
 

@@ -166,13 +166,9 @@ actor RunningAppSubscriptions {
     }
 
     private func start(_ subscription: AppSubscription) -> Task<Void, Never> {
-        if subscription.ignoredRules > 0 {
-            logger.warning("routing rules are not evaluated by molt: every event goes to the default route", metadata: [
-                "pubsub": "\(subscription.pubsub)", "topic": "\(subscription.topic)", "route": "\(subscription.route)",
-                "rules": "\(subscription.ignoredRules)", "source": "\(subscription.source)"])
-        }
         logger.info("app subscription", metadata: [
             "pubsub": "\(subscription.pubsub)", "topic": "\(subscription.topic)", "route": "\(subscription.route)",
+            "rules": "\(subscription.rules.map { "\($0.match?.text ?? "") -> \($0.path)" })",
             "dead_letter_topic": "\(subscription.deadLetterTopic)", "max_retries": "\(subscription.maxRetries)",
             "source": "\(subscription.source)"])
         let run = self.run
@@ -182,6 +178,6 @@ actor RunningAppSubscriptions {
     /// Whether two subscriptions deliver alike (the `source` text, with its line numbers, does not count).
     static func same(_ a: AppSubscription, _ b: AppSubscription) -> Bool {
         a.pubsub == b.pubsub && a.topic == b.topic && a.route == b.route && a.deadLetterTopic == b.deadLetterTopic
-            && a.metadata == b.metadata && a.ignoredRules == b.ignoredRules
+            && a.metadata == b.metadata && a.rules == b.rules
     }
 }
