@@ -36,7 +36,8 @@ import Testing
         // Arithmetic.
         "1 + 2 * 3 == 7", "(1 + 2) * 3 == 9", "7 / 2 == 3", "7 % 3 == 1", "-7 / 2 == -3", "7.0 / 2.0 == 3.5",
         "event.data.order.total * 2.0 == 300.0", "int(event.data.count) + 1 == 4", "'a' + 'b' == 'ab'", "[1] + [2] == [1, 2]",
-        "-(2) == -2", "double(3) == 3.0", "string(12) == '12'", "int('42') == 42", "uint(5) == 5u", "bool('true')",
+        "-(2) == -2", "double(3) == 3.0", "string(event.data.order.total) == '150'", "int(-2.7) == -2", "uint(2.9) == 2u",
+        "string(1e300).size() > 0", "string(0.5) == '0.5'", "string(12) == '12'", "int('42') == 42", "uint(5) == 5u", "bool('true')",
         // String methods and size.
         "event.type.startsWith('order.')", "event.type.endsWith('.created')", "event.source.contains('check')",
         "event.type.matches('^order\\\\.(created|updated)$')", "event.source.matches('eck')", "matches(event.source, '^c')",

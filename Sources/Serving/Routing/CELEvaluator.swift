@@ -113,7 +113,7 @@ struct CELEvaluator {
             switch key {
             case .int(let x): position = x
             case .uint(let x) where x <= UInt64(Int64.max): position = Int64(x)
-            case .double(let x) where x == x.rounded() && abs(x) < 9e18: position = Int64(x)
+            case .double(let x) where abs(x) < 9e18 && Double(Int64(x)) == x: position = Int64(x)
             default: throw noOverload("_[_]", container, key)
             }
             guard position >= 0 && position < items.count else {

@@ -139,7 +139,9 @@ enum CELFunctions {
             case .string: return values[0]
             case .int(let x): return .string(String(x))
             case .uint(let x): return .string(String(x))
-            case .double(let x): return .string(x == x.rounded() && abs(x) < 1e21 ? String(Int64(x)) : String(x))
+            case .double(let x):
+                // Go's FormatFloat(x, 'g', -1, 64) for whole numbers below 1e15: no ".0".
+                return .string(abs(x) < 1e15 && Double(Int64(x)) == x ? String(Int64(x)) : String(x))
             case .bool(let x): return .string(String(x))
             default: break
             }
@@ -167,7 +169,7 @@ enum CELFunctions {
             return .int(Int64(x))
         case .double(let x):
             guard x.isFinite, x > -9.223372036854775808e18, x < 9.223372036854775807e18 else { throw CELEvaluationError("int overflow") }
-            return .int(Int64(x.rounded(.towardZero)))
+            return .int(Int64(x))  // truncates toward zero
         case .string(let text):
             guard let x = Int64(text) else { throw CELEvaluationError("cannot convert '\(text)' to int") }
             return .int(x)
@@ -183,7 +185,7 @@ enum CELFunctions {
             return .uint(UInt64(x))
         case .double(let x):
             guard x.isFinite, x > -1, x < 1.8446744073709552e19 else { throw CELEvaluationError("uint overflow") }
-            return .uint(UInt64(x.rounded(.towardZero)))
+            return .uint(UInt64(x))  // truncates toward zero
         case .string(let text):
             guard let x = UInt64(text) else { throw CELEvaluationError("cannot convert '\(text)' to uint") }
             return .uint(x)
