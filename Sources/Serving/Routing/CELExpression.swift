@@ -1,6 +1,7 @@
 /// A compiled CEL expression of the subset molt evaluates (see `CELParser` for the grammar, `CELFunctions` for
-/// the operators and functions). Compiling checks the syntax, the functions and their arities, and constant
-/// `matches` patterns; everything else (types, missing fields) is checked per evaluation, as cel-go does for the
+/// the operators and functions). Compiling checks the syntax, the functions and their arities, constant `matches`
+/// patterns, and operations on operands whose type is known without the event (`CELTypeCheck`: `'a' < 1`, `a > 1 > 2`);
+/// everything else (missing fields, the types of the event's values) is checked per evaluation, as cel-go does for the
 /// `any`-typed variables Dapr declares.
 ///
 /// Equal when the text is equal. Immutable and Sendable: one compiled expression is evaluated from any thread.

@@ -56,6 +56,18 @@ struct CELParser {
         guard take(symbol) else { throw error("expected '\(symbol)' \(context), found \(describe(current))") }
     }
 
+    /// `left op right`, refused when no operand types could ever make it evaluate.
+    private func binary(_ op: CELBinaryOperator, _ left: CELNode, _ right: CELNode, at token: CELToken) throws(CELSyntaxError) -> CELNode {
+        if let problem = CELTypeCheck.binary(op, left, right) { throw error(problem, at: token) }
+        return .binary(op, left, right)
+    }
+
+    private func checkLogical(_ op: String, _ left: CELNode, _ right: CELNode, at token: CELToken) throws(CELSyntaxError) {
+        for side in [left, right] {
+            if let problem = CELTypeCheck.mustBeBool("'\(op)'", side) { throw error(problem, at: token) }
+        }
+    }
+
     /// One more level of the tree.
     private mutating func deeper() throws(CELSyntaxError) {
         depth += 1
@@ -67,7 +79,9 @@ struct CELParser {
         defer { depth = saved }
         try deeper()
         let condition = try or()
+        let question = current
         guard take("?") else { return condition }
+        if let problem = CELTypeCheck.mustBeBool("the condition of '?:'", condition) { throw error(problem, at: question) }
         let whenTrue = try or()
         try expect(":", "in a conditional 'a ? b : c'")
         return .conditional(condition, whenTrue, try expression())
@@ -77,7 +91,14 @@ struct CELParser {
         let saved = depth
         defer { depth = saved }
         var node = try and()
-        while take("||") { try deeper(); node = .or(node, try and()) }
+        while isSymbol("||") {
+            let token = current
+            index += 1
+            try deeper()
+            let right = try and()
+            try checkLogical("||", node, right, at: token)
+            node = .or(node, right)
+        }
         return node
     }
 
@@ -85,7 +106,14 @@ struct CELParser {
         let saved = depth
         defer { depth = saved }
         var node = try relation()
-        while take("&&") { try deeper(); node = .and(node, try relation()) }
+        while isSymbol("&&") {
+            let token = current
+            index += 1
+            try deeper()
+            let right = try relation()
+            try checkLogical("&&", node, right, at: token)
+            node = .and(node, right)
+        }
         return node
     }
 
@@ -105,9 +133,10 @@ struct CELParser {
             case .identifier("in"): op = .in
             default: return node
             }
+            let token = current
             index += 1
             try deeper()
-            node = .binary(op, node, try sum())
+            node = try binary(op, node, try sum(), at: token)
         }
     }
 
@@ -116,12 +145,13 @@ struct CELParser {
         defer { depth = saved }
         var node = try product()
         while true {
+            let token = current
             if take("+") {
                 try deeper()
-                node = .binary(.add, node, try product())
+                node = try binary(.add, node, try product(), at: token)
             } else if take("-") {
                 try deeper()
-                node = .binary(.subtract, node, try product())
+                node = try binary(.subtract, node, try product(), at: token)
             } else {
                 return node
             }
@@ -134,12 +164,13 @@ struct CELParser {
         var node = try unary()
         while true {
             if isSymbol("*") || isSymbol("/") || isSymbol("%") { try deeper() }
+            let token = current
             if take("*") {
-                node = .binary(.multiply, node, try unary())
+                node = try binary(.multiply, node, try unary(), at: token)
             } else if take("/") {
-                node = .binary(.divide, node, try unary())
+                node = try binary(.divide, node, try unary(), at: token)
             } else if take("%") {
-                node = .binary(.remainder, node, try unary())
+                node = try binary(.remainder, node, try unary(), at: token)
             } else {
                 return node
             }
@@ -149,9 +180,12 @@ struct CELParser {
     private mutating func unary() throws(CELSyntaxError) -> CELNode {
         let saved = depth
         defer { depth = saved }
+        let token = current
         if take("!") {
             try deeper()
-            return .not(try unary())
+            let operand = try unary()
+            if let problem = CELTypeCheck.mustBeBool("'!'", operand) { throw error(problem, at: token) }
+            return .not(operand)
         }
         if isSymbol("-") {
             index += 1
@@ -159,7 +193,9 @@ struct CELParser {
             if case .int(let value) = current.kind { index += 1; return try member(.literal(.int(-value))) }
             if case .double(let value) = current.kind { index += 1; return try member(.literal(.double(-value))) }
             try deeper()
-            return .negate(try unary())
+            let operand = try unary()
+            if let problem = CELTypeCheck.negatable(operand) { throw error(problem, at: token) }
+            return .negate(operand)
         }
         return try member(try primary())
     }
@@ -215,6 +251,7 @@ struct CELParser {
                 return .select(operand, field: field, testOnly: true)
             }
             try checkFunction(name, arity: arguments.count, method: false, at: token)
+            if let problem = CELTypeCheck.call(name, arguments) { throw error(problem, at: token) }
             return .call(name, target: nil, arguments: arguments)
         case .symbol("("):
             let node = try expression()
@@ -267,6 +304,7 @@ struct CELParser {
             default: throw error("\(name)() takes 2 arguments", at: token)
             }
         }
+        if CELMacro(rawValue: name) == nil, let problem = CELTypeCheck.call(name, [target] + arguments) { throw error(problem, at: token) }
         if name == "matches", arguments.count == 1, case .literal(.string(let pattern)) = arguments[0] {
             do {
                 return .matchesConstant(target, try CELPattern(pattern))
