@@ -349,7 +349,7 @@ struct GRPCServerService: Service {
         self.name = name
         self.logger = logger
         let host = address.host == "localhost" ? "127.0.0.1" : address.host
-        let socketAddress: GRPCNIOTransportCore.SocketAddress = host.contains(":") ? .ipv6(host: host, port: address.port)
+        let socketAddress: GRPCNIOTransportCore.SocketAddress = host.utf8.contains(UInt8(ascii: ":")) ? .ipv6(host: host, port: address.port)
                                                                                     : .ipv4(host: host, port: address.port)
         let config = HTTP2ServerTransport.Posix.Config.defaults { config in
             config.rpc.maxRequestPayloadSize = AppAPILimits.maxGRPCMessageBytes

@@ -144,7 +144,7 @@ struct Verifier: Sendable {
     /// The host's refusal, with what to do about a missing required key.
     private func configHint(_ problem: String, _ binary: PluginBinary) -> String {
         let missing = binary.info.configKeys.filter { $0.required && metadata[$0.name] == nil }.map(\.name)
-        guard problem.contains("missing required"), let first = missing.first else { return problem }
+        guard problem.firstRange(of: "missing required") != nil, let first = missing.first else { return problem }
         return "\(problem): give it with --metadata \(first)=VALUE"
     }
 }

@@ -77,7 +77,7 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     /// Configuration keys whose values status APIs never show.
     static func isSecret(_ key: String) -> Bool {
         let lowered = key.lowercased()
-        return ["password", "secret", "token", "credential"].contains { lowered.contains($0) } || lowered.hasSuffix("key")
+        return ["password", "secret", "token", "credential"].contains { lowered.firstRange(of: $0) != nil } || lowered.hasSuffix("key")
     }
 
     /// A secret reference (`secretKeyRef(...)`) is shown as it is: it names the secret, it is not one.
