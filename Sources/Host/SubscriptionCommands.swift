@@ -100,7 +100,7 @@ struct SubscriptionsCommand: AsyncParsableCommand {
                 print("subscription/\(applied.name): \(applied.action) (\(status.subscription.pubsubname)/\(status.subscription.topic) -> "
                     + "\(status.subscription.defaultRoute)\(state))")
             }
-            for warning in response.warnings { print("  warning: \(warning)") }
+            for warning in response.warnings { print("  \(warning)") }
         }
     }
 

@@ -137,7 +137,7 @@ actor SubscriptionRegistry: ControlSubscriptions, Service {
             await takeEffect(definition.name)
         }
         for definition in definitions where !definition.scopes.isEmpty && !definition.scopes.contains(appID) {
-            warnings.append("subscription '\(definition.name)' is scoped to \(definition.scopes), not to this app ('\(appID)'): it is kept, not run")
+            warnings.append("warning: subscription '\(definition.name)' is scoped to \(definition.scopes), not to this app ('\(appID)'): it is kept, not run")
         }
         let statuses = await list().subscriptions
         var response = Molt_Control_V1_ApplySubscriptionResponse()

@@ -5,6 +5,7 @@ public enum SubscriptionDocuments {
     public struct Rule: Sendable, Equatable {
         public var match: String
         public var path: String
+        public init(match: String, path: String) { (self.match, self.path) = (match, path) }
     }
 
     /// The subscriptions of `text` in document order, each with its rules; `origin` names the text in errors
