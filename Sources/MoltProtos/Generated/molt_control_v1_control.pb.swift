@@ -9,9 +9,9 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// molt's own control plane: applies that choose the plugin and its version, the full result of every
-/// apply, component status, removal, and a stream of apply events. Served only on the control
-/// address (never on the app ports); a configured control token is required on every call as
-/// metadata "molt-control-token".
+/// apply, component status, removal, a stream of apply events, and the pub/sub subscriptions delivered
+/// to the app. Served only on the control address (never on the app ports); a configured control token
+/// is required on every call as metadata "molt-control-token".
 
 import SwiftProtobuf
 
