@@ -193,3 +193,22 @@ def test_without_an_app_port_subscriptions_say_they_need_an_app_channel(molt, mo
     with pytest.raises(grpc.RpcError) as refused:
         listed(sidecar)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_change_that_cannot_be_persisted_changes_nothing(molt, app, tmp_path):
+    state = tmp_path / "state"
+    sidecar = molt([PUBSUB], extra_args=["--app-port", str(app.app.port), "--state-directory", str(state)])
+    apply_fields(sidecar, "kept", "kept", "/kept")
+    wait_route(sidecar, app, "kept", "/kept")
+    # A directory where the file goes: the atomic rename onto it fails (even for root).
+    (state / "subscriptions.json").unlink()
+    (state / "subscriptions.json").mkdir()
+    (state / "subscriptions.json" / "blocker").write_text("")
+    with pytest.raises(grpc.RpcError) as refused:
+        apply_fields(sidecar, "new", "new", "/new")
+    assert refused.value.code() == grpc.StatusCode.INTERNAL and "nothing changed" in refused.value.details()
+    with pytest.raises(grpc.RpcError) as refused:
+        remove(sidecar, "kept")
+    assert refused.value.code() == grpc.StatusCode.INTERNAL
+    assert sorted(s.subscription.name for s in listed(sidecar) if s.source_kind == "control-api") == ["kept"]
+    wait_route(sidecar, app, "kept", "/kept")
