@@ -6,12 +6,16 @@ import MoltProtos
 import PluginHost
 
 /// molt's own control plane (`molt.control.v1.Control`): applies that name the plugin and version,
-/// the full result of each apply, component status, removal and a stream of apply events.
+/// the full result of each apply, component status, removal and a stream of apply events; and the app's
+/// pub/sub subscriptions (ControlService+Subscriptions.swift).
 public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     private let engine: Engine
+    /// The app's subscriptions (ControlService+Subscriptions.swift); nil without an app channel.
+    let subscriptions: (any ControlSubscriptions)?
 
-    public init(engine: Engine) {
+    public init(engine: Engine, subscriptions: (any ControlSubscriptions)? = nil) {
         self.engine = engine
+        self.subscriptions = subscriptions
     }
 
     public func apply(request: Molt_Control_V1_ApplyRequest, context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
