@@ -22,12 +22,12 @@ RELOADS_DESCRIPTION = ("redis-streams under steady publish + consume load (Publi
                        "100 reloads (queueDepth 100 ↔ 50, each a new instance taking over the consumer group); "
                        "0 lost and 0 failed publishes required, duplicates counted.")
 DR_DESCRIPTION = ("redis-streams under steady publish + consume load on Redis A, B a replica of A (REPLICAOF); "
-                  "the DR switch: B promoted (REPLICAOF NO ONE), then redisHost → B through the Control API. "
-                  "Messages stranded on A by the switch are counted apart (see README).")
+                  "DR switches: B promoted (REPLICAOF NO ONE), then redisHost → B through the Control API; A re-synced "
+                  "as B's replica, B → A, ... Messages stranded on an old primary are counted apart (see README).")
 DR_NOTES = [
-    "pubsub-redis-dr: an acknowledged message that never arrived is `lost` (molt's, must be 0) unless its entry is in "
-    "A's stream and not in B's: it was written to the old primary after B's promotion (the old generation serves "
-    "until the switch) or not yet replicated when B was promoted. Those are counted as `stranded on A` and not as "
+    "pubsub-redis-dr: an acknowledged message that never arrived is `lost` (molt's, must be 0) unless its entry was on "
+    "an old primary and not on the new one after a switch: written to the old primary after the promotion (the old "
+    "generation serves until the switch) or not yet replicated when the replica was promoted. Those are counted as `stranded` and not as "
     "lost: asynchronous replication without a write fence loses them by design, whatever the client."]
 
 
@@ -95,40 +95,54 @@ def run_pubsub_reloads(ctx):
 
 
 def run_pubsub_redis_dr(ctx):
+    """Rounds of DR switches: A → B, then (A re-synced as B's replica) B → A, ..."""
     primary, dr = ctx.redis(), ctx.redis()
+    names = {primary.port: "A", dr.port: "B"}
     redis_cli(dr, "REPLICAOF", "127.0.0.1", str(primary.port))
     wait_replicating(dr)
     molt = ctx.molt("molt", [pubsub_def(primary.address)], ctx.plugins(*PLUGINS))
     ctx.start_pubsub_load(molt, TOPIC)
     ctx.steady()
-    switch = {}
-    with ctx.event("promote B, redisHost → B", "DR switch", expect={"reloaded"}) as event:
-        redis_cli(dr, "REPLICAOF", "NO", "ONE")
-        switch["promoted_unix_ms"] = unix_ms()
-        event.applied(molt.apply("pubsub", "pubsub", {"redisHost": dr.address, **RECLAIM}, plugin="redis-streams"))
-        event.detail(promote_to_applied_ms=unix_ms() - switch["promoted_unix_ms"])
-    ctx.sleep(dwell(ctx, 2.0))
+    stranded_candidates = set()  # on an old primary, not on the new one, when the old one was re-synced
+    old, new = primary, dr
+    for round_number in range(ctx.rounds()):
+        label = f"{names[old.port]} → {names[new.port]}"
+        with ctx.event(f"round {round_number + 1}: promote {names[new.port]}, redisHost {label}", "DR switch",
+                       expect={"reloaded"}) as event:
+            redis_cli(new, "REPLICAOF", "NO", "ONE")
+            promoted = unix_ms()
+            event.applied(molt.apply("pubsub", "pubsub", {"redisHost": new.address, **RECLAIM}, plugin="redis-streams"))
+            event.detail(promote_to_applied_ms=unix_ms() - promoted)
+        ctx.sleep(dwell(ctx, 2.0))
+        if round_number + 1 < ctx.rounds():  # the old primary becomes the new one's replica for the next switch
+            stranded_candidates |= stream_seqs(old) - stream_seqs(new)
+            redis_cli(old, "REPLICAOF", "127.0.0.1", str(new.port))
+            wait_replicating(old)
+            ctx.sleep(dwell(ctx, 1.0))
+            old, new = new, old
     ctx.tail()
     running = dict(molt.components()[("pubsub", "pubsub")].metadata)
-    ctx.check("pubsub ends on B", running.get("redisHost") == dr.address, f"runs with {running}")
+    ctx.check(f"pubsub ends on {names[new.port]}", running.get("redisHost") == new.address, f"runs with {running}")
 
     def classify():
-        """Splits the acknowledged messages that never arrived: on A only (stranded by the switch) or molt's."""
+        """Splits the acknowledged messages that never arrived: stranded on an old primary by a switch, or molt's."""
         path = ctx.out_dir / "summary.json"
         summary = json.loads(path.read_text())
         lost = [int(line.split("\t")[0]) for line in (ctx.out_dir / "lost.tsv").read_text().splitlines()[1:] if line]
-        on_a, on_b = stream_seqs(primary), stream_seqs(dr)
-        stranded = sorted(seq for seq in lost if seq in on_a and seq not in on_b)
+        on_new = stream_seqs(new)
+        candidates = stranded_candidates | (stream_seqs(old) - on_new)
+        stranded = sorted(seq for seq in lost if seq in candidates)
         molt_lost = sorted(set(lost) - set(stranded))
-        summary["dr"] = {"stranded_on_old_primary": len(stranded), "stranded_seqs": stranded[:100],
+        summary["dr"] = {"switches": ctx.rounds(), "stranded_on_old_primary": len(stranded), "stranded_seqs": stranded[:100],
                          "lost_by_molt": len(molt_lost), "lost_by_molt_seqs": molt_lost[:100],
-                         "entries_on_a": len(on_a), "entries_on_b": len(on_b)}
+                         "on_an_old_primary_only": len(candidates), "entries_on_last_primary": len(on_new)}
         summary["verify"]["missing"] = len(molt_lost)
         summary["lost"] = len(molt_lost)
         path.write_text(json.dumps(summary, indent=2) + "\n")
-        ctx.note(f"pubsub-redis-dr: {len(stranded)} acknowledged messages stranded on A by the switch (written to A "
-                 f"after B's promotion or not replicated yet; not counted as lost), {len(molt_lost)} lost by molt; "
-                 f"streams: {len(on_a)} entries on A, {len(on_b)} on B.")
-        log(f"   DR: {len(stranded)} stranded on A, {len(molt_lost)} lost by molt")
+        ctx.note(f"pubsub-redis-dr: {ctx.rounds()} switches; {len(candidates)} acknowledged messages were only on an old "
+                 f"primary after its switch (written after the promotion or not replicated yet), {len(stranded)} of them "
+                 f"never arrived (stranded, not counted as lost; the others the old generation delivered before the "
+                 f"switch); {len(molt_lost)} lost by molt.")
+        log(f"   DR: {len(candidates)} only on an old primary, {len(stranded)} of them stranded, {len(molt_lost)} lost by molt")
         note_delivery(ctx)
     ctx.after_load.append(classify)

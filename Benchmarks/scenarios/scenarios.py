@@ -834,8 +834,8 @@ def run_fault_sigkill_mid_apply(ctx):
 
 # The pub/sub scenarios (pubsub_scenarios.py): strict, a lost message or a failed publish makes `run` exit 1.
 scenario("pubsub-reloads", "molt", pubsub_scenarios.RELOADS_DESCRIPTION, strict=True)(pubsub_scenarios.run_pubsub_reloads)
-scenario("pubsub-redis-dr", "molt", pubsub_scenarios.DR_DESCRIPTION, notes=pubsub_scenarios.DR_NOTES,
-         strict=True)(pubsub_scenarios.run_pubsub_redis_dr)
+scenario("pubsub-redis-dr", "molt", pubsub_scenarios.DR_DESCRIPTION, rounds=3, quick_rounds=1,
+         notes=pubsub_scenarios.DR_NOTES, strict=True)(pubsub_scenarios.run_pubsub_redis_dr)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -339,8 +339,9 @@ def parse_wrk(output: str) -> dict:
 def parse_redis_benchmark(output: str) -> dict:
     lines = [line for line in output.splitlines() if line.startswith('"')]
     header = [x.strip('"') for x in lines[0].split('","')]
-    values = [x.strip('"') for x in lines[-1].split('","')]
-    row = dict(zip(header, values))
+    # the first column is the command, which may hold quotes and commas (an XADD of JSON): the numbers are the last ones
+    values = [x.strip('"') for x in lines[-1].split('","')][-(len(header) - 1):]
+    row = dict(zip(header[1:], values))
     return {"calls_per_s": float(row["rps"]), "mean_us": float(row["avg_latency_ms"]) * 1000,
             "p50_us": float(row["p50_latency_ms"]) * 1000, "p99_us": float(row["p99_latency_ms"]) * 1000}
 
