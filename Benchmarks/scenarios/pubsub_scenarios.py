@@ -25,7 +25,7 @@ DR_DESCRIPTION = ("redis-streams under steady publish + consume load on Redis A,
                   "DR switches: B promoted (REPLICAOF NO ONE), then redisHost → B through the Control API; A re-synced "
                   "as B's replica, B → A, ... Messages stranded on an old primary are counted apart (see README).")
 DR_NOTES = [
-    "pubsub-redis-dr: an acknowledged message that never arrived is `lost` (molt's, must be 0) unless its entry was on "
+    "An acknowledged message that never arrived is `lost` (molt's, must be 0) unless its entry was on "
     "an old primary and not on the new one after a switch: written to the old primary after the promotion (the old "
     "generation serves until the switch) or not yet replicated when the replica was promoted. Those are counted as `stranded` and not as "
     "lost: asynchronous replication without a write fence loses them by design, whatever the client."]
@@ -66,7 +66,7 @@ def note_delivery(ctx):
     """After the load: duplicates, reconnects and publish latency from summary.json into the report's notes."""
     summary = json.loads((ctx.out_dir / "summary.json").read_text())
     publish = summary.get("publish_latency_ms") or {}
-    ctx.note(f"{ctx.spec.name}: {summary['calls']} published ({summary['publish_failed']} publishes failed), "
+    ctx.note(f"{summary['calls']} published ({summary['publish_failed']} publishes failed), "
              f"{summary['received']} received, {summary['lost']} lost, {summary['duplicates']} duplicate deliveries, "
              f"{summary['unacked_received']} received whose publish had failed, subscriber stream reconnects "
              f"{summary['subscriber_reconnects']}; PublishEvent latency p50 {publish.get('p50')} / p99 {publish.get('p99')} "
@@ -90,7 +90,7 @@ def run_pubsub_reloads(ctx):
     running = dict(molt.components()[("pubsub", "pubsub")].metadata)
     ctx.check("pubsub runs with the last queueDepth", running.get("queueDepth") == metadata["queueDepth"],
               f"runs with {running}")
-    ctx.note("pubsub-reloads: redis-streams has one version (1.0.0), so every event is a reload (no version swap).")
+    ctx.note("redis-streams has one version (1.0.0), so every event is a reload (no version swap).")
     ctx.after_load.append(lambda: note_delivery(ctx))
 
 
@@ -139,7 +139,7 @@ def run_pubsub_redis_dr(ctx):
         summary["verify"]["missing"] = len(molt_lost)
         summary["lost"] = len(molt_lost)
         path.write_text(json.dumps(summary, indent=2) + "\n")
-        ctx.note(f"pubsub-redis-dr: {ctx.rounds()} switches; {len(candidates)} acknowledged messages were only on an old "
+        ctx.note(f"{ctx.rounds()} switches; {len(candidates)} acknowledged messages were only on an old "
                  f"primary after its switch (written after the promotion or not replicated yet), {len(stranded)} of them "
                  f"never arrived (stranded, not counted as lost; the others the old generation delivered before the "
                  f"switch); {len(molt_lost)} lost by molt.")

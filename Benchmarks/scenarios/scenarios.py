@@ -274,7 +274,7 @@ class Context:
             self.rss["before"][name] = {"pid": running.pid, "vmrss_kib": running.rss_kib()}
         rate = self.args.pubsub_rate or (100 if self.args.quick else 200)
         self.loadgen = PubsubLoad(self.processes, self.out_dir, sidecar.grpc_address, stubs_dir=self.args.dapr_stubs,
-                                  rate=rate, topic=topic)
+                                  rate=rate, topic=topic, timeout_ms=self.args.timeout_ms)
         start = self.loadgen.wait_started()
         self.cpu.start()
         log(f"   pub/sub load started ({rate} messages/s published to pubsub/{topic} on {sidecar.grpc_address} and "
