@@ -26,13 +26,18 @@ public final class AppSubscriptions: Service, Sendable {
     /// Backoff between attempts (to reach the app, to subscribe): from `initialBackoff`, doubling, up to `maxBackoff`.
     let initialBackoff: Duration
     let maxBackoff: Duration
-    private let table: RunningAppSubscriptions
+    let table: RunningAppSubscriptions
+    /// Each running subscription's state, for `listing()`.
+    let states: SubscriptionStates
 
     public init(engine: Engine, appChannel: AppChannel, logger: Logger, declarative: [AppSubscription],
                 initialBackoff: Duration = .milliseconds(200), maxBackoff: Duration = .seconds(2)) {
         (self.engine, self.appChannel, self.logger, self.initialBackoff, self.maxBackoff) =
             (engine, appChannel, logger, initialBackoff, maxBackoff)
-        let keep = KeepSubscribed(engine: engine, appChannel: appChannel, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff)
+        let states = SubscriptionStates()
+        self.states = states
+        let keep = KeepSubscribed(engine: engine, appChannel: appChannel, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff,
+                                  states: states)
         table = RunningAppSubscriptions(logger: logger, initial: (Self.bootstrapSource, declarative), run: { await keep.run($0) })
     }
 
@@ -104,9 +109,13 @@ struct KeepSubscribed: Sendable {
     let logger: Logger
     let initialBackoff: Duration
     let maxBackoff: Duration
+    let states: SubscriptionStates
 
     /// Subscribes and delivers; when the subscription ends (its pubsub removed), subscribes again.
     func run(_ spec: AppSubscription) async {
+        let key = RunningAppSubscriptions.key(spec)
+        states.set(key, .starting)
+        defer { states.set(key, nil) }
         let delivery = PubsubEventDelivery(engine: engine, appChannel: appChannel, logger: logger)
         var backoff = initialBackoff
         var loggedMissing = false
@@ -117,6 +126,7 @@ struct KeepSubscribed: Sendable {
                     logger.info("subscribed", metadata: ["pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)"])
                 }
                 (backoff, loggedMissing) = (initialBackoff, false)
+                states.set(key, .subscribed)
                 await delivery.run(subscription, spec)
                 if Task.isCancelled {
                     // Stopped (removed, changed, shutdown): unsubscribed before the stop returns.
@@ -126,7 +136,9 @@ struct KeepSubscribed: Sendable {
                 logger.warning("the subscription ended (its pubsub was removed?); subscribing again when it is back", metadata: [
                     "pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)"])
                 loggedMissing = true
+                states.set(key, .waitingForPubsub)
             } catch {
+                states.set(key, .waitingForPubsub)
                 if !loggedMissing {
                     logger.warning("cannot subscribe yet; trying again until the pubsub is configured", metadata: [
                         "pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)", "error": "\(error)"])
