@@ -177,7 +177,7 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "AppChannel", "GRPCServing", "HTTPServing", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
+                "PluginHost", "Engine", "ServingCore", "AppChannel", "GRPCServing", "HTTPServing", "EventRouting", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

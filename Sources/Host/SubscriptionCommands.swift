@@ -78,7 +78,7 @@ struct SubscriptionsCommand: AsyncParsableCommand {
             abstract: "Add or replace the Dapr kind: Subscription documents of a YAML file (all of them, or none when one is malformed).",
             discussion: """
                 Each document: apiVersion dapr.io/v2alpha1 (or v1alpha1), kind Subscription, metadata.name, spec.pubsubname, \
-                spec.topic, spec.routes.default (routes.rules are kept as given), spec.deadLetterTopic, spec.metadata, \
+                spec.topic, spec.routes.default and spec.routes.rules (each match a CEL expression, compiled when applied), spec.deadLetterTopic, spec.metadata, \
                 scopes. Takes effect at once; other subscriptions keep running untouched.
                 """)
 

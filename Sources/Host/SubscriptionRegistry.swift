@@ -1,6 +1,7 @@
 import Agents
 import Config
 import Engine
+import EventRouting
 import GRPCCore
 import GRPCServing
 import HTTPServing
@@ -86,7 +87,15 @@ actor SubscriptionRegistry: ControlSubscriptions, Service {
         guard let app else { return }
         let specs: [SubscriptionSpec]
         if source.hasPrefix(Self.controlPrefix) {
-            specs = control[String(source.dropFirst(Self.controlPrefix.count))].map { [Self.spec($0)] } ?? []
+            let name = String(source.dropFirst(Self.controlPrefix.count))
+            do {
+                specs = try control[name].map { [try Self.spec($0)] } ?? []
+            } catch {
+                // Checked when applied; a stored one from before rules were compiled may not compile.
+                logger.error("a Control API subscription's routing rule does not compile; it is not run", metadata: [
+                    "subscription": "\(name)", "error": "\(error)"])
+                specs = []
+            }
         } else {
             specs = Self.effective(given[source] ?? [], overriddenBy: Set(control.keys))
         }
@@ -260,11 +269,22 @@ actor SubscriptionRegistry: ControlSubscriptions, Service {
         }
     }
 
-    /// A Control API subscription as the declarative model (its rules carried as a count: molt delivers to the
-    /// default route).
-    static func spec(_ definition: StoredSubscription) -> SubscriptionSpec {
-        SubscriptionSpec(name: definition.name, pubsub: definition.pubsubname, topic: definition.topic, route: definition.defaultRoute,
-                         ignoredRules: definition.rules.count, deadLetterTopic: definition.deadLetterTopic, metadata: definition.metadata,
-                         scopes: definition.scopes, origin: ConfigOrigin(file: "control API"))
+    /// A Control API subscription as the declarative model, its rules compiled (throws the first that does not).
+    static func spec(_ definition: StoredSubscription) throws -> SubscriptionSpec {
+        var rules: [RoutingRule] = []
+        for (index, rule) in definition.rules.enumerated() {
+            do {
+                rules.append(try RoutingRule(match: rule.match, path: rule.path))
+            } catch {
+                throw SubscriptionRuleError(description: "rules[\(index)].match '\(rule.match)' does not compile: \(error)")
+            }
+        }
+        return SubscriptionSpec(name: definition.name, pubsub: definition.pubsubname, topic: definition.topic, route: definition.defaultRoute,
+                                rules: rules, deadLetterTopic: definition.deadLetterTopic, metadata: definition.metadata,
+                                scopes: definition.scopes, origin: ConfigOrigin(file: "control API"))
     }
+}
+
+struct SubscriptionRuleError: Error, CustomStringConvertible {
+    let description: String
 }

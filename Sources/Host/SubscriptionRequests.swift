@@ -1,5 +1,6 @@
 import Config
 import Engine
+import EventRouting
 import GRPCCore
 import HTTPServing
 import MoltProtos
@@ -48,6 +49,12 @@ enum SubscriptionRequests {
         try required(fields.defaultRoute, "default_route", "the app path events are POSTed to, such as /orders")
         for (index, rule) in fields.rules.enumerated() {
             try required(rule.path, "rules[\(index)].path", "the app path of the rule")
+            do {
+                _ = try RoutingRule(match: rule.match, path: rule.path)
+            } catch {
+                throw RPCError(code: .invalidArgument,
+                               message: "subscription.rules[\(index)].match: the CEL expression '\(rule.match)' does not compile: \(error)")
+            }
         }
         return StoredSubscription(name: fields.name, pubsubname: fields.pubsubname, topic: fields.topic, defaultRoute: fields.defaultRoute,
                                   rules: fields.rules.map { StoredSubscription.Rule(match: $0.match, path: $0.path) },
@@ -77,13 +84,14 @@ extension Molt_Control_V1_Subscription {
         scopes = definition.scopes
     }
 
-    /// A file's or an etcd key's (its rules are not kept: only counted).
+    /// A file's or an etcd key's.
     init(_ spec: SubscriptionSpec) {
         self.init()
         name = spec.name
         pubsubname = spec.pubsub
         topic = spec.topic
         defaultRoute = spec.route
+        rules = spec.rules.map(Molt_Control_V1_SubscriptionRule.init)
         deadLetterTopic = spec.deadLetterTopic
         metadata = spec.metadata
         scopes = spec.scopes
@@ -95,7 +103,15 @@ extension Molt_Control_V1_Subscription {
         pubsubname = subscription.pubsub
         topic = subscription.topic
         defaultRoute = subscription.route
+        rules = subscription.rules.map(Molt_Control_V1_SubscriptionRule.init)
         deadLetterTopic = subscription.deadLetterTopic
         metadata = subscription.metadata
+    }
+}
+
+extension Molt_Control_V1_SubscriptionRule {
+    init(_ rule: RoutingRule) {
+        self.init()
+        (match, path) = (rule.match?.text ?? "", rule.path)
     }
 }

@@ -171,3 +171,32 @@ def test_config_check_lists_each_subscription_with_its_routes_in_order(molt_bin,
     assert ("subscription 'widgets': pubsub 'pubsub', topic 'widgets', routes: if event.data.kind == \"widget\" -> /widgets; "
             "no default (an event no rule matches is dropped)") in checked.stderr
     assert f"{path}: OK (component file, 0 components, 2 subscriptions)" in checked.stderr
+
+
+def test_control_api_subscriptions_route_by_their_rules_and_a_malformed_match_is_invalid_argument(molt, apps, molt_bin, tmp_path):
+    import grpc
+    app = apps(subscriptions=[])
+    sidecar = molt([PUBSUB], extra_args=["--app-port", str(app.port)])
+    pb = sidecar.protos.control_pb2
+
+    def apply(match: str):
+        subscription = pb.Subscription(name="routed", pubsubname="pubsub", topic="ctl", default_route="/ctl",
+                                       rules=[pb.SubscriptionRule(match=match, path="/ctl/big")])
+        return sidecar.control_stub().ApplySubscription(pb.ApplySubscriptionRequest(subscription=subscription), timeout=30)
+
+    with pytest.raises(grpc.RpcError) as refused:
+        apply("has(event.data.size) && event.data.size > 10 > 2")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("subscription.rules[0].match: the CEL expression 'has(event.data.size) && event.data.size > 10 > 2' does not compile: "
+            "column 46: no operator '>' for (bool, int)") in refused.value.details()
+    assert apply("has(event.data.size) && event.data.size > 10").applied[0].action == "added"
+    wait_subscribed(sidecar, "ctl", app)
+    publish(sidecar, "ctl", {"size": 50})
+    publish(sidecar, "ctl", {"size": 5})
+    assert [p["path"] for p in app.posts_until(2)] == ["/ctl/big", "/ctl"]
+    # The CLI with a file: the same check, naming the file, the line and the field.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    done = subprocess.run([str(molt_bin), "subscriptions", "apply", "--control-address", f"127.0.0.1:{sidecar.control_port}",
+                           "-f", str(broken)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and f"{broken}:10:16: spec.routes.rules[0].match" in done.stderr, done.stderr

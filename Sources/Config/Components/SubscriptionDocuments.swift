@@ -1,7 +1,7 @@
 /// The Dapr `kind: Subscription` documents of a YAML text given on its own (the Control API's
 /// `ApplySubscription`), with their routing rules as given: every document must be a Subscription.
 public enum SubscriptionDocuments {
-    /// One rule of `spec.routes.rules`, carried as data (its `match` is not evaluated here).
+    /// One rule of `spec.routes.rules`, as given (its `match` compiled when the document was read).
     public struct Rule: Sendable, Equatable {
         public var match: String
         public var path: String
@@ -26,11 +26,7 @@ public enum SubscriptionDocuments {
                                   message: "a \(kind) document is not a subscription" + (kind == "Component" ? " (components go through `molt apply`)" : ""))
             }
             let spec = try DaprSubscriptionFormat.read(document, warnings: &warnings)
-            var rules: [Rule] = []
-            for rule in try document.child("spec")?.child("routes")?.child("rules")?.items() ?? [] {
-                rules.append(Rule(match: try rule.child("match")?.string() ?? "", path: try rule.required("path", expected: "a path").string()))
-            }
-            read.append((spec, rules))
+            read.append((spec, spec.rules.map { Rule(match: $0.match?.text ?? "", path: $0.path) }))
         }
         return (read, warnings)
     }
