@@ -15,9 +15,14 @@ OUT="$ROOT/build/bench"
 SCRATCH="$ROOT/.build-release"
 mkdir -p "$OUT"
 
+# molt uses nothing of full Foundation, but SwiftProtobuf (BinaryDelimited.swift) and the modules importing it
+# autolink it, which maps libFoundation, its ICU and its internationalization library into molt (about 8 MiB
+# resident). Release builds drop those autolink entries (scripts/release-swift-flags.txt); a Foundation symbol
+# used by mistake is then an undefined reference at link time, not a silent 8 MiB.
+read -r -a RELEASE_FLAGS < scripts/release-swift-flags.txt
 echo "== release build of molt-bench and the Swift plugins ($SCRATCH)" >&2
-"$SWIFT" build -c release --scratch-path "$SCRATCH" >&2
-BIN=$("$SWIFT" build -c release --scratch-path "$SCRATCH" --show-bin-path)
+"$SWIFT" build -c release --scratch-path "$SCRATCH" "${RELEASE_FLAGS[@]}" >&2
+BIN=$("$SWIFT" build -c release --scratch-path "$SCRATCH" "${RELEASE_FLAGS[@]}" --show-bin-path)
 
 echo "== plugins and fixtures (make build), direct-call baseline (make bench-direct)" >&2
 make --no-print-directory build >&2

@@ -296,7 +296,7 @@ struct Status: AsyncParsableCommand {
         let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             let cells = row.enumerated().map { column, cell in
-                column == columns - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[column] - cell.count))
+                column == columns - 1 ? cell : cell.padding(toLength: widths[column])
             }
             print(cells.joined(separator: "  "))
         }

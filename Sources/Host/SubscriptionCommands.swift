@@ -130,7 +130,7 @@ func printColumns(_ rows: [[String]]) {
     let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
     for row in rows {
         print(row.enumerated().map { column, cell in
-            column == columns - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            column == columns - 1 ? cell : cell.padding(toLength: widths[column])
         }.joined(separator: "  "))
     }
 }
