@@ -3,21 +3,21 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import AppChannel
 import Engine
 import Logging
 import PluginHost
 import ServingCore
 
-/// Delivers the events of one classic subscription to the app through the app channel, as Dapr does (dapr/dapr
-/// `pkg/runtime/subscription`, `publishMessageHTTP`): each message is POSTed to the subscription's route with
-/// `Content-Type: application/cloudevents+json` and the CloudEvent as the body (a message that is not a
-/// CloudEvent, or a `rawPayload` subscription's, is wrapped as Dapr's FromRawPayload does). The app's answer:
+/// Delivers the events of one classic subscription to the app, as Dapr does (dapr/dapr
+/// `pkg/runtime/subscription`, `publishMessageHTTP`): over HTTP each message is POSTed to the subscription's route
+/// with `Content-Type: application/cloudevents+json` and the CloudEvent as the body (a message that is not a
+/// CloudEvent, or a `rawPayload` subscription's, is wrapped as Dapr's FromRawPayload does); over gRPC it goes to
+/// OnTopicEvent (`GRPCAppSubscriber`, which reads its answer into the same verdicts). The app's HTTP answer:
 /// - 2xx with `{"status": "SUCCESS"}`, an empty status, or a body that is not such JSON: ACK;
 /// - 2xx with `{"status": "RETRY"}` or an unknown status, or any status but 2xx and 404: RETRY;
 /// - 2xx with `{"status": "DROP"}`: dropped with a warning, or sent to the dead-letter topic when there is one
 ///   (Dapr's `ErrMessageDropped` handling in `pkg/runtime/subscription`; if that publish fails, RETRY);
-/// - 404: dropped, logged as "non-retriable" (Dapr acknowledges it; no dead letter);
+/// - 404 (gRPC: UNIMPLEMENTED): dropped, logged as "non-retriable" (Dapr acknowledges it; no dead letter);
 /// - the app unreachable (no connection, timeout): RETRY, not counted against `maxRetries` (the app never saw it).
 ///
 /// Bounded retries: `RedeliveryBudget` (after `maxRetries` RETRY answers for one message, by CloudEvent id, the
@@ -25,10 +25,10 @@ import ServingCore
 /// warning).
 ///
 /// Thread: one task per subscription (the cooperative pool) that awaits each POST in order, so events reach the
-/// app in the order the pubsub delivers them; the I/O runs on the app channel's event loops.
+/// app in the order the pubsub delivers them; the I/O runs on the transport's event loops.
 struct PubsubEventDelivery: Sendable {
     let engine: Engine
-    let appChannel: AppChannel
+    let subscriber: any AppSubscriber
     let logger: Logger
 
     /// What the app's answer means for the message.
@@ -40,14 +40,14 @@ struct PubsubEventDelivery: Sendable {
         case unreachable(String)
         /// `{"status": "DROP"}`.
         case drop
-        /// 404: the route does not exist.
-        case notFound
+        /// 404 (gRPC: UNIMPLEMENTED): the app has no handler for it; dropped.
+        case nonRetriable(String)
     }
 
     /// Dapr's reading of the app's answer to one event.
     static func verdict(status: Int, body: [UInt8]) -> Verdict {
         guard (200..<300).contains(status) else {
-            return status == 404 ? .notFound : .retry("the app answered status \(status)")
+            return status == 404 ? .nonRetriable("status code returned: 404") : .retry("the app answered status \(status)")
         }
         guard case .object(let fields)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(body)),
               case .string(let given)? = fields["status"] else { return .success }
@@ -87,22 +87,15 @@ struct PubsubEventDelivery: Sendable {
             let (body, eventID) = Self.cloudEvent(message, pubsub: spec.pubsub, rawPayload: rawPayload)
             // Without a CloudEvent id, the message's bytes identify it across redeliveries.
             let key = eventID.isEmpty ? "bytes:\(message.data.hashValue)" : eventID
-            let verdict: Verdict
-            do {
-                let response = try await appChannel.post(path: spec.route, body: body, headers: [
-                    ("Content-Type", CloudEvents.contentType), ("pubsubname", spec.pubsub)])
-                verdict = Self.verdict(status: response.status, body: response.body)
-            } catch {
-                verdict = .unreachable("\(error)")
-            }
+            let verdict = await subscriber.deliver(cloudEvent: body, path: spec.route, spec)
             let fields: Logger.Metadata = ["pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)", "route": "\(spec.route)", "id": "\(eventID)"]
             switch verdict {
             case .success:
                 retries.forget(key)
                 delivery.answer(.ack)
-            case .notFound:
+            case .nonRetriable(let reason):
                 retries.forget(key)
-                logger.error("non-retriable error returned from app while processing pub/sub event: status code returned: 404; dropped",
+                logger.error("non-retriable error returned from app while processing pub/sub event: \(reason); dropped",
                              metadata: fields)
                 delivery.answer(.drop)
             case .drop:
