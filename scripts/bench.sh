@@ -92,8 +92,8 @@ build/venv/bin/python Benchmarks/apply-rss/apply_rss.py --molt "$BIN/molt" --plu
     || failed+=("--failed=apply-rss:$?")
 
 # Issue 15's serving-path comparison: molt's gRPC and HTTP app APIs under h2load and wrk (C clients) beside the
-# floors of this machine (nginx h2c and HTTP/1.1 return 200, redis-benchmark HGET), with latency, calls/s, context
-# switches and CPU per call; installs nginx, nghttp2-client and wrk through scripts/install-deps.sh --bench, runs its own
+# floors of this machine (nginx h2c and HTTP/1.1 return 200, redis-benchmark HGET and XADD: molt's PublishEvent and
+# HTTP publish on redis-streams beside XADD of the same entry), with latency, calls/s, context switches and CPU per call; installs nginx, nghttp2-client and wrk through scripts/install-deps.sh --bench, runs its own
 # nginx and redis-server on loopback and stops them.
 echo "== serving path against C-client floors (Benchmarks/serving-floor)" >&2
 build/venv/bin/python Benchmarks/serving-floor/serving_floor.py --molt "$BIN/molt" --plugins-dir "$ROOT/plugins.d" \
@@ -101,7 +101,8 @@ build/venv/bin/python Benchmarks/serving-floor/serving_floor.py --molt "$BIN/mol
     || failed+=("--failed=serving-floor:$?")
 
 # Reload under load, faults and baselines: every scenario of Benchmarks/scenarios against real molt, redis-server
-# and etcd processes with molt-bench loadgen; a report, CSV and plot each in build/bench/scenarios/<name>/.
+# and etcd processes with molt-bench loadgen (the pub/sub ones with pubsub_load.py: publish + streaming subscriber;
+# a lost message or failed publish fails the run); a report, CSV and plot each in build/bench/scenarios/<name>/.
 echo "== scenarios (Benchmarks/scenarios)" >&2
 bash scripts/python-env.sh build/bench-venv Benchmarks/scenarios/requirements.txt >&2
 build/bench-venv/bin/python Benchmarks/scenarios/scenarios.py run all --bin "$BIN" ${quick:+--quick --no-report} \

@@ -8,7 +8,7 @@ set -euo pipefail
 # declared operations; hiredis and redis-server for the RedisState plugin and its tests; jansson for the LocalFileSecrets
 # plugin's JSON; libcurl for the EtcdConfiguration plugin's HTTP to etcd's JSON gateway; etcd-server for the etcd agent tests
 # and the EtcdConfiguration plugin's test; python3-venv and curl for the API tests).
-packages=(gcc make libffi-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev redis-server etcd-server python3-venv curl)
+packages=(gcc make libffi-dev libyaml-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev redis-server etcd-server python3-venv curl)
 # --bench: nginx, nghttp2-client (h2load) and wrk for Benchmarks/serving-floor, which runs its own nginx as the
 # current user and never the system service (kept out of `make test`: the package starts that service).
 [ "${1:-}" = "--bench" ] && packages+=(nginx nghttp2-client wrk)

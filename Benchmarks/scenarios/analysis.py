@@ -28,7 +28,7 @@ import numpy as np
 
 EVENT_MARGIN_MS = 250  # calls due this long after an event ended still count as "during"
 TIMELINE_BIN_MS = 100
-OPS = ("save", "get", "trylock", "unlock")
+OPS = ("save", "get", "trylock", "unlock", "deliver")  # deliver: a pub/sub message (pubsub_load.py)
 LOCK_OPS = ("trylock", "unlock")
 STATE_OPS = ("save", "get")
 

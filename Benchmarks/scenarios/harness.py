@@ -168,6 +168,21 @@ def generate_stubs(protos_dir, out):
         ("etcd_pb2", "etcd.etcd_v3_subset_pb2"), ("etcd_grpc", "etcd.etcd_v3_subset_pb2_grpc")]}
 
 
+def generate_dapr_stubs(protos_dir, out):
+    """grpc_tools.protoc on Dapr's runtime API (dapr/proto/runtime/v1/dapr.proto, as molt serves it) into `out`,
+    for the pub/sub load (pubsub_load.py imports dapr.proto.runtime.v1.dapr_pb2 from there)."""
+    from grpc_tools import protoc
+
+    well_known = Path(protoc.__file__).parent / "_proto"
+    out.mkdir(parents=True, exist_ok=True)
+    sources = ["dapr/proto/runtime/v1/dapr.proto", "dapr/proto/common/v1/common.proto"]
+    status = protoc.main(["grpc_tools.protoc", f"-I{protos_dir}", f"-I{well_known}", f"--python_out={out}",
+                          f"--grpc_python_out={out}", *sources])
+    if status != 0:
+        raise BenchError(f"grpc_tools.protoc failed on {sources} (status {status})")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Processes
 

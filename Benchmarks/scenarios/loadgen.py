@@ -5,6 +5,7 @@ the calls in flight, verify, write summary.json, calls.csv and acked.tsv into --
 import json
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ class Loadgen:
         if value_bytes:
             self.command += ["--value-bytes", str(value_bytes)]
         self.command += list(extra_args)
+        self._launch(processes)
+
+    def _launch(self, processes):
         with open(self.log_path, "ab") as output:
             output.write(f"==== {' '.join(self.command)}\n".encode())
         self.process = processes.spawn(self.command, self.log_path, stdout=subprocess.PIPE)
@@ -97,3 +101,18 @@ class Loadgen:
         if not summary_path.exists() or not (self.out_dir / "calls.csv").exists():
             raise BenchError(f"the load generator wrote no summary.json/calls.csv in {self.out_dir}")
         return json.loads(summary_path.read_text())
+
+
+class PubsubLoad(Loadgen):
+    """pubsub_load.py (publisher + streaming subscriber through molt) as a child process, with the same protocol:
+    `started <ms>`, SIGINT, summary.json and calls.csv (one row per message, op `deliver`) in `out_dir`."""
+
+    def __init__(self, processes, out_dir, target, *, stubs_dir, rate, pubsub="pubsub", topic="bench", timeout_ms=5000,
+                 drain_s=30):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.out_dir / "loadgen.log"
+        self.command = [sys.executable, str(Path(__file__).resolve().parent / "pubsub_load.py"), "--target", target,
+                        "--pubsub", pubsub, "--topic", topic, "--rate", str(rate), "--timeout-ms", str(timeout_ms),
+                        "--drain-s", str(drain_s), "--stubs", str(stubs_dir), "--out", str(self.out_dir)]
+        self._launch(processes)

@@ -41,10 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grpc  # noqa: E402
 
 import analysis  # noqa: E402
+import pubsub_scenarios  # noqa: E402
 import report_md  # noqa: E402
 from harness import (ROOT, ApplyStream, BenchError, CpuMeter, Etcd, Processes, Redis, Sidecar,  # noqa: E402
-                     generate_stubs, log, tail, unix_ms, wait_quiet)
-from loadgen import Loadgen, loadgen_available  # noqa: E402
+                     generate_dapr_stubs, generate_stubs, log, tail, unix_ms, wait_quiet)
+from loadgen import Loadgen, PubsubLoad, loadgen_available  # noqa: E402
 
 DEFAULT_OUT = ROOT / "build" / "bench" / "scenarios"
 ETCD_PREFIX = "/molt/"
@@ -95,14 +96,16 @@ class Spec:
     quick_rounds: int = 1
     latency_target: bool = True  # p99 during events <= 2 x steady p99 is a target
     notes: list = field(default_factory=list)
+    strict: bool = False  # a lost message or a failed call makes `run` exit 1 (the pub/sub scenarios)
 
 
 SCENARIOS = {}
 
 
-def scenario(name, category, description, rounds=1, quick_rounds=1, latency_target=True, notes=()):
+def scenario(name, category, description, rounds=1, quick_rounds=1, latency_target=True, notes=(), strict=False):
     def register(function):
-        SCENARIOS[name] = Spec(name, category, description, function, rounds, quick_rounds, latency_target, list(notes))
+        SCENARIOS[name] = Spec(name, category, description, function, rounds, quick_rounds, latency_target, list(notes),
+                               strict)
         return function
     return register
 
@@ -189,6 +192,7 @@ class Context:
         self.hold_locks = 0
         self.verbose_events = False
         self._plugin_dirs = {}
+        self.after_load = []  # functions run once the load generator wrote its files, before the analysis
 
     # -- counts and durations
 
@@ -261,6 +265,20 @@ class Context:
         start = self.loadgen.wait_started()
         self.cpu.start()
         log(f"   load started ({self.args.rate} calls/s on {', '.join(targets)}), start_unix_ms {start}")
+        return start
+
+    def start_pubsub_load(self, sidecar, topic="bench"):
+        """pubsub_load.py against `sidecar`'s gRPC port: publishes to pubsub/`topic` at --pubsub-rate and consumes
+        through a streaming subscription."""
+        for name, running in self.sidecars.items():
+            self.rss["before"][name] = {"pid": running.pid, "vmrss_kib": running.rss_kib()}
+        rate = self.args.pubsub_rate or (100 if self.args.quick else 200)
+        self.loadgen = PubsubLoad(self.processes, self.out_dir, sidecar.grpc_address, stubs_dir=self.args.dapr_stubs,
+                                  rate=rate, topic=topic, timeout_ms=self.args.timeout_ms)
+        start = self.loadgen.wait_started()
+        self.cpu.start()
+        log(f"   pub/sub load started ({rate} messages/s published to pubsub/{topic} on {sidecar.grpc_address} and "
+            f"consumed by a streaming subscription), start_unix_ms {start}")
         return start
 
     def sleep(self, seconds):
@@ -814,6 +832,12 @@ def run_fault_sigkill_mid_apply(ctx):
     ctx.tail()
 
 
+# The pub/sub scenarios (pubsub_scenarios.py): strict, a lost message or a failed publish makes `run` exit 1.
+scenario("pubsub-reloads", "molt", pubsub_scenarios.RELOADS_DESCRIPTION, strict=True)(pubsub_scenarios.run_pubsub_reloads)
+scenario("pubsub-redis-dr", "molt", pubsub_scenarios.DR_DESCRIPTION, rounds=3, quick_rounds=1,
+         notes=pubsub_scenarios.DR_NOTES, strict=True)(pubsub_scenarios.run_pubsub_redis_dr)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Running
 
@@ -878,6 +902,8 @@ def run_one(name, args, stubs):
         if ctx.loadgen is None:
             raise BenchError("the scenario started no load")
         ctx.finish()
+        for function in ctx.after_load:
+            function()
     finally:
         for sidecar_name, sidecar in ctx.sidecars.items():
             if sidecar.alive():
@@ -907,7 +933,18 @@ def run_one(name, args, stubs):
         f"{during['p99'] if during else '-'} ms; longest gap {report['longest_gap_ms']} ms — {verdict}")
     for miss in report["misses"]:
         log(f"     miss: {miss}")
+    if spec.strict:
+        load = json.loads((out_dir / "summary.json").read_text())
+        problems = [f"{count} {what}" for count, what in ((report["lost"], "messages lost"),
+                                                         (load.get("publish_failed", report["failed"]), "publishes failed"))
+                    if count]
+        if problems:
+            raise StrictFailure(f"{name} FAILED: {', '.join(problems)} (see {out_dir / 'summary.json'} and lost.tsv)")
     return report
+
+
+class StrictFailure(Exception):
+    """A strict scenario ran but lost a message or failed a call: `run` exits 1 (its report is kept)."""
 
 
 def command_run(args):
@@ -925,9 +962,10 @@ def command_run(args):
     args.loadgen = str(Path(args.loadgen).resolve())
     log(f"molt {args.molt}\nloadgen {args.loadgen}")
     stubs_dir = Path(tempfile.mkdtemp(prefix="molt-scenario-stubs-"))
-    could_not_run = []
+    could_not_run, strict_failures = [], []
     try:
         stubs = generate_stubs(args.protos_dir, stubs_dir)
+        args.dapr_stubs = str(generate_dapr_stubs(args.protos_dir, stubs_dir / "dapr-stubs"))
         for name in names:
             error_path = Path(args.out) / name / "error.json"
             if args.wait_quiet:
@@ -936,6 +974,9 @@ def command_run(args):
                     f"{busy} CPUs busy before {name}")
             try:
                 run_one(name, args, stubs)
+            except StrictFailure as failure:
+                log(f"   {failure}")
+                strict_failures.append(str(failure))
             except Exception as error:  # noqa: BLE001 - any failure: this scenario could not run, go on with the next
                 if isinstance(error, grpc.RpcError):
                     detail = f"{error.code().name}: {error.details()}"
@@ -957,10 +998,11 @@ def command_run(args):
     if args.names == ["all"] and not args.no_report:
         report_md.update_benchmarks(summary, Path(args.out), Path(args.benchmarks), Path(args.docs))
         log(f"rewrote the scenarios section of {args.benchmarks}")
+    for failure in strict_failures:
+        log(failure)
     if could_not_run:
         log(f"could not run: {', '.join(could_not_run)}")
-        return 1
-    return 0
+    return 1 if could_not_run or strict_failures else 0
 
 
 def command_report(args):
@@ -1002,6 +1044,7 @@ def main():
     run.add_argument("--dwell", type=float, help="seconds between rounds (each scenario has its default)")
     run.add_argument("--down", type=float, help="seconds Redis/etcd stay down in the fault scenarios")
     run.add_argument("--event-gap-ms", type=float, default=50, help="pause between consecutive applies (default 50)")
+    run.add_argument("--pubsub-rate", type=int, help="messages/s of the pub/sub scenarios (200; quick 100)")
     run.add_argument("--hold-locks", type=int, help="locks held through the run (lock-swaps 1000, faults 200/1000)")
     run.add_argument("--bin", help="directory of molt and molt-bench (default: the release build if its molt-bench "
                                    "has loadgen, else .build/debug)")

@@ -7,18 +7,21 @@ In one run, on loopback ports it picks, this script
 2. starts nginx as the current user with a config of its own in a temp dir (an h2c listener answering every
    request `return 200` with a small body, an HTTP/1.1 listener for wrk, keepalive_requests high, pid, logs and
    temp paths in the temp dir, `daemon off` in the background), a redis-server, and `molt serve` (the binary
-   given) with a memorylock lock store `lockstore`, a redis-state state store `statestore` on that Redis and a
-   rate-limiter binding `limiter`;
+   given) with a memorylock lock store `lockstore`, a redis-state state store `statestore` on that Redis, a
+   rate-limiter binding `limiter` and a redis-streams pubsub `pubsub` on that Redis (maxLenApprox 100000, no
+   subscriber: a publish is one XADD);
 3. measures, each run `--seconds` long after a separate warm-up run of `--warmup-seconds`:
    - gRPC unary calls with h2load (one connection one call at a time `-c1 -m1`; 64 in flight on one connection
      `-c1 -m64`; 16 connections x 4 `-c16 -m4`): nginx h2c (the floor), molt GetMetadata, TryLockAlpha1
      (memorylock, the same resource and owner every call: the first takes the lock, the others answer
      success=false; each is a complete plugin call), GetState (redis-state, one key saved before), InvokeBinding
-     (the rate-limiter's `peek` of a key never taken: a declared C operation called through libffi);
-   - `redis-benchmark -c 1` and `-c 64` HGET of the hash GetState reads (the Redis floor);
+     (the rate-limiter's `peek` of a key never taken: a declared C operation called through libffi), PublishEvent
+     (redis-streams, a small JSON body: molt wraps it in a CloudEvent and XADDs it);
+   - `redis-benchmark -c 1` and `-c 64` HGET of the hash GetState reads, and XADD (MAXLEN ~ 100000) of the very
+     entry molt's publish wrote, to another stream of the same Redis (the Redis floors);
    - HTTP with wrk (1 and 32 connections): nginx HTTP/1.1 (GET, the floor) against molt's
      `GET /v1.0/metadata`, `POST /v1.0-alpha1/lock/lockstore`, `GET /v1.0/state/statestore/<key>` and
-     `POST /v1.0/bindings/limiter` (peek);
+     `POST /v1.0/bindings/limiter` (peek) and `POST /v1.0/publish/pubsub/bench-floor`;
 4. reports for each row mean/p50/p99 latency (h2load: from its per-request log; wrk: its latency
    distribution; redis-benchmark: its CSV), calls/s, and for the server process (nginx: its worker processes;
    redis-benchmark: redis-server) context switches per call (voluntary + nonvoluntary over
@@ -73,7 +76,12 @@ LOCK_JSON = '{"resourceId":"bench-resource","lockOwner":"bench-owner","expiryInS
 # taken, so every answer is the same {"capacity":..,"tokens":..}.
 PEEK_DATA = '{"key":"bench-key"}'
 BINDING_JSON = '{"operation":"peek","data":{"key":"bench-key"}}'
-HTTP_BODIES = {"lock": LOCK_JSON, "binding": BINDING_JSON}
+PUBLISH_JSON = '{"orderId":1,"note":"serving-floor"}'
+PUBSUB, TOPIC = "pubsub", "bench-floor"
+# redis-streams trims its stream (XADD MAXLEN ~): the redis-benchmark XADD rows trim theirs the same way.
+STREAM_MAXLEN = "100000"
+HTTP_BODIES = {"lock": LOCK_JSON, "binding": BINDING_JSON, "publish": PUBLISH_JSON}
+HTTP_STATUS = {"publish": 204}  # the answer of a good call when not 200
 
 
 def log(message: str) -> None:
@@ -224,6 +232,8 @@ def grpc_bodies() -> dict[str, bytes]:
                                     + bytes([4 << 3 | 0, 60])),
         "GetState": grpc_frame(pb_string(1, "statestore") + pb_string(2, STATE_KEY)),
         "InvokeBinding": grpc_frame(pb_string(1, "limiter") + pb_string(2, PEEK_DATA) + pb_string(4, "peek")),
+        "PublishEvent": grpc_frame(pb_string(1, PUBSUB) + pb_string(2, TOPIC) + pb_string(3, PUBLISH_JSON)
+                                   + pb_string(4, "application/json")),
     }
 
 
@@ -257,14 +267,25 @@ def grpc_check(port: int, method: str, body_file: Path) -> tuple[bool, int, str]
     return (status == ["0"], data, seen)
 
 
-def http_check(url: str, body: str | None) -> tuple[bool, str]:
+def http_check(url: str, body: str | None, expect: int = 200) -> tuple[bool, str]:
     request = urllib.request.Request(url, data=body.encode() if body else None, method="POST" if body else "GET",
                                      headers={"Content-Type": "application/json"} if body else {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status == 200, f"{response.status} {response.read()[:80]!r}"
+            return response.status == expect, f"{response.status} {response.read()[:80]!r}"
     except Exception as error:  # noqa: BLE001 (reported)
         return False, str(error)
+
+
+def stream_entry_fields(redis_port: int, stream: str) -> list[str]:
+    """The field/value pairs of the newest entry of `stream` (what molt's publish XADDed), flattened."""
+    done = subprocess.run(["redis-cli", "-p", str(redis_port), "--json", "XREVRANGE", stream, "+", "-", "COUNT", "1"],
+                          capture_output=True, text=True, timeout=10)
+    entries = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
+    if not entries:
+        raise RuntimeError(f"no entry in the stream {stream} after a publish: {done.stdout!r} {done.stderr!r}")
+    _entry_id, fields = entries[0]
+    return [str(value) for value in fields]
 
 
 # --- parsing the clients' output -----------------------------------------------------------------------------------
@@ -319,8 +340,9 @@ def parse_wrk(output: str) -> dict:
 def parse_redis_benchmark(output: str) -> dict:
     lines = [line for line in output.splitlines() if line.startswith('"')]
     header = [x.strip('"') for x in lines[0].split('","')]
-    values = [x.strip('"') for x in lines[-1].split('","')]
-    row = dict(zip(header, values))
+    # the first column is the command, which may hold quotes and commas (an XADD of JSON): the numbers are the last ones
+    values = [x.strip('"') for x in lines[-1].split('","')][-(len(header) - 1):]
+    row = dict(zip(header[1:], values))
     return {"calls_per_s": float(row["rps"]), "mean_us": float(row["avg_latency_ms"]) * 1000,
             "p50_us": float(row["p50_latency_ms"]) * 1000, "p99_us": float(row["p99_latency_ms"]) * 1000}
 
@@ -469,14 +491,15 @@ class Bench:
         row["failed"] += sum(row.get("molt_failed_outcomes", {}).values())
         self.report(row)
 
-    def redis(self, connections: int, redis_port: int, redis_pid: int) -> None:
-        command = ["HGET", f"{APP_ID}||{STATE_KEY}", "data"]
+    def redis(self, connections: int, redis_port: int, redis_pid: int, command: list[str] | None = None,
+              name: str = "redis-server HGET") -> None:
+        command = command or ["HGET", f"{APP_ID}||{STATE_KEY}", "data"]
         base = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(redis_port), "-c", str(connections), "--csv"]
         # calibrate the count so that the run takes about --seconds
         _, probe, _ = run_client([*base, "-n", "5000", *command], 60, self.workdir / f"redis-probe-{connections}.out")
         rate = parse_redis_benchmark(probe)["calls_per_s"]
         count = max(10_000, int(rate * self.args.seconds))
-        row = {"name": "redis-server HGET", "server": "redis-server", "client": "redis-benchmark", "mode": f"-c {connections}"}
+        row = {"name": name, "server": "redis-server", "client": "redis-benchmark", "mode": f"-c {connections}"}
         self.measure(row, [*base, "-n", str(count), *command], None, [redis_pid], [],
                      lambda output: {**parse_redis_benchmark(output), "calls": count, "failed": 0})
         self.report(row)
@@ -508,6 +531,7 @@ def evaluate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     nginx_h2 = {mode: find("nginx h2c return 200", mode) for mode in ("-c1 -m1", "-c1 -m64", "-c16 -m4")}
     nginx_h1 = {mode: find("nginx HTTP/1.1 return 200", mode) for mode in ("-c1", "-c32")}
     redis1, redis64 = find("redis-server HGET", "-c 1"), find("redis-server HGET", "-c 64")
+    xadd1, xadd64 = find("redis-server XADD", "-c 1"), find("redis-server XADD", "-c 64")
     for row in rows:
         floor = nginx_h2.get(row["mode"]) if row["client"] == "h2load" else nginx_h1.get(row["mode"]) if row["client"] == "wrk" else None
         if row["server"] == "molt" and floor:
@@ -520,6 +544,14 @@ def evaluate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
                     row["vs_floor"]["mean_vs_floor_plus_redis_p50"] = ratio(row["mean_us"], floor["mean_us"] + redis1.get("p50_us", float("nan")))
                 else:
                     row["vs_floor"]["calls_per_s_vs_redis_c64"] = ratio(row["calls_per_s"], redis64.get("calls_per_s", float("nan")))
+            if row["name"].endswith(("PublishEvent", "POST publish")):
+                # publish: against redis-benchmark XADD of an entry of the same size on the same Redis
+                row["vs_floor"]["redis_floor"] = "XADD"
+                if row["mode"] in ("-c1 -m1", "-c1"):
+                    row["vs_floor"]["mean_vs_floor_plus_redis_p50"] = ratio(row["mean_us"], floor["mean_us"] + xadd1.get("p50_us", float("nan")))
+                    row["vs_floor"]["mean_vs_redis_mean"] = ratio(row["mean_us"], xadd1.get("mean_us", float("nan")))
+                else:
+                    row["vs_floor"]["calls_per_s_vs_redis_c64"] = ratio(row["calls_per_s"], xadd64.get("calls_per_s", float("nan")))
 
     targets = []
 
@@ -562,10 +594,13 @@ def markdown(result: dict) -> str:
         note = ""
         if vs:
             note = f"mean {vs['mean']:.1f}×, CPU {vs['cpu_per_call']:.1f}×, calls/s {vs['calls_per_s'] * 100:.0f} %"
+            redis_call = vs.get("redis_floor", "HGET")
             if "mean_vs_floor_plus_redis_p50" in vs:
-                note += f"; mean / (floor + Redis p50) {vs['mean_vs_floor_plus_redis_p50']:.1f}×"
+                note += f"; mean / (floor + {redis_call} p50) {vs['mean_vs_floor_plus_redis_p50']:.1f}×"
+            if "mean_vs_redis_mean" in vs:
+                note += f"; mean / {redis_call} mean {vs['mean_vs_redis_mean']:.1f}×"
             if "calls_per_s_vs_redis_c64" in vs:
-                note += f"; {vs['calls_per_s_vs_redis_c64'] * 100:.0f} % of redis -c 64"
+                note += f"; {vs['calls_per_s_vs_redis_c64'] * 100:.0f} % of redis -c 64 {redis_call}"
         elif row["server"] != "molt":
             note = "floor"
         other = f"{row['other_cpu_cores']:.2f}" + (" ⚠️" if row["other_cpu_cores"] >= 0.25 else "")
@@ -623,6 +658,7 @@ def main() -> int:
         shutil.copy2(Path(args.plugins_dir) / "memorylock-1.0.0.so", plugins / "memorylock-1.0.0.so")
         shutil.copy2(redis_plugin, plugins / "redis-state-1.0.0.so")
         shutil.copy2(Path(args.plugins_dir) / "rate-limiter-1.0.0.so", plugins / "rate-limiter-1.0.0.so")
+        shutil.copy2(Path(args.plugins_dir) / "redis-streams-1.0.0.so", plugins / "redis-streams-1.0.0.so")
 
         ports = {name: free_port() for name in ("h2", "h1", "redis", "grpc", "http", "control", "admin")}
         bench.admin_port = ports["admin"]
@@ -654,7 +690,9 @@ def main() -> int:
         components.write_text(json.dumps({"components": [
             {"kind": "lock", "name": "lockstore", "plugin": "memorylock", "metadata": {}},
             {"kind": "state", "name": "statestore", "plugin": "redis-state", "metadata": {"redisHost": f"127.0.0.1:{ports['redis']}"}},
-            {"kind": "binding", "name": "limiter", "plugin": "rate-limiter", "metadata": {"capacity": "1000"}}]}))
+            {"kind": "binding", "name": "limiter", "plugin": "rate-limiter", "metadata": {"capacity": "1000"}},
+            {"kind": "pubsub", "name": PUBSUB, "plugin": "redis-streams",
+             "metadata": {"redisHost": f"127.0.0.1:{ports['redis']}", "maxLenApprox": STREAM_MAXLEN}}]}))
         molt = children.start("molt", [args.molt, "serve", "--plugins-directory", str(plugins), "--components", str(components),
                                        "--app-id", APP_ID,
                                        "--grpc-address", f"127.0.0.1:{ports['grpc']}", "--http-address", f"127.0.0.1:{ports['http']}",
@@ -687,6 +725,8 @@ def main() -> int:
         lock_lua.write_text(f'wrk.method = "POST"\nwrk.body = \'{LOCK_JSON}\'\nwrk.headers["Content-Type"] = "application/json"\n')
         binding_lua = workdir / "binding.lua"
         binding_lua.write_text(f'wrk.method = "POST"\nwrk.body = \'{BINDING_JSON}\'\nwrk.headers["Content-Type"] = "application/json"\n')
+        publish_lua = workdir / "publish.lua"
+        publish_lua.write_text(f'wrk.method = "POST"\nwrk.body = \'{PUBLISH_JSON}\'\nwrk.headers["Content-Type"] = "application/json"\n')
 
         # one call of each kind by hand, and the size of a good answer
         answer_bytes = {}
@@ -703,14 +743,18 @@ def main() -> int:
         http_urls = {"metadata": f"http://127.0.0.1:{ports['http']}/v1.0/metadata",
                      "lock": f"http://127.0.0.1:{ports['http']}/v1.0-alpha1/lock/lockstore",
                      "state": f"http://127.0.0.1:{ports['http']}/v1.0/state/statestore/{STATE_KEY}",
-                     "binding": f"http://127.0.0.1:{ports['http']}/v1.0/bindings/limiter"}
+                     "binding": f"http://127.0.0.1:{ports['http']}/v1.0/bindings/limiter",
+                     "publish": f"http://127.0.0.1:{ports['http']}/v1.0/publish/{PUBSUB}/{TOPIC}"}
         for name, url in http_urls.items():
-            ok, seen = http_check(url, HTTP_BODIES.get(name))
+            ok, seen = http_check(url, HTTP_BODIES.get(name), HTTP_STATUS.get(name, 200))
             checks.append(f"before: HTTP {name}: {seen}")
             if not ok:
                 raise RuntimeError(f"molt's HTTP {name} failed: {seen}")
         for line in checks:
             log(f"  {line}")
+        xadd_fields = stream_entry_fields(ports["redis"], TOPIC)
+        checks.append(f"the entry molt's publish wrote ({TOPIC}), XADDed by redis-benchmark: "
+                      f"{' '.join(xadd_fields)[:300]}")
 
         h2_modes = [(1, 1), (1, 64), (16, 4)]
         log("== gRPC with h2load")
@@ -724,9 +768,15 @@ def main() -> int:
                          answer_bytes["GetState"], other_pids=[redis.pid])
             bench.h2load("molt gRPC InvokeBinding", "molt", ports["grpc"], "InvokeBinding", body_files["InvokeBinding"], mode,
                          [molt.pid], answer_bytes["InvokeBinding"])
+            bench.h2load("molt gRPC PublishEvent", "molt", ports["grpc"], "PublishEvent", body_files["PublishEvent"], mode,
+                         [molt.pid], answer_bytes["PublishEvent"], other_pids=[redis.pid])
         log("== Redis floor with redis-benchmark")
         for connections in (1, 64):
             bench.redis(connections, ports["redis"], redis.pid)
+        # XADD of the entry molt's publish writes (a CloudEvent in `data`, its content type), trimmed as molt's stream
+        for connections in (1, 64):
+            bench.redis(connections, ports["redis"], redis.pid, name="redis-server XADD",
+                        command=["XADD", "bench-xadd", "MAXLEN", "~", STREAM_MAXLEN, "*", *xadd_fields])
         log("== HTTP with wrk")
         for connections in (1, 32):
             bench.wrk("nginx HTTP/1.1 return 200", "nginx", f"http://127.0.0.1:{ports['h1']}/", connections, workers, None)
@@ -734,6 +784,8 @@ def main() -> int:
             bench.wrk("molt HTTP POST lock", "molt", http_urls["lock"], connections, [molt.pid], lock_lua)
             bench.wrk("molt HTTP GET state", "molt", http_urls["state"], connections, [molt.pid], None, other_pids=[redis.pid])
             bench.wrk("molt HTTP POST binding", "molt", http_urls["binding"], connections, [molt.pid], binding_lua)
+            bench.wrk("molt HTTP POST publish", "molt", http_urls["publish"], connections, [molt.pid], publish_lua,
+                      other_pids=[redis.pid])
 
         for method in bodies:
             good, data, seen = grpc_check(ports["grpc"], method, body_files[method])
@@ -741,7 +793,7 @@ def main() -> int:
             if not good:
                 bench.problems.append(f"after the load, molt's {method} answers {seen}")
         for name, url in http_urls.items():
-            ok, seen = http_check(url, HTTP_BODIES.get(name))
+            ok, seen = http_check(url, HTTP_BODIES.get(name), HTTP_STATUS.get(name, 200))
             checks.append(f"after: HTTP {name}: {seen}")
             if not ok:
                 bench.problems.append(f"after the load, molt's HTTP {name} answers {seen}")
@@ -760,7 +812,7 @@ def main() -> int:
                     if line.startswith("model name")), "?")
         notes = [
             f"Server CPU and context switches: molt's process; nginx: its {len(workers)} worker processes (worker_processes auto); "
-            "redis-server for the redis-benchmark rows. GetState rows: molt only (redis-server's CPU per call is in the JSON, "
+            "redis-server for the redis-benchmark rows. GetState and publish rows: molt only (redis-server's CPU per call is in the JSON, "
             "and is not counted in other CPU).",
             "gRPC rows: h2load -t1, POST of a gRPC unary request (5-byte frame header + protobuf, content-type application/grpc, "
             "te trailers); nginx answers every request `return 200` (3 bytes); latencies from h2load's per-request log. "

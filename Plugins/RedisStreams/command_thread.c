@@ -121,8 +121,6 @@ void rs_commands_stop(rs_instance *in) {
     pthread_cond_signal(&in->jobs_ready);
     pthread_mutex_unlock(&in->mu);
     pthread_join(in->command_thread, NULL);
-    if (in->command != NULL) redisFree(in->command);
-    in->command = NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -154,12 +154,16 @@ MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_me
 }
 
 /* Stops every consumer thread (no deliver after), then the command thread once it ran every queued job
- * (late XACKs included), then frees everything. */
+ * (late XACKs included), makes what is still pending for this consumer due for the next reclaim, then frees
+ * everything. */
 MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
     rs_instance *in = instance;
     if (in == NULL) return;
     rs_subscriptions_stop_all(in);
     rs_commands_stop(in);
+    rs_subscriptions_release_pending(in);
+    if (in->command != NULL) redisFree(in->command);
+    in->command = NULL;
     rs_subscriptions_free(in);
     pthread_cond_destroy(&in->jobs_ready);
     pthread_mutex_destroy(&in->mu);

@@ -139,7 +139,7 @@ char *rs_metadata_json(uint32_t count, const molt_kv *metadata); /* malloc()ed J
 
 /* command_thread.c */
 bool rs_commands_start(rs_instance *in, molt_message *error_out);
-void rs_commands_stop(rs_instance *in); /* runs the queued jobs, then joins */
+void rs_commands_stop(rs_instance *in); /* runs the queued jobs, then joins (in->command stays open) */
 void rs_enqueue_locked(rs_instance *in, rs_job *job); /* under mu */
 
 /* consumer.c */
@@ -150,5 +150,6 @@ bool rs_group_create(redisContext *c, const rs_instance *in, const char *topic, 
 /* subscription.c */
 void rs_subscriptions_stop_all(rs_instance *in);  /* destroy: stops and joins every live consumer */
 void rs_subscriptions_free(rs_instance *in);
+void rs_subscriptions_release_pending(rs_instance *in); /* destroy, after the last XACK: see subscription.c */
 
 #endif /* REDIS_STREAMS_H */

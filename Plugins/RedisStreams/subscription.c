@@ -183,3 +183,47 @@ void rs_subscriptions_free(rs_instance *in) {
         free(s);
     }
 }
+
+/* destroy, once the command thread ran the last XACK: what is still pending for this consumer was read and
+ * never answered (an XREADGROUP reply cut short by unsubscribe, entries left in the backlog, deliveries
+ * answered RETRY or not at all). XCLAIM to ourselves with IDLE processingTimeout (JUSTID: the delivery
+ * count stays) makes them due at once, so the next generation's first XAUTOCLAIM takes them instead of
+ * one after processingTimeout: a reload delays no message by processingTimeout. Best effort: a broken
+ * connection leaves them to the normal reclaim. */
+void rs_subscriptions_release_pending(rs_instance *in) {
+    if (in->command == NULL || in->command->err != 0 || in->settings.processing_timeout_ms <= 0) return;
+    char idle[32];
+    snprintf(idle, sizeof idle, "%lld", (long long)in->settings.processing_timeout_ms);
+    for (rs_subscription *s = in->subscriptions; s != NULL; s = s->next) {
+        const char *query[7] = {"XPENDING", s->topic, in->settings.group, "-", "+", "1000", in->consumer};
+        redisReply *pending = redisCommandArgv(in->command, 7, query, NULL);
+        if (pending == NULL) return;
+        size_t count = pending->type == REDIS_REPLY_ARRAY ? pending->elements : 0;
+        const char **argv = count > 0 ? malloc((count + 8) * sizeof *argv) : NULL;
+        if (argv != NULL) {
+            int argc = 0;
+            argv[argc++] = "XCLAIM";
+            argv[argc++] = s->topic;
+            argv[argc++] = in->settings.group;
+            argv[argc++] = in->consumer;
+            argv[argc++] = "0";
+            for (size_t i = 0; i < count; i++) {
+                const redisReply *e = pending->element[i];
+                if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->type == REDIS_REPLY_STRING)
+                    argv[argc++] = e->element[0]->str;
+            }
+            argv[argc++] = "IDLE";
+            argv[argc++] = idle;
+            argv[argc++] = "JUSTID";
+            redisReply *claimed = argc > 8 ? redisCommandArgv(in->command, argc, argv, NULL) : NULL;
+            if (claimed != NULL) {
+                molt_log(in->host, MOLT_LOG_INFO, RS_NAME ": %d entries of \"%s\" read and not answered are due for "
+                                                  "the next reclaim", argc - 8, s->topic);
+                freeReplyObject(claimed);
+            }
+            free(argv);
+        }
+        freeReplyObject(pending);
+        if (in->command->err != 0) return;
+    }
+}

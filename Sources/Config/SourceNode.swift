@@ -1,11 +1,10 @@
 import FoundationEssentials
-import Yams
 
 /// A parsed YAML or JSON value with the file and key path it was found at, so every message can
 /// name both. JSON is read through the YAML parser (JSON is YAML's flow syntax); quoted scalars
 /// stay strings, so `"5000"` is a string and `5000` an integer in either syntax.
 struct SourceNode {
-    let node: Node
+    let node: YAMLNode
     let file: String
     /// Dotted key path from the document root, with `[index]` for list items; "" for the root.
     let path: String
@@ -16,10 +15,8 @@ struct SourceNode {
     static func documents(of text: String, file: String) throws -> [SourceNode] {
         do {
             var nodes: [SourceNode] = []
-            // Parser.nextRoot throws on malformed YAML (iterating compose_all would stop silently).
-            let parser = try Yams.Parser(yaml: text)
-            while let node = try parser.nextRoot() {
-                if node.scalar.map({ $0.string.isEmpty && node.tag.rawValue != Tag.Name.str.rawValue }) ?? false { continue }
+            for node in try YAMLComposer.documents(text) {
+                if let scalar = node.scalar, scalar.string.isEmpty, scalar.tag != .str { continue }
                 nodes.append(SourceNode(node: node, file: file, path: ""))
             }
             return nodes
@@ -41,7 +38,7 @@ struct SourceNode {
     func path(appending key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     /// The resolved YAML tag (str, int, bool, null, …; map and seq for collections).
-    var tag: Tag.Name { Tag.Name(rawValue: node.tag.rawValue) }
+    var tag: YAMLTag { node.tag }
     var isNull: Bool { node.scalar != nil && tag == .null }
     var isScalar: Bool { node.scalar != nil }
 
@@ -50,7 +47,6 @@ struct SourceNode {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         case .scalar:
             switch tag {
             case .str: return "a string"

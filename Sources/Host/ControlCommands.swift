@@ -41,7 +41,7 @@ struct ControlOptions: ParsableArguments {
             throw ValidationError(error.description)
         }
         let host = address.host == "localhost" || address.host == "0.0.0.0" ? "127.0.0.1" : address.host
-        let target: any ResolvableTarget = host.contains(":") ? ResolvableTargets.IPv6.ipv6(address: host, port: address.port)
+        let target: any ResolvableTarget = host.utf8.contains(UInt8(ascii: ":")) ? ResolvableTargets.IPv6.ipv6(address: host, port: address.port)
                                                                : ResolvableTargets.IPv4.ipv4(address: host, port: address.port)
         var metadata: Metadata = [:]
         if !controlToken.isEmpty { metadata.addString(controlToken, forKey: TokenHeader.control) }
@@ -296,7 +296,7 @@ struct Status: AsyncParsableCommand {
         let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             let cells = row.enumerated().map { column, cell in
-                column == columns - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                column == columns - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[column] - cell.count))
             }
             print(cells.joined(separator: "  "))
         }

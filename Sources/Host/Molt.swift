@@ -7,7 +7,7 @@ struct Molt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "molt",
         abstract: "A sidecar that hot-reloads its components' configuration and plugin binaries without a failed call.",
-        subcommands: [Serve.self, Apply.self, Remove.self, Status.self, ConfigCommand.self, PluginCommand.self])
+        subcommands: [Serve.self, Apply.self, Remove.self, Status.self, SubscriptionsCommand.self, ConfigCommand.self, PluginCommand.self])
 
     /// `molt --version` prints molt's version. Not the configuration's `version`, nor a flag of this
     /// command: ArgumentParser offers either on every subcommand, where it collided with

@@ -163,25 +163,24 @@ struct Serve: AsyncParsableCommand {
         let appCallback = try settings.appProtocol == "grpc" ? settings.appPort.map { try AppCallbackChannel(host: settings.appHost, port: $0) } : nil
         let subscriberTransport = appChannel.map(AppSubscriberTransport.http) ?? appCallback.map(AppSubscriberTransport.grpc)
         // Classic pub/sub subscriptions (programmatic and declarative), delivered through the app channel; the
-        // declarative ones of each source (bootstrap files, agent files, etcd keys) change while molt runs.
+        // declarative ones of each source (bootstrap files, agent files, etcd keys, the Control API) change while molt
+        // runs, through the registry (which keeps the Control API's in the state directory).
+        let subscriptionStore = try settings.stateDirectory.map { try SubscriptionStore(directory: $0) }
+        let restoredSubscriptions = subscriptionStore?.load() ?? []
         let appSubscriptions = subscriberTransport.map { transport in
             AppSubscriptions(engine: engine, transport: transport, logger: logger,
-                             declarative: ComponentFiles.appSubscriptions(bootstrapFiles.subscriptions, appID: settings.appID, logger: logger))
+                             declarative: ComponentFiles.appSubscriptions(
+                                SubscriptionRegistry.effective(bootstrapFiles.subscriptions, overriddenBy: Set(restoredSubscriptions.map(\.name))),
+                                appID: settings.appID, logger: logger))
         }
         if appSubscriptions == nil && !bootstrapFiles.subscriptions.isEmpty {
             logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
                            metadata: ["subscriptions": "\(bootstrapFiles.subscriptions.map(\.name))"])
         }
-        let appID = settings.appID
+        let subscriptionRegistry = SubscriptionRegistry(app: appSubscriptions, appID: settings.appID, bootstrap: bootstrapFiles.subscriptions,
+                                                        restored: restoredSubscriptions, store: subscriptionStore, logger: logger)
         let declarativeSubscriptions: DeclarativeSubscriptions = { source, specs in
-            guard let appSubscriptions else {
-                if !specs.isEmpty {
-                    logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
-                                   metadata: ["source": "\(source)", "subscriptions": "\(specs.map(\.name))"])
-                }
-                return
-            }
-            await appSubscriptions.reconcile(source: source, ComponentFiles.appSubscriptions(specs, appID: appID, logger: logger))
+            await subscriptionRegistry.declared(source: source, specs)
         }
         var agents: [any Service] = []
         if let directory = settings.agents.fileDirectory {
@@ -208,7 +207,8 @@ struct Serve: AsyncParsableCommand {
                                     address: addresses.grpc, apiToken: apiSecret, logger: logger)
         let control = GRPCServerService(
             name: "control gRPC", address: addresses.control, logger: logger,
-            services: [LifecycleService(engine: engine), ControlService(engine: engine)],
+            services: [LifecycleService(engine: engine),
+                       ControlService(engine: engine, subscriptions: appSubscriptions == nil ? nil : subscriptionRegistry)],
             interceptors: controlSecret.map { [TokenInterceptor(secret: $0, header: TokenHeader.control)] } ?? [])
         let appHTTP = makeAppHTTPServer(engine: engine, telemetry: telemetry, address: addresses.http, apiToken: apiSecret,
                                         readiness: readiness, logger: logger, appID: settings.appID, secretScopes: secretScopes,
@@ -231,7 +231,7 @@ struct Serve: AsyncParsableCommand {
         // (bounded by the drain timeout), the control and admin servers stop, then the engine drains and
         // destroys every component. The group's own limit is a backstop past every timeout involved.
         var configuration = ServiceGroupConfiguration(
-            services: ([lifecycle] + agents + [admin, control, hangup, appServers] + appSubscriptionServices + [ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
+            services: ([lifecycle, subscriptionRegistry] + agents + [admin, control, hangup, appServers] + appSubscriptionServices + [ReadinessGate(lifecycle: lifecycle)] as [any Service]).map {
                 .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
             },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -358,7 +358,7 @@ struct GRPCServerService: Service {
         self.name = name
         self.logger = logger
         let host = address.host == "localhost" ? "127.0.0.1" : address.host
-        let socketAddress: GRPCNIOTransportCore.SocketAddress = host.contains(":") ? .ipv6(host: host, port: address.port)
+        let socketAddress: GRPCNIOTransportCore.SocketAddress = host.utf8.contains(UInt8(ascii: ":")) ? .ipv6(host: host, port: address.port)
                                                                                     : .ipv4(host: host, port: address.port)
         let config = HTTP2ServerTransport.Posix.Config.defaults { config in
             config.rpc.maxRequestPayloadSize = AppAPILimits.maxGRPCMessageBytes

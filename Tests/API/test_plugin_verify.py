@@ -1,10 +1,12 @@
-"""`molt plugin verify`: the shipped plugins pass (memorylock and in-memory each against their other version,
-redis-state against a real redis-server, the docs' C and Swift examples, the Swift two-version fixture), and
+"""`molt plugin verify`: the shipped plugins pass (memorylock, in-memory and in-memory-pubsub each against their
+other version, redis-state and redis-streams against a real redis-server, the docs' C and Swift examples, the
+Swift two-version fixture), and
 each way a plugin can break the contract fails the check that names it, with exit status 1: a file that is
 not a plugin, an unlock by another owner that releases the lock, an import that refuses or loses the
 exported state, a call never completed, a leak per init, in-instance state not declared, an init that fails
 or never gets READY, a required key not given, an unknown key. Usage errors exit 64. The broken plugin is
-Tests/Fixtures/CPlugins/broken_lock.c (correct with its defaults; each key breaks one rule). The commands are
+Tests/Fixtures/CPlugins/broken_lock.c (correct with its defaults; each key breaks one rule), and for pubsub
+broken_pubsub.c (the same way: acked messages delivered again, deliveries after unsubscribe). The commands are
 the ones of docs/plugin-authors.md, "Check it: molt plugin verify".
 """
 
@@ -50,6 +52,12 @@ STATE_CHECKS = ("load", "config", "init", "holds state", "state: get of a missin
                 "state: a stale etag is refused", "state: first-write on an existing key is refused", "state: delete",
                 "state: bulk get", "state: transaction", "state: a failing transaction applies nothing", "state: concurrent calls", "destroy",
                 "init/destroy x50")
+
+PUBSUB_CHECKS = ("load", "config", "init", "holds state", "pubsub: publish", "pubsub: a subscriber gets its topic's messages",
+                 "pubsub: other topics are not delivered", "pubsub: RETRY is delivered again", "pubsub: ACK is not delivered again",
+                 "pubsub: DROP is not delivered again", "pubsub: a second answer to a delivery is ignored",
+                 "pubsub: a refused deliver is delivered again", "pubsub: no deliver after unsubscribe",
+                 "pubsub: concurrent calls", "destroy", "init/destroy x50")
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +109,36 @@ def test_redis_state_passes_against_a_real_redis_and_leaves_no_key(molt_bin, plu
     assert not [key for key in redis.keys() if "molt-verify" in key], redis.keys()
 
 
+@pytest.mark.parametrize("new, old", [("1.1.0", "1.0.0"), ("1.0.0", "1.1.0")])
+def test_in_memory_pubsub_passes_with_its_messages_handed_to_and_from_its_previous_version(molt_bin, plugins_dir, new, old):
+    done = verify(molt_bin, plugins_dir / f"in-memory-pubsub-{new}.so", "--previous", plugins_dir / f"in-memory-pubsub-{old}.so")
+    assert_passes(done, checks=PUBSUB_CHECKS + (
+        "load previous", "apply_config: the same config", "apply_config: an in-place change",
+        "state transfer: export, import into a new instance (format 1)", "state transfer: a truncated export is refused",
+        f"state transfer: in-memory-pubsub@{new} -> in-memory-pubsub@{old} (format 1)",
+        f"state transfer: in-memory-pubsub@{old} -> in-memory-pubsub@{new} (format 1)"))
+    if new == "1.1.0":
+        assert "ok    state transfer: export, import into a new instance (format 2)" in done.stdout, done.stdout
+    assert "5 messages (3 queued, 2 delivered and unanswered) handed over" in done.stdout, done.stdout
+    assert "ok    holds state: declared: a message queued in one instance is not seen by another instance" in done.stdout
+    # Its redelivery delay (1 s by default) is shortened, and the config line says so.
+    config = [line for line in lines(done, "ok") if line.startswith("ok    config:")][0]
+    assert "redeliverDelayMs=100" in config and "redeliverDelayMs shortened by verify" in config, config
+
+
+def test_redis_streams_passes_against_a_real_redis(molt_bin, plugins_dir, redis_server):
+    redis = redis_server()
+    done = verify(molt_bin, plugins_dir / "redis-streams-1.0.0.so", "--metadata", f"redisHost={redis.address}")
+    assert_passes(done, checks=PUBSUB_CHECKS)
+    assert "skip  state transfer: no export/import" in done.stdout, done.stdout
+    assert "ok    holds state: not declared, and none held: a message queued in one instance is seen by another instance" \
+        in done.stdout, done.stdout
+    config = [line for line in lines(done, "ok") if line.startswith("ok    config:")][0]
+    assert "processingTimeout=300ms" in config and "redeliverInterval=100ms" in config, config
+    # The checks' topics are streams of that Redis.
+    assert [key for key in redis.keys() if key.startswith("molt-verify-")], redis.keys()
+
+
 @pytest.mark.parametrize("example", ["minimal-lock.so", "minimal-swift-lock.so"])
 def test_the_docs_examples_pass(molt_bin, fixtures_dir, example):
     done = verify(molt_bin, fixtures_dir / example)
@@ -150,6 +188,31 @@ def test_the_broken_fixture_passes_with_its_defaults_and_json_reports_every_chec
 
 # ---------------------------------------------------------------------------------------------
 # Refusals: exit 1, and the failing check's line names it and what went wrong
+
+
+def test_the_broken_pubsub_fixture_passes_with_its_defaults(molt_bin, fixtures_dir):
+    done = verify(molt_bin, fixtures_dir / "broken-pubsub-1.0.0.so", "--cycles", "5")
+    assert_passes(done, checks=PUBSUB_CHECKS[:-1] + ("init/destroy x5",))
+
+
+def test_a_broker_that_redelivers_acked_messages_fails_the_ack_check(molt_bin, fixtures_dir):
+    done = verify(molt_bin, fixtures_dir / "broken-pubsub-1.0.0.so", "--metadata", "redeliverAcked=true", "--cycles", "1")
+    assert done.returncode == 1, done
+    line = failed_line(done, "pubsub: ACK is not delivered again")
+    assert "a message answered ACK was delivered again" in line, line
+    assert "pubsub: ACK is not delivered again" in done.stdout.splitlines()[-1], done.stdout  # named in the summary
+    assert "ok    pubsub: DROP is not delivered again" in done.stdout, done.stdout
+    assert "ok    pubsub: RETRY is delivered again" in done.stdout, done.stdout
+
+
+def test_a_broker_that_delivers_after_unsubscribe_fails_the_unsubscribe_check(molt_bin, fixtures_dir):
+    done = verify(molt_bin, fixtures_dir / "broken-pubsub-1.0.0.so", "--metadata", "deliverAfterUnsubscribe=true",
+                  "--cycles", "1")
+    assert done.returncode == 1, done
+    line = failed_line(done, "pubsub: no deliver after unsubscribe")
+    assert "deliver was called" in line and "after unsubscribe from 'molt-verify-" in line, line
+    assert "when unsubscribe returns, no deliver may follow" in line, line
+    assert "ok    pubsub: ACK is not delivered again" in done.stdout, done.stdout
 
 
 def test_a_file_that_is_not_a_plugin_fails_the_load_check(molt_bin, tmp_path):

@@ -8,6 +8,8 @@
  *   retry           RETRY leaves the entry pending; it is reclaimed and delivered again after processingTimeout
  *   reload          instance A takes messages and answers none (one late, after unsubscribe); A is destroyed;
  *                   instance B (same group) gets every unanswered one (reclaimed) and the new ones: none lost
+ *   handover        with processingTimeout 30s: what A read and never answered is due when A is destroyed, so B's
+ *                   first reclaim delivers it at once (not 30 s later)
  *   redis down      publish answers UNAVAILABLE naming the host; unsubscribe and destroy still return
  * Usage: test_redis_streams redis-streams-1.0.0.so
  */
@@ -185,6 +187,36 @@ static bool received(sink_state *s, const char *data) {
     return found;
 }
 
+static void handover(void) {
+    printf("handover\n");
+    static const char *const slow[] = {"processingTimeout", "30s", "redeliverInterval", "30s", NULL};
+    molt_instance a = must_start(slow);
+    sink_state *sa = sink_new(a, false);
+    CHECK(subscribe(sa, "handover", 10) == MOLT_OK);
+    char data[16];
+    for (int i = 1; i <= 4; i++) {
+        snprintf(data, sizeof data, "h%d", i);
+        CHECK(publish(a, "handover", data).status == MOLT_OK);
+    }
+    CHECK(wait_for(sa, 4, 5000));
+    unsubscribe(sa);
+    p.destroy(a);
+    molt_instance b = must_start(slow);
+    sink_state *sb = sink_new(b, true);
+    int64_t started = now_ms();
+    CHECK(subscribe(sb, "handover", 10) == MOLT_OK);
+    CHECK(wait_for(sb, 4, 5000));
+    printf("  B received A's 4 unanswered entries in %lld ms\n", (long long)(now_ms() - started));
+    for (int i = 1; i <= 4; i++) {
+        snprintf(data, sizeof data, "h%d", i);
+        CHECK(received(sb, data));
+    }
+    unsubscribe(sb);
+    p.destroy(b);
+    sink_free(sa);
+    sink_free(sb);
+}
+
 static void reload(void) {
     printf("reload\n");
     molt_instance a = must_start(fast);
@@ -252,6 +284,7 @@ int main(int argc, char **argv) {
     order();
     window();
     retry();
+    handover();
     reload();
     if (failures > 0) {
         fprintf(stderr, "redis-streams: %d failures\n", failures);

@@ -248,7 +248,7 @@ extension BootstrapFileContents {
         guard documents.count <= 1 else {
             throw ConfigError(origin: documents[1].origin, keyPath: "", message: "a config file is one document, this one has \(documents.count)")
         }
-        let root = documents.first ?? SourceNode(node: .mapping([:]), file: file, path: "")
+        let root = documents.first ?? SourceNode(node: .mapping(YAMLMapping(pairs: [], tag: .map, mark: YAMLMark(line: 1, column: 1))), file: file, path: "")
         return (try BootstrapFileContents(root: root), ConfigSyntax.of(file: file, text: text))
     }
 }

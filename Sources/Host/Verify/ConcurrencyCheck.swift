@@ -5,7 +5,9 @@ import ServingCore
 /// them (molt_plugin.h: operations run concurrently, from many threads). Lock: callers race for a few
 /// shared resources, and whoever acquired one must be able to unlock it (SUCCESS): a second caller that
 /// also "acquired" it, or took it over, shows the plugin is not safe to call concurrently. State: each
-/// caller writes and reads back keys of its own, which must hold what it wrote.
+/// caller writes and reads back keys of its own, which must hold what it wrote. Pubsub: each caller
+/// subscribes to a topic of its own and publishes to it while answering what comes; every message must
+/// reach it, and nothing of another caller's topic.
 struct ConcurrencyCheck {
     let instance: TestInstance
     let prefix: String
@@ -16,14 +18,18 @@ struct ConcurrencyCheck {
         let kind = instance.plugin.binary.info.kind
         await report.check("\(kind.rawValue): concurrent calls") { () throws(CheckOutcome) in
             guard kind != .binding else { throw .skip("kind binding: its operations are its own (no sample to call them with)") }
-            guard kind != .secretstore, kind != .configuration, kind != .pubsub else { throw .skip("kind \(kind.rawValue): the store's items are its own (no sample key to read)") }
+            guard kind != .secretstore, kind != .configuration else { throw .skip("kind \(kind.rawValue): the store's items are its own (no sample key to read)") }
             let loops = HostIO.shared.eventLoops
             guard !loops.isEmpty else { throw .skip("the host has no event loops") }
             let results = await withTaskGroup(of: Result<Int, CheckOutcome>.self) { group in
                 for caller in 0..<Self.callers {
                     group.addTask(executorPreference: EventLoopExecutor(loops[caller % loops.count])) {
                         do throws(CheckOutcome) {
-                            return .success(kind == .lock ? try await lockCaller(caller) : try await stateCaller(caller))
+                            switch kind {
+                            case .lock: return .success(try await lockCaller(caller))
+                            case .pubsub: return .success(try await pubsubCaller(caller))
+                            default: return .success(try await stateCaller(caller))
+                            }
                         } catch {
                             return .failure(error)
                         }
@@ -42,7 +48,8 @@ struct ConcurrencyCheck {
             }
             let loopCount = min(loops.count, Self.callers)
             return "\(Self.callers) callers on \(loopCount) loop\(loopCount == 1 ? "" : "s"), "
-                + (kind == .lock ? "\(done) locks acquired and unlocked by their owners" : "\(done) writes read back")
+                + (kind == .lock ? "\(done) locks acquired and unlocked by their owners"
+                    : kind == .pubsub ? "\(done) messages published and delivered to their topic's subscriber" : "\(done) writes read back")
         }
     }
 
@@ -79,5 +86,34 @@ struct ConcurrencyCheck {
             }
         }
         return Self.rounds
+    }
+
+    /// Subscribes to a topic of its own, publishes `rounds` messages to it, answering deliveries (ACK) as
+    /// they come; returns how many distinct messages it got.
+    private func pubsubCaller(_ caller: Int) async throws(CheckOutcome) -> Int {
+        let topic = "\(prefix)-race-\(caller)"
+        let subscription = try await instance.subscribe(topic)
+        let inbox = subscription.inbox
+        for round in 0..<Self.rounds {
+            try await instance.publish(topic, payload("caller \(caller) round \(round)"))
+            if round % 10 == 9 { instance.answerAll(subscription) }
+        }
+        _ = await instance.wait(upTo: instance.harness.callTimeout * 2) {
+            instance.answerAll(subscription)
+            return Set(inbox.taken.map(\.message.data)).count >= Self.rounds
+        }
+        let got = Set(inbox.taken.map(\.message.data))
+        try await instance.unsubscribe(subscription)
+        instance.answerAll(subscription)
+        if let stray = inbox.taken.first(where: { $0.message.topic != topic }) {
+            throw .fail("the subscriber of '\(topic)' got '\(text(stray.message.data))' of topic '\(stray.message.topic)' "
+                + "while \(Self.callers) callers published at once")
+        }
+        guard got.count >= Self.rounds else {
+            let missing = (0..<Self.rounds).first { !got.contains(payload("caller \(caller) round \($0)")) } ?? 0
+            throw .fail("\(Self.rounds - got.count) of \(Self.rounds) messages published to '\(topic)' while \(Self.callers) callers "
+                + "published at once never reached its subscriber (first: 'caller \(caller) round \(missing)')")
+        }
+        return got.count
     }
 }

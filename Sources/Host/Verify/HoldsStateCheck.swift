@@ -4,7 +4,8 @@ import PluginHost
 /// two instances with the same config, a lock taken (or a key set) in the first, looked for in the second.
 /// Seen there: a backend keeps the state (a Redis client), the flag is optional. Not seen: the state lives
 /// in the instance, and a plugin that does not declare it lets a reload or version swap drop it silently,
-/// the failure issue 16 was filed for. ABI 1.0 plugins have no flags: skipped.
+/// the failure issue 16 was filed for. Kind pubsub: messages queued in the first, delivered by a
+/// subscription of the second or not (PubsubSample.swift). ABI 1.0 plugins have no flags: skipped.
 struct HoldsStateCheck {
     let harness: VerifyHarness
     let binary: PluginBinary
@@ -17,7 +18,7 @@ struct HoldsStateCheck {
             guard (info.abiVersion.major, info.abiVersion.minor) >= (1, 1) else {
                 throw .skip("built for ABI 1.0, whose identity has no flags")
             }
-            guard ![.binding, .secretstore, .configuration, .pubsub].contains(info.kind) else { throw .skip("kind \(info.kind.rawValue): no lock or key of its own to look for") }
+            guard ![.binding, .secretstore, .configuration].contains(info.kind) else { throw .skip("kind \(info.kind.rawValue): no lock or key of its own to look for") }
             let sample = TransferSample(kind: info.kind, prefix: prefix)
             let shared = try await harness.withInstance(binary, config: config, role: "first instance of") { first throws(CheckOutcome) in
                 try await sample.populate(first)
@@ -27,7 +28,11 @@ struct HoldsStateCheck {
                 try await sample.clear(first)  // a shared backend keeps what the check wrote otherwise
                 return seen
             }
-            let what = info.kind == .lock ? "a lock taken in one instance" : "a key set in one instance"
+            let what = switch info.kind {
+            case .lock: "a lock taken in one instance"
+            case .pubsub: "a message queued in one instance"
+            default: "a key set in one instance"
+            }
             switch (shared, info.holdsState) {
             case (true, true): return "declared (\(what) is seen by another instance, too)"
             case (true, false): return "not declared, and none held: \(what) is seen by another instance (a backend keeps it)"
@@ -51,7 +56,9 @@ extension TransferSample {
         case .state:
             let response = try await StateChecks(instance: instance, prefix: "").get(names[0])
             return response.found && response.value == StateChecks.value("transferred 1")
-        case .binding, .secretstore, .configuration, .pubsub:
+        case .pubsub:
+            return try await pubsubVisible(in: instance)
+        case .binding, .secretstore, .configuration:
             return false  // no sample (see `populate`)
         }
     }
@@ -66,8 +73,8 @@ extension TransferSample {
                 try await instance.call("delete of '\(name)'") { d throws(PluginError) in
                     try await instance.plugin.delete(StateDeleteRequest(key: name), deadline: d)
                 }
-            case .binding, .secretstore, .configuration, .pubsub:
-                break
+            case .pubsub, .binding, .secretstore, .configuration:
+                break  // pubsub: a shared broker's messages were consumed by `isVisible`
             }
         }
     }

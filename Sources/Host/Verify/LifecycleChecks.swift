@@ -98,8 +98,8 @@ struct LifecycleChecks {
         }
     }
 
-    /// One operation that allocates and frees in the plugin: a lock taken and released, or a key set,
-    /// read and deleted.
+    /// One operation that allocates and frees in the plugin: a lock taken and released, a key set,
+    /// read and deleted, or a message published, delivered to a subscription and acked.
     func exercise(_ instance: TestInstance, tag: String) async throws(CheckOutcome) {
         switch binary.info.kind {
         case .lock:
@@ -115,7 +115,14 @@ struct LifecycleChecks {
             try await instance.call("delete of '\(key)'") { d throws(PluginError) in
                 try await instance.plugin.delete(StateDeleteRequest(key: key), deadline: d)
             }
-        case .binding, .secretstore, .configuration, .pubsub:
+        case .pubsub:
+            let topic = "\(prefix)-\(tag)-exercise", data = [UInt8](repeating: 7, count: 1024)
+            let subscription = try await instance.subscribe(topic)
+            try await instance.publish(topic, data)
+            _ = try await instance.received(subscription, data, "a message published to '\(topic)'")
+            instance.answerAll(subscription)
+            try await instance.unsubscribe(subscription)
+        case .binding, .secretstore, .configuration:
             break  // declared operations are the plugin's own: verify does not know what to call them with
         }
     }

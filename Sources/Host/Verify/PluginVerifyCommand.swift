@@ -18,7 +18,7 @@ extension PluginCommand {
             discussion: """
                 Loads PATH as `molt plugin inspect` does (its own directory as the plugins directory), starts \
                 instances with the declared defaults and --metadata, and checks readiness, the semantics of its \
-                kind (Dapr's lock or state store), whether it declares the state it holds, apply_config, state \
+                kind (Dapr's lock, state store, secret store, configuration store or pub/sub), whether it declares the state it holds, apply_config, state \
                 transfer (and, with --previous, both ways between the two versions) and init/destroy cycles. Each check prints one line: ok, FAIL or skip, \
                 its name, and what was seen or what went wrong. Exit status 0 when every check passed, 1 when \
                 one failed, 64 for a usage error.

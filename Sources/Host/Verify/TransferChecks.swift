@@ -90,13 +90,21 @@ struct TransferChecks {
 }
 
 /// What a transfer check puts into the exporting instance and looks for in the importing one: three
-/// locks held by three owners (kind lock), or three keys with binary values (kind state).
+/// locks held by three owners (kind lock), three keys with binary values (kind state), or five messages,
+/// queued and unanswered (kind pubsub, PubsubSample.swift).
 struct TransferSample {
     let kind: ComponentKind
     let prefix: String
 
     var names: [String] { (1...3).map { "\(prefix)-\($0)" } }
-    var summary: String { kind == .lock ? "3 held locks" : kind == .state ? "3 keys" : "its state (no sample: kind binding)" }
+    var summary: String {
+        switch kind {
+        case .lock: "3 held locks"
+        case .state: "3 keys"
+        case .pubsub: Self.pubsubSummary
+        case .binding, .secretstore, .configuration: "its state (no sample: kind \(kind.rawValue))"
+        }
+    }
 
     func populate(_ instance: TestInstance) async throws(CheckOutcome) {
         switch kind {
@@ -109,7 +117,9 @@ struct TransferSample {
         case .state:
             let state = StateChecks(instance: instance, prefix: "")
             for (index, key) in names.enumerated() { try await state.set(key, StateChecks.value("transferred \(index + 1)")) }
-        case .binding, .secretstore, .configuration, .pubsub:
+        case .pubsub:
+            try await populatePubsub(instance)
+        case .binding, .secretstore, .configuration:
             break  // no sample: the transfer is checked for its mechanics only (export, import)
         }
     }
@@ -135,7 +145,9 @@ struct TransferSample {
             for (index, key) in names.enumerated() {
                 try await state.expectValue(key, StateChecks.value("transferred \(index + 1)"), after: after)
             }
-        case .binding, .secretstore, .configuration, .pubsub:
+        case .pubsub:
+            try await checkPubsub(instance, after: after)
+        case .binding, .secretstore, .configuration:
             break
         }
     }

@@ -10,7 +10,8 @@ import Glibc
 ///    with `--previous`, the older binary too (same kind);
 /// 2. **config**: `--metadata` normalized as the host does (unknown keys, required keys, declared defaults);
 /// 3. **init**: init with that config, readiness polled until READY (engine timeouts);
-/// 4. the kind's semantics on that instance (`LockChecks`, `StateChecks`), calls from several loops at once
+/// 4. the kind's semantics on that instance (`LockChecks`, `StateChecks`, `SecretStoreChecks`,
+///    `ConfigurationStoreChecks`, `PubsubChecks`), calls from several loops at once
 ///    (`ConcurrencyCheck`), then its **destroy**;
 /// 5. **holds state**: whether MOLT_PLUGIN_HOLDS_STATE says the truth (`HoldsStateCheck`);
 /// 6. **apply_config** round trip when exported (`LifecycleChecks`);
@@ -48,12 +49,12 @@ struct Verifier: Sendable {
         }
         let normalized: NormalizedConfig
         do {
-            normalized = try binary.normalize(config: metadata, hostKeys: binary.info.kind == .state ? ["keyPrefix"] : [])
+            normalized = try binary.normalize(config: metadata(for: binary), hostKeys: binary.info.kind == .state ? ["keyPrefix"] : [])
         } catch {
             report.record(CheckResult(name: "config", status: .fail, detail: configHint(error.description, binary)))
             return report
         }
-        report.record(CheckResult(name: "config", status: .ok, detail: Self.describe(normalized)))
+        report.record(CheckResult(name: "config", status: .ok, detail: Self.describe(normalized) + shortened(binary)))
 
         let clock = ContinuousClock(), started = clock.now
         let instance: TestInstance
@@ -72,8 +73,7 @@ struct Verifier: Sendable {
                                       detail: "kind binding: its \(binary.info.operations.count) declared operations are not exercised by verify"))
         case .secretstore: await SecretStoreChecks(instance: instance, prefix: prefix).run(report)
         case .configuration: await ConfigurationStoreChecks(instance: instance, prefix: prefix).run(report)
-        case .pubsub:
-            report.record(CheckResult(name: "pubsub", status: .skip, detail: "kind pubsub: publish and subscribe are not exercised by verify yet"))
+        case .pubsub: await PubsubChecks(instance: instance, prefix: "\(prefix)-topic").run(report)
         }
         if instance.heldCalls == 0 { await ConcurrencyCheck(instance: instance, prefix: prefix).run(report) }
         if instance.heldCalls > 0 {
@@ -114,13 +114,32 @@ struct Verifier: Sendable {
             return nil
         }
         do {
-            let config = try binary.normalize(config: metadata, hostKeys: kind == .state ? ["keyPrefix"] : []).config
+            let config = try binary.normalize(config: metadata(for: binary), hostKeys: kind == .state ? ["keyPrefix"] : []).config
             report.record(CheckResult(name: "load previous", status: .ok, detail: Self.describe(binary)))
             return TransferChecks.Subject(binary: binary, config: config)
         } catch {
             report.record(CheckResult(name: "load previous", status: .fail, detail: "config: \(error.description)"))
             return nil
         }
+    }
+
+    /// --metadata, plus, for a pubsub plugin, short redelivery delays for the keys it declares and
+    /// --metadata does not give (`PubsubChecks.fastDelays`), so that RETRY comes back within the run.
+    private func metadata(for binary: PluginBinary) -> [String: String] {
+        var config = metadata
+        for (key, value) in fastDelays(binary) { config[key] = value }
+        return config
+    }
+
+    private func fastDelays(_ binary: PluginBinary) -> [(key: String, value: String)] {
+        guard binary.info.kind == .pubsub else { return [] }
+        let declared = Set(binary.info.configKeys.map(\.name))
+        return PubsubChecks.fastDelays.filter { declared.contains($0.key) && metadata[$0.key] == nil }.sorted { $0.key < $1.key }
+    }
+
+    private func shortened(_ binary: PluginBinary) -> String {
+        let keys = fastDelays(binary).map(\.key)
+        return keys.isEmpty ? "" : " (\(keys.joined(separator: ", ")) shortened by verify; --metadata overrides)"
     }
 
     static func describe(_ binary: PluginBinary) -> String {
@@ -144,7 +163,7 @@ struct Verifier: Sendable {
     /// The host's refusal, with what to do about a missing required key.
     private func configHint(_ problem: String, _ binary: PluginBinary) -> String {
         let missing = binary.info.configKeys.filter { $0.required && metadata[$0.name] == nil }.map(\.name)
-        guard problem.contains("missing required"), let first = missing.first else { return problem }
+        guard problem.firstRange(of: "missing required") != nil, let first = missing.first else { return problem }
         return "\(problem): give it with --metadata \(first)=VALUE"
     }
 }

@@ -148,7 +148,7 @@ struct VerifyHarness: Sendable {
 /// in time fails its check, and the instance is then never destroyed while the plugin holds the call.
 final class TestInstance: PluginCallOwner {
     let plugin: PluginInstance
-    private let harness: VerifyHarness
+    let harness: VerifyHarness
     /// Calls whose deadline passed and that the plugin has not completed yet.
     private let detached = Atomic<Int>(0)
 

@@ -1,7 +1,7 @@
 /// molt's own control plane: applies that choose the plugin and its version, the full result of every
-/// apply, component status, removal, and a stream of apply events. Served only on the control
-/// address (never on the app ports); a configured control token is required on every call as
-/// metadata "molt-control-token".
+/// apply, component status, removal, a stream of apply events, and the pub/sub subscriptions delivered
+/// to the app. Served only on the control address (never on the app ports); a configured control token
+/// is required on every call as metadata "molt-control-token".
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -90,13 +90,55 @@ public enum Molt_Control_V1_Control: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "ApplySubscription" metadata.
+        public enum ApplySubscription: Sendable {
+            /// Request type for "ApplySubscription".
+            public typealias Input = Molt_Control_V1_ApplySubscriptionRequest
+            /// Response type for "ApplySubscription".
+            public typealias Output = Molt_Control_V1_ApplySubscriptionResponse
+            /// Descriptor for "ApplySubscription".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "molt.control.v1.Control"),
+                method: "ApplySubscription",
+                type: .unary
+            )
+        }
+        /// Namespace for "RemoveSubscription" metadata.
+        public enum RemoveSubscription: Sendable {
+            /// Request type for "RemoveSubscription".
+            public typealias Input = Molt_Control_V1_RemoveSubscriptionRequest
+            /// Response type for "RemoveSubscription".
+            public typealias Output = Molt_Control_V1_RemoveSubscriptionResponse
+            /// Descriptor for "RemoveSubscription".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "molt.control.v1.Control"),
+                method: "RemoveSubscription",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListSubscriptions" metadata.
+        public enum ListSubscriptions: Sendable {
+            /// Request type for "ListSubscriptions".
+            public typealias Input = Molt_Control_V1_ListSubscriptionsRequest
+            /// Response type for "ListSubscriptions".
+            public typealias Output = Molt_Control_V1_ListSubscriptionsResponse
+            /// Descriptor for "ListSubscriptions".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "molt.control.v1.Control"),
+                method: "ListSubscriptions",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "molt.control.v1.Control" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Apply.descriptor,
             ApplyBatch.descriptor,
             ListComponents.descriptor,
             RemoveComponent.descriptor,
-            WatchApplies.descriptor
+            WatchApplies.descriptor,
+            ApplySubscription.descriptor,
+            RemoveSubscription.descriptor,
+            ListSubscriptions.descriptor
         ]
     }
 }
@@ -213,6 +255,66 @@ extension Molt_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Molt_Control_V1_WatchAppliesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplyResult>
+
+        /// Handle the "ApplySubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+        /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+        /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+        /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+        /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+        /// > INVALID_ARGUMENT naming the field and line).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Molt_Control_V1_ApplySubscriptionRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Molt_Control_V1_ApplySubscriptionResponse` messages.
+        func applySubscription(
+            request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplySubscriptionResponse>
+
+        /// Handle the "RemoveSubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+        /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Molt_Control_V1_RemoveSubscriptionRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Molt_Control_V1_RemoveSubscriptionResponse` messages.
+        func removeSubscription(
+            request: GRPCCore.StreamingServerRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_RemoveSubscriptionResponse>
+
+        /// Handle the "ListSubscriptions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Molt_Control_V1_ListSubscriptionsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Molt_Control_V1_ListSubscriptionsResponse` messages.
+        func listSubscriptions(
+            request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ListSubscriptionsResponse>
     }
 
     /// Service protocol for the "molt.control.v1.Control" service.
@@ -313,6 +415,66 @@ extension Molt_Control_V1_Control {
             request: GRPCCore.ServerRequest<Molt_Control_V1_WatchAppliesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplyResult>
+
+        /// Handle the "ApplySubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+        /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+        /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+        /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+        /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+        /// > INVALID_ARGUMENT naming the field and line).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ApplySubscriptionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Molt_Control_V1_ApplySubscriptionResponse` message.
+        func applySubscription(
+            request: GRPCCore.ServerRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ApplySubscriptionResponse>
+
+        /// Handle the "RemoveSubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+        /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_RemoveSubscriptionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Molt_Control_V1_RemoveSubscriptionResponse` message.
+        func removeSubscription(
+            request: GRPCCore.ServerRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_RemoveSubscriptionResponse>
+
+        /// Handle the "ListSubscriptions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ListSubscriptionsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Molt_Control_V1_ListSubscriptionsResponse` message.
+        func listSubscriptions(
+            request: GRPCCore.ServerRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ListSubscriptionsResponse>
     }
 
     /// Simple service protocol for the "molt.control.v1.Control" service.
@@ -412,6 +574,66 @@ extension Molt_Control_V1_Control {
             response: GRPCCore.RPCWriter<Molt_Control_V1_ApplyResult>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "ApplySubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+        /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+        /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+        /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+        /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+        /// > INVALID_ARGUMENT naming the field and line).
+        ///
+        /// - Parameters:
+        ///   - request: A `Molt_Control_V1_ApplySubscriptionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Molt_Control_V1_ApplySubscriptionResponse` to respond with.
+        func applySubscription(
+            request: Molt_Control_V1_ApplySubscriptionRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Molt_Control_V1_ApplySubscriptionResponse
+
+        /// Handle the "RemoveSubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+        /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+        ///
+        /// - Parameters:
+        ///   - request: A `Molt_Control_V1_RemoveSubscriptionRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Molt_Control_V1_RemoveSubscriptionResponse` to respond with.
+        func removeSubscription(
+            request: Molt_Control_V1_RemoveSubscriptionRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Molt_Control_V1_RemoveSubscriptionResponse
+
+        /// Handle the "ListSubscriptions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+        ///
+        /// - Parameters:
+        ///   - request: A `Molt_Control_V1_ListSubscriptionsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Molt_Control_V1_ListSubscriptionsResponse` to respond with.
+        func listSubscriptions(
+            request: Molt_Control_V1_ListSubscriptionsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Molt_Control_V1_ListSubscriptionsResponse
     }
 }
 
@@ -469,6 +691,39 @@ extension Molt_Control_V1_Control.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ApplyResult>(),
             handler: { request, context in
                 try await self.watchApplies(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Molt_Control_V1_Control.Method.ApplySubscription.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ApplySubscriptionRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ApplySubscriptionResponse>(),
+            handler: { request, context in
+                try await self.applySubscription(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Molt_Control_V1_Control.Method.RemoveSubscription.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_RemoveSubscriptionRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_RemoveSubscriptionResponse>(),
+            handler: { request, context in
+                try await self.removeSubscription(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Molt_Control_V1_Control.Method.ListSubscriptions.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ListSubscriptionsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ListSubscriptionsResponse>(),
+            handler: { request, context in
+                try await self.listSubscriptions(
                     request: request,
                     context: context
                 )
@@ -533,6 +788,39 @@ extension Molt_Control_V1_Control.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func applySubscription(
+        request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ApplySubscriptionResponse> {
+        let response = try await self.applySubscription(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func removeSubscription(
+        request: GRPCCore.StreamingServerRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_RemoveSubscriptionResponse> {
+        let response = try await self.removeSubscription(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listSubscriptions(
+        request: GRPCCore.StreamingServerRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Molt_Control_V1_ListSubscriptionsResponse> {
+        let response = try await self.listSubscriptions(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -605,6 +893,45 @@ extension Molt_Control_V1_Control.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func applySubscription(
+        request: GRPCCore.ServerRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ApplySubscriptionResponse> {
+        return GRPCCore.ServerResponse<Molt_Control_V1_ApplySubscriptionResponse>(
+            message: try await self.applySubscription(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func removeSubscription(
+        request: GRPCCore.ServerRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_RemoveSubscriptionResponse> {
+        return GRPCCore.ServerResponse<Molt_Control_V1_RemoveSubscriptionResponse>(
+            message: try await self.removeSubscription(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listSubscriptions(
+        request: GRPCCore.ServerRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Molt_Control_V1_ListSubscriptionsResponse> {
+        return GRPCCore.ServerResponse<Molt_Control_V1_ListSubscriptionsResponse>(
+            message: try await self.listSubscriptions(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -732,6 +1059,81 @@ extension Molt_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ApplyResult>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Molt_Control_V1_ApplyResult>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ApplySubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+        /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+        /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+        /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+        /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+        /// > INVALID_ARGUMENT naming the field and line).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ApplySubscriptionRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_ApplySubscriptionRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_ApplySubscriptionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func applySubscription<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_ApplySubscriptionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ApplySubscriptionResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplySubscriptionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RemoveSubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+        /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_RemoveSubscriptionRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_RemoveSubscriptionRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_RemoveSubscriptionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func removeSubscription<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_RemoveSubscriptionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_RemoveSubscriptionResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_RemoveSubscriptionResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListSubscriptions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ListSubscriptionsRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_ListSubscriptionsRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_ListSubscriptionsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listSubscriptions<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_ListSubscriptionsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ListSubscriptionsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ListSubscriptionsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -919,6 +1321,114 @@ extension Molt_Control_V1_Control {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ApplySubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+        /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+        /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+        /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+        /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+        /// > INVALID_ARGUMENT naming the field and line).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ApplySubscriptionRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_ApplySubscriptionRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_ApplySubscriptionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func applySubscription<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_ApplySubscriptionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ApplySubscriptionResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplySubscriptionResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Molt_Control_V1_Control.Method.ApplySubscription.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RemoveSubscription" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+        /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_RemoveSubscriptionRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_RemoveSubscriptionRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_RemoveSubscriptionResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func removeSubscription<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_RemoveSubscriptionRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_RemoveSubscriptionResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_RemoveSubscriptionResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Molt_Control_V1_Control.Method.RemoveSubscription.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListSubscriptions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Molt_Control_V1_ListSubscriptionsRequest` message.
+        ///   - serializer: A serializer for `Molt_Control_V1_ListSubscriptionsRequest` messages.
+        ///   - deserializer: A deserializer for `Molt_Control_V1_ListSubscriptionsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listSubscriptions<Result>(
+            request: GRPCCore.ClientRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Molt_Control_V1_ListSubscriptionsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Molt_Control_V1_ListSubscriptionsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ListSubscriptionsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Molt_Control_V1_Control.Method.ListSubscriptions.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1064,6 +1574,99 @@ extension Molt_Control_V1_Control.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_WatchAppliesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ApplyResult>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApplySubscription" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+    /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+    /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+    /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+    /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+    /// > INVALID_ARGUMENT naming the field and line).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Molt_Control_V1_ApplySubscriptionRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applySubscription<Result>(
+        request: GRPCCore.ClientRequest<Molt_Control_V1_ApplySubscriptionRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplySubscriptionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.applySubscription(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ApplySubscriptionRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ApplySubscriptionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveSubscription" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+    /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Molt_Control_V1_RemoveSubscriptionRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeSubscription<Result>(
+        request: GRPCCore.ClientRequest<Molt_Control_V1_RemoveSubscriptionRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_RemoveSubscriptionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.removeSubscription(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_RemoveSubscriptionRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_RemoveSubscriptionResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSubscriptions" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Molt_Control_V1_ListSubscriptionsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSubscriptions<Result>(
+        request: GRPCCore.ClientRequest<Molt_Control_V1_ListSubscriptionsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ListSubscriptionsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listSubscriptions(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Molt_Control_V1_ListSubscriptionsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Molt_Control_V1_ListSubscriptionsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1231,6 +1834,111 @@ extension Molt_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.watchApplies(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApplySubscription" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Classic pub/sub subscriptions delivered to the app on its app port (needs `--app-port`; without it every
+    /// > subscription call fails FAILED_PRECONDITION). A Control API subscription is kept in the state directory
+    /// > (when molt has one) and restored at restart; it takes effect at once, other subscriptions untouched.
+    /// > Adds or replaces the subscriptions named in the request: one given as fields, or the Dapr
+    /// > `kind: Subscription` documents of a YAML text (all of them, or none when one is malformed:
+    /// > INVALID_ARGUMENT naming the field and line).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applySubscription<Result>(
+        _ message: Molt_Control_V1_ApplySubscriptionRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ApplySubscriptionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Molt_Control_V1_ApplySubscriptionRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.applySubscription(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveSubscription" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes a subscription added through the Control API (NOT_FOUND when there is none of that name;
+    /// > FAILED_PRECONDITION when the name is declared by a file or an etcd key only: change that source).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeSubscription<Result>(
+        _ message: Molt_Control_V1_RemoveSubscriptionRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_RemoveSubscriptionResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Molt_Control_V1_RemoveSubscriptionRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.removeSubscription(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSubscriptions" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every subscription molt knows for the app: programmatic, and declarative from each source.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listSubscriptions<Result>(
+        _ message: Molt_Control_V1_ListSubscriptionsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Molt_Control_V1_ListSubscriptionsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Molt_Control_V1_ListSubscriptionsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listSubscriptions(
             request: request,
             options: options,
             onResponse: handleResponse

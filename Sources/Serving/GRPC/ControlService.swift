@@ -6,12 +6,16 @@ import MoltProtos
 import PluginHost
 
 /// molt's own control plane (`molt.control.v1.Control`): applies that name the plugin and version,
-/// the full result of each apply, component status, removal and a stream of apply events.
+/// the full result of each apply, component status, removal and a stream of apply events; and the app's
+/// pub/sub subscriptions (ControlService+Subscriptions.swift).
 public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     private let engine: Engine
+    /// The app's subscriptions (ControlService+Subscriptions.swift); nil without an app channel.
+    let subscriptions: (any ControlSubscriptions)?
 
-    public init(engine: Engine) {
+    public init(engine: Engine, subscriptions: (any ControlSubscriptions)? = nil) {
         self.engine = engine
+        self.subscriptions = subscriptions
     }
 
     public func apply(request: Molt_Control_V1_ApplyRequest, context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
@@ -77,7 +81,7 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     /// Configuration keys whose values status APIs never show.
     static func isSecret(_ key: String) -> Bool {
         let lowered = key.lowercased()
-        return ["password", "secret", "token", "credential"].contains { lowered.contains($0) } || lowered.hasSuffix("key")
+        return ["password", "secret", "token", "credential"].contains { lowered.firstRange(of: $0) != nil } || lowered.hasSuffix("key")
     }
 
     /// A secret reference (`secretKeyRef(...)`) is shown as it is: it names the secret, it is not one.

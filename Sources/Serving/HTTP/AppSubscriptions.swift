@@ -26,7 +26,9 @@ public final class AppSubscriptions: Service, Sendable {
     /// Backoff between attempts (to reach the app, to subscribe): from `initialBackoff`, doubling, up to `maxBackoff`.
     let initialBackoff: Duration
     let maxBackoff: Duration
-    private let table: RunningAppSubscriptions
+    let table: RunningAppSubscriptions
+    /// Each running subscription's state, for `listing()`.
+    let states: SubscriptionStates
 
     /// `transport`: how the app is reached (`--app-protocol`); events of every subscription, declarative ones
     /// included, go through it.
@@ -35,7 +37,10 @@ public final class AppSubscriptions: Service, Sendable {
         let subscriber = transport.subscriber
         (self.engine, self.subscriber, self.logger, self.initialBackoff, self.maxBackoff) =
             (engine, subscriber, logger, initialBackoff, maxBackoff)
-        let keep = KeepSubscribed(engine: engine, subscriber: subscriber, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff)
+        let states = SubscriptionStates()
+        self.states = states
+        let keep = KeepSubscribed(engine: engine, subscriber: subscriber, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff,
+                                  states: states)
         table = RunningAppSubscriptions(logger: logger, initial: (Self.bootstrapSource, declarative), run: { await keep.run($0) })
     }
 
@@ -88,9 +93,13 @@ struct KeepSubscribed: Sendable {
     let logger: Logger
     let initialBackoff: Duration
     let maxBackoff: Duration
+    let states: SubscriptionStates
 
     /// Subscribes and delivers; when the subscription ends (its pubsub removed), subscribes again.
     func run(_ spec: AppSubscription) async {
+        let key = RunningAppSubscriptions.key(spec)
+        states.set(key, .starting)
+        defer { states.set(key, nil) }
         let delivery = PubsubEventDelivery(engine: engine, subscriber: subscriber, logger: logger)
         var backoff = initialBackoff
         var loggedMissing = false
@@ -101,6 +110,7 @@ struct KeepSubscribed: Sendable {
                     logger.info("subscribed", metadata: ["pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)"])
                 }
                 (backoff, loggedMissing) = (initialBackoff, false)
+                states.set(key, .subscribed)
                 await delivery.run(subscription, spec)
                 if Task.isCancelled {
                     // Stopped (removed, changed, shutdown): unsubscribed before the stop returns.
@@ -110,7 +120,9 @@ struct KeepSubscribed: Sendable {
                 logger.warning("the subscription ended (its pubsub was removed?); subscribing again when it is back", metadata: [
                     "pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)"])
                 loggedMissing = true
+                states.set(key, .waitingForPubsub)
             } catch {
+                states.set(key, .waitingForPubsub)
                 if !loggedMissing {
                     logger.warning("cannot subscribe yet; trying again until the pubsub is configured", metadata: [
                         "pubsub": "\(spec.pubsub)", "topic": "\(spec.topic)", "error": "\(error)"])

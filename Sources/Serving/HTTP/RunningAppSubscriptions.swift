@@ -61,6 +61,11 @@ actor RunningAppSubscriptions {
 
     static func key(_ subscription: AppSubscription) -> Key { "\(subscription.pubsub)\u{0}\(subscription.topic)" }
 
+    /// For `listing()` (SubscriptionStates.swift): the sets as given, and who runs a key.
+    var programmaticSubscriptions: [AppSubscription] { programmatic }
+    var declaredSources: [String: [AppSubscription]] { declared }
+    func runningOwner(of key: Key) -> String? { running[key]?.owner }
+
     /// Declarative source `source` now declares exactly `subscriptions` (empty: it is gone).
     func reconcile(source: String, _ subscriptions: [AppSubscription]) async {
         await serialized {

@@ -57,7 +57,14 @@ $(CFIX_BROKEN_LOCK): $(CFIX_DIR)/broken_lock.c $(CFIX_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) -o $@ $(CFIX_DIR)/broken_lock.c $(CFIX_COMMON)
 
-C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL) $(CFIX_HIDDEN) $(CFIX_LOG) $(CFIX_BROKEN_LOCK)
+# broken-pubsub-1.0.0.so: a correct in-memory broker with its defaults; each config key breaks one rule
+# (molt plugin verify's pubsub tests).
+CFIX_BROKEN_PUBSUB := $(FIXTURES)/broken-pubsub-1.0.0.so
+$(CFIX_BROKEN_PUBSUB): $(CFIX_DIR)/broken_pubsub.c $(ABI_HEADER) $(CFIX_DIR)/fixture.mk
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $(CFIX_DIR)/broken_pubsub.c
+
+C_FIXTURES += $(CFIX_BASIC) $(CFIX_PROBE) $(CFIX_MINIMAL) $(CFIX_HIDDEN) $(CFIX_LOG) $(CFIX_BROKEN_LOCK) $(CFIX_BROKEN_PUBSUB)
 
 # memstate.c: an in-memory state store with Dapr semantics (asyncCompletion=true completes from a thread).
 CFIX_MEMSTATE := $(FIXTURES)/memstate-1.0.0.so
