@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "GRPCServing",
             dependencies: [
-                "ServingCore", "MoltProtos", "Engine", "PluginHost",
+                "ServingCore", "MoltProtos", "AppCallback", "Engine", "PluginHost",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -145,6 +145,19 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             path: "Sources/Serving/GRPC"
+        ),
+        // The gRPC app channel: molt's client to an app served with --app-protocol grpc (Dapr's AppCallback).
+        .target(
+            name: "AppCallback",
+            dependencies: [
+                "ServingCore", "MoltProtos",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Serving/AppCallback"
         ),
         // The app channel: molt's HTTP/1.1 client to the app on its app port (Dapr's app channel).
         .target(
@@ -163,7 +176,8 @@ let package = Package(
         .target(
             name: "HTTPServing",
             dependencies: [
-                "ServingCore", "AppChannel", "Engine", "PluginHost", "EventRouting",
+                "ServingCore", "AppChannel", "AppCallback", "MoltProtos", "Engine", "PluginHost", "EventRouting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -177,7 +191,7 @@ let package = Package(
         .executableTarget(
             name: "Host",
             dependencies: [
-                "PluginHost", "Engine", "ServingCore", "AppChannel", "GRPCServing", "HTTPServing", "EventRouting", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
+                "PluginHost", "Engine", "ServingCore", "AppChannel", "AppCallback", "GRPCServing", "HTTPServing", "EventRouting", "MoltProtos", "Persistence", "Config", "Layers", "Agents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -275,7 +289,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingTests",
-            dependencies: ["ServingCore", "AppChannel", "EventRouting", "HTTPServing", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["ServingCore", "AppChannel", "AppCallback", "EventRouting", "HTTPServing", "MoltProtos",
+                           .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Tests/ServingTests"
         ),

@@ -1,4 +1,5 @@
 import Agents
+import AppCallback
 import AppChannel
 import ArgumentParser
 import Config
@@ -53,11 +54,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Admin HTTP (health, /metrics), host:port (env MOLT_ADMIN_ADDRESS; default 127.0.0.1:34999).")
     var adminAddress: String?
     @Option(help: """
-        The app's HTTP port (env MOLT_APP_PORT or APP_PORT), 1-65535: molt calls the app there, as Dapr's app \
-        channel, e.g. to deliver HTTP configuration subscriptions. Without it there is no app channel.
+        The app's port (env MOLT_APP_PORT or APP_PORT), 1-65535: molt calls the app there, as Dapr's app \
+        channel, to deliver pub/sub events (and, over http, configuration subscriptions). Without it there is no app channel.
         """)
     var appPort: Int?
-    @Option(help: "How molt calls the app on --app-port: http, the only protocol supported (env MOLT_APP_PROTOCOL; default http).")
+    @Option(help: """
+        How molt calls the app on --app-port (env MOLT_APP_PROTOCOL; default http): http (Dapr's HTTP app channel) or \
+        grpc (plaintext HTTP/2 to the app's dapr.proto.runtime.v1.AppCallback: ListTopicSubscriptions, OnTopicEvent; \
+        HTTP configuration subscriptions are then refused, use gRPC SubscribeConfiguration).
+        """)
     var appProtocol: String?
     @Option(help: "The app's host for --app-port (env MOLT_APP_HOST; default 127.0.0.1; Dapr's --app-channel-address).")
     var appHost: String?
@@ -152,20 +157,23 @@ struct Serve: AsyncParsableCommand {
         // The agents feed the layers (common < app < local); the bootstrap files are the local layer's base.
         let layers = ComponentLayers(engine: engine, bootstrap: bootstrapSpecs,
                                      store: settings.stateDirectory.map { LayerStore(directory: $0) })
-        // The app channel (Dapr's): molt's HTTP client to the app, when the app has a port.
-        let appChannel = settings.appPort.map { AppChannel(host: settings.appHost, port: $0) }
+        // The app channel (Dapr's), when the app has a port: molt's HTTP client to the app, or with
+        // --app-protocol grpc its gRPC client to the app's AppCallback service (one connection, run as a service).
+        let appChannel = settings.appProtocol == "http" ? settings.appPort.map { AppChannel(host: settings.appHost, port: $0) } : nil
+        let appCallback = try settings.appProtocol == "grpc" ? settings.appPort.map { try AppCallbackChannel(host: settings.appHost, port: $0) } : nil
+        let subscriberTransport = appChannel.map(AppSubscriberTransport.http) ?? appCallback.map(AppSubscriberTransport.grpc)
         // Classic pub/sub subscriptions (programmatic and declarative), delivered through the app channel; the
         // declarative ones of each source (bootstrap files, agent files, etcd keys, the Control API) change while molt
         // runs, through the registry (which keeps the Control API's in the state directory).
         let subscriptionStore = try settings.stateDirectory.map { try SubscriptionStore(directory: $0) }
         let restoredSubscriptions = subscriptionStore?.load() ?? []
-        let appSubscriptions = appChannel.map { appChannel in
-            AppSubscriptions(engine: engine, appChannel: appChannel, logger: logger,
+        let appSubscriptions = subscriberTransport.map { transport in
+            AppSubscriptions(engine: engine, transport: transport, logger: logger,
                              declarative: ComponentFiles.appSubscriptions(
                                 SubscriptionRegistry.effective(bootstrapFiles.subscriptions, overriddenBy: Set(restoredSubscriptions.map(\.name))),
                                 appID: settings.appID, logger: logger))
         }
-        if appChannel == nil && !bootstrapFiles.subscriptions.isEmpty {
+        if appSubscriptions == nil && !bootstrapFiles.subscriptions.isEmpty {
             logger.warning("declarative subscriptions need an app to deliver to: set --app-port; they are not run",
                            metadata: ["subscriptions": "\(bootstrapFiles.subscriptions.map(\.name))"])
         }
@@ -208,11 +216,12 @@ struct Serve: AsyncParsableCommand {
         let admin = makeAdminHTTPServer(engine: engine, telemetry: telemetry, registry: registry, address: addresses.admin,
                                         readiness: readiness, logger: logger)
         logger.info("listening", metadata: ["grpc": "\(addresses.grpc)", "http": "\(addresses.http)", "control": "\(addresses.control)",
-                                            "admin": "\(addresses.admin)", "app_channel": "\(appChannel?.address ?? "none")",
+                                            "admin": "\(addresses.admin)", "app_channel": "\(appChannel?.address ?? appCallback.map { "grpc \($0.address)" } ?? "none")",
                                             "app_token": "\(apiSecret != nil)",
                                             "control_token": "\(controlSecret != nil)"])
 
-        let appSubscriptionServices: [any Service] = appSubscriptions.map { [$0] } ?? []
+        // The gRPC app channel stops after the subscriptions that use it (graceful shutdown runs in reverse order).
+        let appSubscriptionServices: [any Service] = (appCallback.map { [$0] } ?? []) + (appSubscriptions.map { [$0] } ?? [])
         let appServers = AppServers(grpc: appGRPC, http: appHTTP, engine: engine, drainTimeout: engineSettings.drainTimeout, logger: logger)
         let hangup = HangupReloader(options: options, running: settings, engine: engine, layers: layers,
                                      subscriptions: declarativeSubscriptions, logger: logger)

@@ -167,9 +167,18 @@ def test_without_an_app_port_http_subscribe_keeps_daprs_app_channel_nil_answer(m
     assert "--app-port" in body["message"], body
 
 
-def test_an_app_protocol_other_than_http_is_refused_at_start(molt_bin, tmp_path):
+def test_with_a_grpc_app_http_subscribe_keeps_the_app_channel_nil_answer(molt, server, etcd_config_plugin, free_port):  # noqa: F811
+    sidecar = molt([config_store(server)], extra_args=["--app-port", str(free_port()), "--app-protocol", "grpc"])
+    answer = sidecar.http("GET", f"/v1.0/configuration/{STORE}/subscribe?key=color")
+    assert answer.status == 500, str(answer)
+    body = answer.json()
+    assert body["errorCode"] == "ERR_APP_CHANNEL_NIL", body
+    assert "--app-protocol http" in body["message"] and "SubscribeConfiguration" in body["message"], body
+
+
+def test_an_app_protocol_other_than_http_or_grpc_is_refused_at_start(molt_bin, tmp_path):
     import subprocess
-    result = subprocess.run([str(molt_bin), "serve", "--app-port", "3000", "--app-protocol", "grpc"],
+    result = subprocess.run([str(molt_bin), "serve", "--app-port", "3000", "--app-protocol", "h2c"],
                             capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert result.returncode != 0
     assert "--app-protocol" in result.stderr and "http" in result.stderr, result.stderr

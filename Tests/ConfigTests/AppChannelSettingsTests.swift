@@ -45,10 +45,11 @@ private func load(_ arguments: [String] = [], environment: [String: String] = [:
         #expect(fileError?.keyPath == "appPort" && fileError?.origin.line == 1)
     }
 
-    @Test func anAppProtocolOtherThanHTTPIsRefusedNamingTheAcceptedOnes() async throws {
-        let error = await #expect(throws: ConfigError.self) { try await load(["--app-protocol", "grpc"]) }
-        #expect(error?.keyPath == "--app-protocol" && error?.found == "'grpc'")
-        #expect(error?.expected?.hasPrefix("one of http") == true, "\(String(describing: error))")
+    @Test func anAppProtocolOtherThanHTTPOrGRPCIsRefusedNamingTheAcceptedOnes() async throws {
+        #expect(try await load(["--app-protocol", "grpc"]).config.appProtocol == "grpc")
+        let error = await #expect(throws: ConfigError.self) { try await load(["--app-protocol", "grpcs"]) }
+        #expect(error?.keyPath == "--app-protocol" && error?.found == "'grpcs'")
+        #expect(error?.expected?.hasPrefix("one of http, grpc") == true, "\(String(describing: error))")
         let environmentError = await #expect(throws: ConfigError.self) { try await load([], environment: ["MOLT_APP_PROTOCOL": "h2c"]) }
         #expect(environmentError?.keyPath == "MOLT_APP_PROTOCOL")
     }

@@ -17,7 +17,7 @@ public struct BootstrapConfig: Sendable, Equatable {
     /// The app's HTTP port (Dapr's `--app-port`, env `APP_PORT`), 1-65535: molt calls the app there (the app
     /// channel), e.g. to deliver HTTP configuration subscriptions. nil: no app channel.
     public var appPort: Int?
-    /// How molt talks to the app on `appPort` (Dapr's `--app-protocol`); only `http` for now.
+    /// How molt talks to the app on `appPort` (Dapr's `--app-protocol`): `http` or `grpc`.
     public var appProtocol = BootstrapConfig.appProtocols[0]
     /// The app's host (Dapr's `--app-channel-address`).
     public var appHost = "127.0.0.1"
@@ -81,8 +81,8 @@ public struct BootstrapConfig: Sendable, Equatable {
 
     public init() {}
 
-    /// The app protocols molt speaks on the app channel (Dapr also has grpc, grpcs, https, h2c).
-    public static let appProtocols = ["http"]
+    /// The app protocols molt speaks on the app channel (Dapr also has grpcs, https, h2c).
+    public static let appProtocols = ["http", "grpc"]
 }
 
 /// A setting's value as every outer form carries it.

@@ -113,7 +113,7 @@ extension BootstrapConfig {
             appPort = number
         case (.appProtocol, .string(let text)):
             guard Self.appProtocols.contains(text) else {
-                throw invalid("one of \(Self.appProtocols.joined(separator: ", ")) (Dapr's grpc, grpcs, https and h2c are not supported)", text)
+                throw invalid("one of \(Self.appProtocols.joined(separator: ", ")) (Dapr's grpcs, https and h2c are not supported)", text)
             }
             appProtocol = text
         case (.appHost, .string(let text)):

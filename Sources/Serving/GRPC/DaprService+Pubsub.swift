@@ -1,3 +1,4 @@
+import AppCallback
 import Engine
 import FoundationEssentials
 import Logging
@@ -73,7 +74,7 @@ extension DaprService {
                                                   rawPayload: rawPayload)
                     waiting.add(delivery, id: event.id)
                     var message = Dapr_Proto_Runtime_V1_SubscribeTopicEventsResponseAlpha1()
-                    message.eventMessage = Self.topicEventRequest(event, topic: delivery.message.topic, pubsub: pubsubName)
+                    message.eventMessage = TopicEventEnvelope.request(event, topic: delivery.message.topic, pubsub: pubsubName)
                     guard await send(message) else { return nil }
                 }
                 return nil  // the subscription ended (unsubscribed, the pubsub removed)
@@ -159,45 +160,6 @@ extension DaprService {
         default: return .retry  // RETRY, and values this version does not know
         }
     }
-
-    /// Dapr's TopicEventRequest for `event` (GRPCEnvelopeFromSubscriptionMessage); `path` is empty for a
-    /// streaming subscription.
-    static func topicEventRequest(_ event: CloudEvents.Event, topic: String, pubsub: String) -> Dapr_Proto_Runtime_V1_TopicEventRequest {
-        var request = Dapr_Proto_Runtime_V1_TopicEventRequest()
-        request.id = event.id
-        request.source = event.source
-        request.type = event.type
-        request.specVersion = event.specVersion
-        request.dataContentType = event.dataContentType
-        request.data = Data(event.data)
-        request.topic = topic
-        request.pubsubName = pubsub
-        var extensions = SwiftProtobuf.Google_Protobuf_Struct()
-        extensions.fields = event.extensions.mapValues(Self.protoValue)
-        request.extensions = extensions
-        return request
-    }
-
-    static func protoValue(_ value: JSONValue) -> SwiftProtobuf.Google_Protobuf_Value {
-        var proto = SwiftProtobuf.Google_Protobuf_Value()
-        switch value {
-        case .null: proto.nullValue = .nullValue
-        case .bool(let bool): proto.boolValue = bool
-        case .integer(let integer): proto.numberValue = Double(integer)
-        case .number(let number): proto.numberValue = number
-        case .string(let string): proto.stringValue = string
-        case .array(let array):
-            var list = SwiftProtobuf.Google_Protobuf_ListValue()
-            list.values = array.map(protoValue)
-            proto.listValue = list
-        case .object(let object):
-            var structure = SwiftProtobuf.Google_Protobuf_Struct()
-            structure.fields = object.mapValues(protoValue)
-            proto.structValue = structure
-        }
-        return proto
-    }
-
 }
 
 /// The deliveries of one streaming subscription sent to the client and not yet answered, by CloudEvent id

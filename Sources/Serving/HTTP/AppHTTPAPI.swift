@@ -219,8 +219,8 @@ struct AppHTTPAPI: Sendable {
         }
         guard let updateDelivery else {
             return .error(code: "ERR_APP_CHANNEL_NIL",
-                          message: "app channel is not initialized. cannot subscribe to configuration updates: molt has no app channel "
-                              + "to deliver HTTP subscription updates to (serve with --app-port); or subscribe with gRPC "
+                          message: "app channel is not initialized. cannot subscribe to configuration updates: molt has no HTTP app channel "
+                              + "to deliver HTTP subscription updates to (serve with --app-port and --app-protocol http); or subscribe with gRPC "
                               + "SubscribeConfiguration instead",
                           status: .internalServerError)
         }

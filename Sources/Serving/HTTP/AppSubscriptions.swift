@@ -1,12 +1,12 @@
-import AppChannel
 import Engine
 import Logging
 import ServiceLifecycle
 import ServingCore
 
 /// Classic pub/sub subscriptions of an app with an app port, run for the life of the sidecar: the programmatic
-/// ones the app lists at `GET /dapr/subscribe` (asked at start, again with backoff while the app is not up yet, as
-/// Dapr's built-in initialization retries do; a 404 or an empty list means none), and the declarative ones of each
+/// ones the app lists (`GET /dapr/subscribe` over HTTP, ListTopicSubscriptions over gRPC: `AppSubscriber`; asked
+/// at start, again with backoff while the app is not up yet, as Dapr's built-in initialization retries do; a 404,
+/// UNIMPLEMENTED or an empty list means none), and the declarative ones of each
 /// source (the `--components` files given at start and on SIGHUP, a file of the file agent, an etcd key), which
 /// `reconcile(source:_:)` changes while molt runs (see `RunningAppSubscriptions` for the plan and the precedence).
 /// Each subscription keeps itself subscribed: a pubsub that is not configured yet (or is removed later) is tried
@@ -21,7 +21,7 @@ public final class AppSubscriptions: Service, Sendable {
     public static let bootstrapSource = "the --components files"
 
     let engine: Engine
-    let appChannel: AppChannel
+    let subscriber: any AppSubscriber
     let logger: Logger
     /// Backoff between attempts (to reach the app, to subscribe): from `initialBackoff`, doubling, up to `maxBackoff`.
     let initialBackoff: Duration
@@ -30,13 +30,16 @@ public final class AppSubscriptions: Service, Sendable {
     /// Each running subscription's state, for `listing()`.
     let states: SubscriptionStates
 
-    public init(engine: Engine, appChannel: AppChannel, logger: Logger, declarative: [AppSubscription],
+    /// `transport`: how the app is reached (`--app-protocol`); events of every subscription, declarative ones
+    /// included, go through it.
+    public init(engine: Engine, transport: AppSubscriberTransport, logger: Logger, declarative: [AppSubscription],
                 initialBackoff: Duration = .milliseconds(200), maxBackoff: Duration = .seconds(2)) {
-        (self.engine, self.appChannel, self.logger, self.initialBackoff, self.maxBackoff) =
-            (engine, appChannel, logger, initialBackoff, maxBackoff)
+        let subscriber = transport.subscriber
+        (self.engine, self.subscriber, self.logger, self.initialBackoff, self.maxBackoff) =
+            (engine, subscriber, logger, initialBackoff, maxBackoff)
         let states = SubscriptionStates()
         self.states = states
-        let keep = KeepSubscribed(engine: engine, appChannel: appChannel, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff,
+        let keep = KeepSubscribed(engine: engine, subscriber: subscriber, logger: logger, initialBackoff: initialBackoff, maxBackoff: maxBackoff,
                                   states: states)
         table = RunningAppSubscriptions(logger: logger, initial: (Self.bootstrapSource, declarative), run: { await keep.run($0) })
     }
@@ -65,34 +68,15 @@ public final class AppSubscriptions: Service, Sendable {
         var loggedWaiting = false
         while !Task.isCancelled {
             let problem: String
-            do {
-                let response = try await appChannel.get(path: "/dapr/subscribe")
-                switch response.status {
-                case 200..<300:
-                    do {
-                        let (subscriptions, problems) = try AppSubscription.programmatic(response.body)
-                        for skipped in problems { logger.error("GET /dapr/subscribe: \(skipped)") }
-                        logger.info("the app's programmatic subscriptions", metadata: ["count": "\(subscriptions.count)"])
-                        return subscriptions
-                    } catch {
-                        logger.error("GET /dapr/subscribe answered a body that is not a subscription list; no programmatic subscriptions",
-                                     metadata: ["error": "\(error)"])
-                        return []
-                    }
-                case 404:
-                    logger.info("the app has no programmatic subscriptions (GET /dapr/subscribe answered 404)")
-                    return []
-                case 500...:
-                    problem = "status \(response.status)"
-                default:
-                    logger.error("GET /dapr/subscribe answered status \(response.status); no programmatic subscriptions")
-                    return []
-                }
-            } catch {
-                problem = "\(error)"
+            switch await subscriber.listSubscriptions(logger: logger) {
+            case .listed(let subscriptions):
+                logger.info("the app's programmatic subscriptions", metadata: ["count": "\(subscriptions.count)"])
+                return subscriptions
+            case .notYet(let why):
+                problem = why
             }
             if !loggedWaiting {
-                logger.info("waiting for the app to list its subscriptions (GET /dapr/subscribe); trying again", metadata: ["error": "\(problem)"])
+                logger.info("waiting for the app to list its subscriptions (\(subscriber.listCall)); trying again", metadata: ["error": "\(problem)"])
                 loggedWaiting = true
             }
             try? await Task.sleep(for: backoff)
@@ -105,7 +89,7 @@ public final class AppSubscriptions: Service, Sendable {
 /// Keeps one subscription subscribed until its task is cancelled.
 struct KeepSubscribed: Sendable {
     let engine: Engine
-    let appChannel: AppChannel
+    let subscriber: any AppSubscriber
     let logger: Logger
     let initialBackoff: Duration
     let maxBackoff: Duration
@@ -116,7 +100,7 @@ struct KeepSubscribed: Sendable {
         let key = RunningAppSubscriptions.key(spec)
         states.set(key, .starting)
         defer { states.set(key, nil) }
-        let delivery = PubsubEventDelivery(engine: engine, appChannel: appChannel, logger: logger)
+        let delivery = PubsubEventDelivery(engine: engine, subscriber: subscriber, logger: logger)
         var backoff = initialBackoff
         var loggedMissing = false
         while !Task.isCancelled {

@@ -3,29 +3,29 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import AppChannel
 import Engine
 import EventRouting
 import Logging
 import PluginHost
 import ServingCore
 
-/// Delivers the events of one classic subscription to the app through the app channel, as Dapr does (dapr/dapr
-/// `pkg/runtime/subscription`, `publishMessageHTTP`): each message is POSTed to the path the subscription's routing
-/// rules choose for it (`AppSubscription.path(for:)`) with `Content-Type: application/cloudevents+json` and the
+/// Delivers the events of one classic subscription to the app, as Dapr does (dapr/dapr `pkg/runtime/subscription`):
+/// each message goes to the path the subscription's routing rules choose for it (`AppSubscription.path(for:)`).
+/// Over HTTP (`publishMessageHTTP`) it is POSTed there with `Content-Type: application/cloudevents+json` and the
 /// CloudEvent as the body (a message that is not a CloudEvent, or a `rawPayload` subscription's, is wrapped as
-/// Dapr's FromRawPayload does). Routing, as Dapr's subscription handler:
+/// Dapr's FromRawPayload does); over gRPC it goes to OnTopicEvent with that path (`GRPCAppSubscriber`, which reads
+/// its answer into the same verdicts). Routing, as Dapr's subscription handler:
 /// - no rule matches and there is no default route: dropped (debug log), sent to the dead-letter topic if any;
 /// - a rule's match cannot be evaluated for the event (missing field, type mismatch, not a bool): logged as an
 ///   error, sent to the dead-letter topic when there is one, else delivered again (a counted retry: after
 ///   `maxRetries` it is dropped, molt's bound where Dapr would retry for ever).
 ///
-/// The app's answer:
+/// The app's HTTP answer:
 /// - 2xx with `{"status": "SUCCESS"}`, an empty status, or a body that is not such JSON: ACK;
 /// - 2xx with `{"status": "RETRY"}` or an unknown status, or any status but 2xx and 404: RETRY;
 /// - 2xx with `{"status": "DROP"}`: dropped with a warning, or sent to the dead-letter topic when there is one
 ///   (Dapr's `ErrMessageDropped` handling in `pkg/runtime/subscription`; if that publish fails, RETRY);
-/// - 404: dropped, logged as "non-retriable" (Dapr acknowledges it; no dead letter);
+/// - 404 (gRPC: UNIMPLEMENTED): dropped, logged as "non-retriable" (Dapr acknowledges it; no dead letter);
 /// - the app unreachable (no connection, timeout): RETRY, not counted against `maxRetries` (the app never saw it).
 ///
 /// Bounded retries: `RedeliveryBudget` (after `maxRetries` RETRY answers for one message, by CloudEvent id, the
@@ -33,10 +33,10 @@ import ServingCore
 /// warning).
 ///
 /// Thread: one task per subscription (the cooperative pool) that awaits each POST in order, so events reach the
-/// app in the order the pubsub delivers them; the I/O runs on the app channel's event loops.
+/// app in the order the pubsub delivers them; the I/O runs on the transport's event loops.
 struct PubsubEventDelivery: Sendable {
     let engine: Engine
-    let appChannel: AppChannel
+    let subscriber: any AppSubscriber
     let logger: Logger
 
     /// What the app's answer means for the message.
@@ -48,14 +48,14 @@ struct PubsubEventDelivery: Sendable {
         case unreachable(String)
         /// `{"status": "DROP"}`.
         case drop
-        /// 404: the route does not exist.
-        case notFound
+        /// 404 (gRPC: UNIMPLEMENTED): the app has no handler for it; dropped.
+        case nonRetriable(String)
     }
 
     /// Dapr's reading of the app's answer to one event.
     static func verdict(status: Int, body: [UInt8]) -> Verdict {
         guard (200..<300).contains(status) else {
-            return status == 404 ? .notFound : .retry("the app answered status \(status)")
+            return status == 404 ? .nonRetriable("status code returned: 404") : .retry("the app answered status \(status)")
         }
         guard case .object(let fields)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(body)),
               case .string(let given)? = fields["status"] else { return .success }
@@ -101,13 +101,7 @@ struct PubsubEventDelivery: Sendable {
             switch route(event, spec) {
             case .path(let path):
                 fields["route"] = "\(path)"
-                do {
-                    let response = try await appChannel.post(path: path, body: body, headers: [
-                        ("Content-Type", CloudEvents.contentType), ("pubsubname", spec.pubsub)])
-                    verdict = Self.verdict(status: response.status, body: response.body)
-                } catch {
-                    verdict = .unreachable("\(error)")
-                }
+                verdict = await subscriber.deliver(cloudEvent: body, path: path, spec)
             case .noMatch:
                 logger.debug("no matching route for pub/sub event; dropped", metadata: fields)
                 let deadLettered = await deadLetter(message, spec, because: "no routing rule matched", fields)
@@ -126,9 +120,9 @@ struct PubsubEventDelivery: Sendable {
             case .success:
                 retries.forget(key)
                 delivery.answer(.ack)
-            case .notFound:
+            case .nonRetriable(let reason):
                 retries.forget(key)
-                logger.error("non-retriable error returned from app while processing pub/sub event: status code returned: 404; dropped",
+                logger.error("non-retriable error returned from app while processing pub/sub event: \(reason); dropped",
                              metadata: fields)
                 delivery.answer(.drop)
             case .drop:
