@@ -5,8 +5,8 @@
 # sees a half-written file. `make test-plugins` (run by `make test`) runs its C test.
 REDISSTREAMS_DIR  := $(ROOT)/Plugins/RedisStreams
 REDISSTREAMS_SRC  := $(addprefix $(REDISSTREAMS_DIR)/,redis_streams.c settings.c connection.c entry.c \
-                     command_thread.c loop_publish.c subscription.c consumer.c)
-REDISSTREAMS_DEPS := $(REDISSTREAMS_SRC) $(REDISSTREAMS_DIR)/redis_streams.h $(REDISSTREAMS_DIR)/plugin.mk $(ABI_HEADER)
+                     command_thread.c loop_publish.c loop_connection.c subscription.c consumer.c)
+REDISSTREAMS_DEPS := $(REDISSTREAMS_SRC) $(REDISSTREAMS_DIR)/redis_streams.h $(REDISSTREAMS_DIR)/loop_shard.h $(REDISSTREAMS_DIR)/plugin.mk $(ABI_HEADER)
 REDISSTREAMS_SO   := $(PLUGINS_DIR)/redis-streams-1.0.0.so
 
 C_PLUGINS += $(REDISSTREAMS_SO)
