@@ -33,18 +33,14 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------------
- * The host's callbacks owed to the instance (streams' `closed`, timers), counted under mu; destroy
- * waits for zero.
+ * The host's callbacks owed to the instance (streams' `closed`, timers), counted; destroy waits for zero.
  * ------------------------------------------------------------------------------------------- */
-void rs_io_add(rs_instance *in) {
-    pthread_mutex_lock(&in->mu);
-    in->io_owed++;
-    pthread_mutex_unlock(&in->mu);
-}
+void rs_io_add(rs_instance *in) { atomic_fetch_add_explicit(&in->io_owed, 1, memory_order_relaxed); }
 
 void rs_io_remove(rs_instance *in) {
-    pthread_mutex_lock(&in->mu);
-    if (--in->io_owed == 0) pthread_cond_broadcast(&in->io_idle);
+    if (atomic_fetch_sub_explicit(&in->io_owed, 1, memory_order_acq_rel) != 1) return;
+    pthread_mutex_lock(&in->mu); /* the last one: wake destroy (which checks the count under mu) */
+    pthread_cond_broadcast(&in->io_idle);
     pthread_mutex_unlock(&in->mu);
 }
 
@@ -203,7 +199,7 @@ void rs_loop_stop(rs_instance *in) {
             molt_log(in->host, MOLT_LOG_ERROR, RS_NAME ": the host refused a timer on its loop %" PRIu32, i);
     }
     pthread_mutex_lock(&in->mu);
-    while (in->io_owed > 0) pthread_cond_wait(&in->io_idle, &in->mu);
+    while (atomic_load_explicit(&in->io_owed, memory_order_acquire) > 0) pthread_cond_wait(&in->io_idle, &in->mu);
     pthread_mutex_unlock(&in->mu);
     free(in->shards);
     in->shards = NULL;

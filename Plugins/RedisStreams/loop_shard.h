@@ -40,7 +40,7 @@ struct rs_shard {
 };
 
 /* loop_publish.c */
-void rs_io_add(rs_instance *in);    /* a host callback (closed, timer) is owed; under mu */
+void rs_io_add(rs_instance *in);    /* a host callback (closed, timer) is owed: before asking for it */
 void rs_io_remove(rs_instance *in); /* delivered or cancelled: last thing in the callback */
 uint64_t rs_timer(rs_instance *in, uint32_t loop, int64_t delay_ms, molt_timer_fn fire, void *context); /* counted */
 bool rs_stopping(const rs_instance *in);

@@ -126,8 +126,8 @@ struct rs_instance {
     uint32_t shard_count;
     _Atomic uint32_t next_shard;    /* round-robin for publishes made off the loops */
     _Atomic bool io_stopping;       /* destroy has begun: fail what comes, reconnect no more */
-    int io_owed;                    /* under mu: the host's callbacks still owed (streams' closed, timers) */
-    pthread_cond_t io_idle;         /* signalled under mu when io_owed reaches 0 */
+    _Atomic int io_owed;            /* the host's callbacks still owed (streams' closed, timers) */
+    pthread_cond_t io_idle;         /* broadcast under mu when io_owed reaches 0 */
 };
 
 /* redis_streams.c */
