@@ -20,8 +20,9 @@ static void rs_read_timer_fired(void *context);
 
 static void rs_arm_read_timer(rs_shard *sh) {
     if (sh->read_timer != 0) return;
-    int64_t since = sh->awaiting.head != NULL ? sh->awaiting.head->sent_ns : 0;
-    if (sh->state == RS_HANDSHAKING) since = sh->awaiting.head != NULL ? since : rs_monotonic_ns();
+    /* handshaking: its replies are due from now (calls wait meanwhile); else the oldest call's */
+    int64_t since = sh->state == RS_HANDSHAKING ? rs_monotonic_ns()
+                    : sh->awaiting.head != NULL ? sh->awaiting.head->sent_ns : 0;
     if (since == 0) return;
     int64_t left_ms = (since + RS_COMMAND_TIMEOUT_MS * RS_NS_PER_MS - rs_monotonic_ns()) / RS_NS_PER_MS + 1;
     sh->read_timer = rs_timer(sh->in, sh->loop, left_ms, rs_read_timer_fired, sh);
