@@ -2,7 +2,8 @@
  * command_thread.c: the instance's command thread and its connection; publish.
  *
  * Threads. molt_pubsub_publish and molt_pubsub_ack run on host threads (event loops): they build a job
- * (a Redis command) and enqueue it under the mutex, nothing more. The command thread alone owns
+ * (a Redis command) and enqueue it under the mutex, nothing more. On a host with ABI 1.1 I/O a publish
+ * goes out on the host's loops instead (loop_publish.c): the command thread then runs XACKs only. The command thread alone owns
  * in->command (its blocking connection) and runs the jobs in FIFO order, without the mutex; a publish's
  * `done` is called from there. destroy stops the thread after it ran every job still queued (acks
  * answered after unsubscribe included), so no job is lost and every `done` comes.
@@ -168,6 +169,10 @@ MOLT_EXPORT void molt_pubsub_publish(molt_instance instance, const molt_pubsub_p
         job->argv[n] = job->owned[1]; job->argvlen[n++] = strlen(job->owned[1]);
     }
     job->argc = n;
+    if (rs_loop_submit(in, job, done, call_context)) { /* on the host's loops (ABI 1.1) */
+        rs_job_free(job);
+        return;
+    }
     job->done = done;
     job->call_context = call_context;
     pthread_mutex_lock(&in->mu);

@@ -1,10 +1,12 @@
 /*
  * redis-streams: Dapr's pubsub.redis (kind "pubsub", ABI 1.3) on Redis Streams with consumer groups,
- * through hiredis blocking connections on threads of the plugin's own. Plain C against molt_plugin.h.
+ * through hiredis: publish on the host's event loops (ABI 1.1 I/O), the rest on blocking connections on
+ * threads of the plugin's own. Plain C against molt_plugin.h.
  *
  * Files: this one (identity, declared keys, lifecycle, shared helpers); settings.c (metadata);
  * connection.c (connect, AUTH, SELECT, PING); entry.c (what a stream entry holds); command_thread.c
- * (publish and XACK on the command thread); subscription.c (subscribe, ack, unsubscribe); consumer.c
+ * (XACK, and publish on a host without ABI 1.1 I/O, on the command thread); loop_publish.c (publish on
+ * the host's event loops); subscription.c (subscribe, ack, unsubscribe); consumer.c
  * (a subscription's thread: XREADGROUP, XAUTOCLAIM, delivery within the window). redis_streams.h has the
  * model and the threading rules.
  *
@@ -130,19 +132,23 @@ MOLT_EXPORT molt_status molt_plugin_init(const molt_config *config, const molt_h
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    bool ok = pthread_mutex_init(&in->mu, NULL) == 0 && pthread_cond_init(&in->jobs_ready, &attr) == 0;
+    bool ok = pthread_mutex_init(&in->mu, NULL) == 0 && pthread_cond_init(&in->jobs_ready, &attr) == 0 &&
+              pthread_cond_init(&in->io_idle, &attr) == 0;
     pthread_condattr_destroy(&attr);
+    bool on_loops = ok && rs_loop_start(in);
     if (!ok || !rs_commands_start(in, error_out)) {
         if (!ok) rs_text(error_out, RS_NAME ": cannot initialize a mutex or condition variable");
+        free(in->shards);
         redisFree(in->command);
         rs_settings_free(&in->settings);
         free(in);
         return MOLT_ERR_INTERNAL;
     }
     molt_log(host, MOLT_LOG_INFO, RS_NAME " " RS_VERSION ": Redis at %s, consumer group %s, consumer %s, "
-                                  "processingTimeout %lldms, redeliverInterval %lldms", in->settings.address,
+                                  "processingTimeout %lldms, redeliverInterval %lldms, publish %s", in->settings.address,
              in->settings.group, in->consumer, (long long)in->settings.processing_timeout_ms,
-             (long long)in->settings.redeliver_interval_ms);
+             (long long)in->settings.redeliver_interval_ms,
+             on_loops ? "on the host's event loops" : "on the command thread (the host has no ABI 1.1 I/O)");
     *instance_out = in;
     return MOLT_OK;
 }
@@ -153,12 +159,14 @@ MOLT_EXPORT molt_readiness molt_plugin_readiness(molt_instance instance, molt_me
     return MOLT_READY; /* init returned only once a PING answered */
 }
 
-/* Stops every consumer thread (no deliver after), then the command thread once it ran every queued job
- * (late XACKs included), makes what is still pending for this consumer due for the next reclaim, then frees
- * everything. */
+/* Fails the publishes still on the host's loops (the engine drained the instance's calls first, so
+ * normally none) and waits for the host's last callback, stops every consumer thread (no deliver after),
+ * then the command thread once it ran every queued job (late XACKs included), makes what is still pending
+ * for this consumer due for the next reclaim, then frees everything. */
 MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
     rs_instance *in = instance;
     if (in == NULL) return;
+    rs_loop_stop(in);
     rs_subscriptions_stop_all(in);
     rs_commands_stop(in);
     rs_subscriptions_release_pending(in);
@@ -166,6 +174,7 @@ MOLT_EXPORT void molt_plugin_destroy(molt_instance instance) {
     in->command = NULL;
     rs_subscriptions_free(in);
     pthread_cond_destroy(&in->jobs_ready);
+    pthread_cond_destroy(&in->io_idle);
     pthread_mutex_destroy(&in->mu);
     rs_settings_free(&in->settings);
     free(in);

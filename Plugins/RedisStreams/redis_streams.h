@@ -4,8 +4,10 @@
  *
  * The model, in one place:
  *   instance ─┬─ settings (settings.c), immutable after init
- *             ├─ the command thread (command_thread.c) with its own connection: publishes (XADD) and
- *             │  acks (XACK), in FIFO order, from a job queue. Operations only enqueue, never block.
+ *             ├─ publish shards (loop_publish.c), one per host loop (ABI 1.1 I/O): XADD on a connection of
+ *             │  the loop the host called on, completed there without a thread switch
+ *             ├─ the command thread (command_thread.c) with its own connection: acks (XACK), and publishes
+ *             │  on a host without ABI 1.1 I/O, in FIFO order, from a job queue. Operations only enqueue.
  *             └─ subscriptions (a singly linked list, kept until destroy so that late acks find them)
  *                  each with a consumer thread (consumer.c) and its own connection: XREADGROUP, the
  *                  periodic XAUTOCLAIM reclaim, and the only caller of its sink.deliver. The entries it
@@ -26,6 +28,7 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define RS_NAME "redis-streams"
 #define RS_VERSION "1.0.0"
@@ -68,6 +71,7 @@ typedef struct rs_in_flight {
 } rs_in_flight;
 
 typedef struct rs_instance rs_instance;
+typedef struct rs_shard rs_shard; /* loop_publish.c: publishing on one of the host's loops */
 
 /* A subscription. Owned by the instance's list from subscribe until destroy (unsubscribe only stops it). */
 typedef struct rs_subscription {
@@ -117,6 +121,13 @@ struct rs_instance {
     redisContext *command;
     int64_t command_retry_after_ns; /* a reconnect failed: fail fast until then */
     pthread_t command_thread;
+    /* publish on the host's loops (loop_publish.c); shards NULL on a host without ABI 1.1 I/O */
+    rs_shard *shards;               /* one per host loop; each touched only on its loop */
+    uint32_t shard_count;
+    _Atomic uint32_t next_shard;    /* round-robin for publishes made off the loops */
+    _Atomic bool io_stopping;       /* destroy has begun: fail what comes, reconnect no more */
+    _Atomic int io_owed;            /* the host's callbacks still owed (streams' closed, timers) */
+    pthread_cond_t io_idle;         /* broadcast under mu when io_owed reaches 0 */
 };
 
 /* redis_streams.c */
@@ -141,6 +152,14 @@ char *rs_metadata_json(uint32_t count, const molt_kv *metadata); /* malloc()ed J
 bool rs_commands_start(rs_instance *in, molt_message *error_out);
 void rs_commands_stop(rs_instance *in); /* runs the queued jobs, then joins (in->command stays open) */
 void rs_enqueue_locked(rs_instance *in, rs_job *job); /* under mu */
+
+/* loop_publish.c */
+bool rs_loop_start(rs_instance *in); /* init: false (publish on the command thread) on an ABI 1.0 host */
+/* Publishes job's XADD on the host's loops and returns true (`done` follows, maybe before it returns);
+ * false when the host has no I/O services: the caller queues the job to the command thread. job stays
+ * the caller's. */
+bool rs_loop_submit(rs_instance *in, rs_job *job, molt_pubsub_publish_done done, void *call_context);
+void rs_loop_stop(rs_instance *in); /* destroy: fails what is left, waits for the host's last callback */
 
 /* consumer.c */
 void *rs_consumer_main(void *subscription);

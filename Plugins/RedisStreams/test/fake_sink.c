@@ -49,6 +49,11 @@ static void host_log(void *context, molt_log_level level, const char *message) {
     printf("  log(%d): %s\n", level, message);
 }
 const molt_host_services fake_host = {.struct_size = MOLT_HOST_SERVICES_SIZE_1_0, .log = host_log};
+const molt_host_services *test_host = &fake_host;
+
+void fake_host_log(void *host_context, molt_log_level level, const char *message) {
+    host_log(host_context, level, message);
+}
 
 static int compare_kv(const void *a, const void *b) {
     return strcmp(((const molt_kv *)a)->key, ((const molt_kv *)b)->key);
@@ -66,7 +71,7 @@ molt_status start(uint16_t port, const char *const *extra, molt_instance *out, c
     text[0] = '\0';
     molt_message error = {text, (uint32_t)capacity};
     *out = NULL;
-    return p.init(&config, &fake_host, out, &error);
+    return p.init(&config, test_host, out, &error);
 }
 
 /* ---------------------------------------------------------------------------------------------

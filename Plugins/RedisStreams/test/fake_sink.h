@@ -24,7 +24,9 @@ typedef struct {
 } plugin;
 
 extern plugin p;
-extern const molt_host_services fake_host;
+extern const molt_host_services fake_host;   /* ABI 1.0: log only (publish on the command thread) */
+extern const molt_host_services *test_host;  /* what start() gives init: fake_host unless changed */
+void fake_host_log(void *host_context, molt_log_level level, const char *message);
 
 void load(const char *path); /* dlopen and resolve every symbol into p; exits on failure */
 int64_t now_ms(void);

@@ -11,10 +11,13 @@
  *   handover        with processingTimeout 30s: what A read and never answered is due when A is destroyed, so B's
  *                   first reclaim delivers it at once (not 30 s later)
  *   redis down      publish answers UNAVAILABLE naming the host; unsubscribe and destroy still return
+ *   loop publish    publish on the host's event loops (ABI 1.1 I/O): test_loop_publish.c; every other part runs
+ *                   with an ABI 1.0 host, where publish goes through the command thread
  * Usage: test_redis_streams redis-streams-1.0.0.so
  */
 #include "fake_sink.h"
 #include "redis_server.h"
+#include "test_loop_publish.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +288,7 @@ int main(int argc, char **argv) {
     window();
     retry();
     handover();
+    loop_publish_tests(&server); /* the rest publish through the command thread (an ABI 1.0 host) */
     reload();
     if (failures > 0) {
         fprintf(stderr, "redis-streams: %d failures\n", failures);
