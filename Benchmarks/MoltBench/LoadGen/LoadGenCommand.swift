@@ -242,14 +242,22 @@ struct LoadGenCommand: AsyncParsableCommand {
         return (String(text[..<colon]), port)
     }
 
+    /// `text` without leading and trailing spaces and tabs.
+    static func trimmed(_ text: Substring) -> Substring {
+        var slice = text
+        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
+        return slice
+    }
+
     static func parseMix(_ text: String) throws -> OpWeights {
         var save = 0, get = 0, lock = 0
         for part in text.split(separator: ",") {
             let pieces = part.split(separator: "=", maxSplits: 1)
-            guard pieces.count == 2, let weight = Int(pieces[1].trimmingCharacters(in: .whitespaces)), weight >= 0 else {
+            guard pieces.count == 2, let weight = Int(trimmed(pieces[1])), weight >= 0 else {
                 throw ValidationError("--mix '\(text)': '\(part)' is not NAME=WEIGHT (a non-negative integer)")
             }
-            switch pieces[0].trimmingCharacters(in: .whitespaces) {
+            switch trimmed(pieces[0]) {
             case "save": save = weight
             case "get": get = weight
             case "lock": lock = weight

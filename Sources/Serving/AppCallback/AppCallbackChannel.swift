@@ -21,7 +21,7 @@ public final class AppCallbackChannel: Service, Sendable {
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
 
     public init(host: String, port: Int, callTimeout: Duration = .seconds(60)) throws {
-        address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        address = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
         self.callTimeout = callTimeout
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 2, jitter: 0.1)
