@@ -175,7 +175,7 @@ def generate_dapr_stubs(protos_dir, out):
 
     well_known = Path(protoc.__file__).parent / "_proto"
     out.mkdir(parents=True, exist_ok=True)
-    sources = ["dapr/proto/runtime/v1/dapr.proto", "dapr/proto/common/v1/common.proto"]
+    sources = ["dapr/proto/runtime/v1/dapr.proto", "dapr/proto/runtime/v1/appcallback.proto", "dapr/proto/common/v1/common.proto"]
     status = protoc.main(["grpc_tools.protoc", f"-I{protos_dir}", f"-I{well_known}", f"--python_out={out}",
                           f"--grpc_python_out={out}", *sources])
     if status != 0:

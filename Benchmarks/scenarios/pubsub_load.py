@@ -51,9 +51,10 @@ def message_seq(data):
 
 
 class Load:
-    def __init__(self, args, pb, stub_module):
+    def __init__(self, args, pb, appcallback, stub_module):
         self.args = args
         self.pb = pb
+        self.appcallback = appcallback  # TopicEventResponse lives in appcallback.proto, as in Dapr
         self.stubs = stub_module
         self.start_unix_ms = None
         self.start_mono = None
@@ -103,7 +104,7 @@ class Load:
                             self.stream_errors.append(f"unparsable message {event.data[:80]!r}")
                         outgoing.put_nowait(self.pb.SubscribeTopicEventsRequestAlpha1(
                             event_processed=self.pb.SubscribeTopicEventsRequestProcessedAlpha1(
-                                id=event.id, status=self.pb.TopicEventResponse(status=0))))  # SUCCESS
+                                id=event.id, status=self.appcallback.TopicEventResponse(status=0))))  # SUCCESS
                         self.check_done()
                     raise grpc.aio.AioRpcError(grpc.StatusCode.UNKNOWN, None, None, "the stream ended")
                 except grpc.aio.AioRpcError as error:
@@ -251,8 +252,9 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, args.stubs)
     pb = importlib.import_module("dapr.proto.runtime.v1.dapr_pb2")
+    appcallback = importlib.import_module("dapr.proto.runtime.v1.appcallback_pb2")
     stubs = importlib.import_module("dapr.proto.runtime.v1.dapr_pb2_grpc")
-    asyncio.run(Load(args, pb, stubs).run())
+    asyncio.run(Load(args, pb, appcallback, stubs).run())
 
 
 if __name__ == "__main__":
