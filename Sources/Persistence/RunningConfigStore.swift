@@ -154,16 +154,7 @@ public final class RunningConfigStore: ConfigJournal, Sendable {
 
     static func decode(path: String, sequence: UInt64) throws -> Snapshot {
         guard let bytes = readWholeFile(path) else { throw PersistenceError("cannot read \(path)") }
-        struct Header: Decodable { var format: Int }
-        let header: Header
-        do {
-            header = try JSONDecoder().decode(Header.self, from: Data(bytes))
-        } catch {
-            throw PersistenceError("\(path) is not a snapshot (partial or corrupt): \(error)")
-        }
-        guard header.format <= currentFormat else {
-            throw PersistenceError("\(path) has format \(header.format), written by a newer molt (this one reads up to \(currentFormat))")
-        }
+        try StoredFormat.check(bytes, path: path, is: "a snapshot", readsUpTo: currentFormat)
         let file = try JSONDecoder().decode(File.self, from: Data(bytes))
         guard try checksum(file.components, file.removed) == file.sha256 else {
             throw PersistenceError("\(path): the checksum does not match its content (corrupt)")

@@ -99,16 +99,7 @@ public final class SubscriptionStore: Sendable {
     }
 
     static func decode(_ bytes: [UInt8], path: String) throws -> [StoredSubscription] {
-        struct Header: Decodable { var format: Int }
-        let header: Header
-        do {
-            header = try JSONDecoder().decode(Header.self, from: Data(bytes))
-        } catch {
-            throw PersistenceError("\(path) is not a subscriptions file (partial or corrupt): \(error)")
-        }
-        guard header.format <= currentFormat else {
-            throw PersistenceError("\(path) has format \(header.format), written by a newer molt (this one reads up to \(currentFormat))")
-        }
+        try StoredFormat.check(bytes, path: path, is: "a subscriptions file", readsUpTo: currentFormat)
         let file = try JSONDecoder().decode(File.self, from: Data(bytes))
         guard try checksum(file.subscriptions) == file.sha256 else {
             throw PersistenceError("\(path): the checksum does not match its content (corrupt)")
