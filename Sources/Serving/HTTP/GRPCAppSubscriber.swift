@@ -7,9 +7,10 @@ import ServingCore
 
 /// The app's subscriptions over gRPC (Dapr's `--app-protocol grpc`, its AppCallback service), read as Dapr reads
 /// them (dapr/dapr `pkg/runtime/pubsub` GetSubscriptionsGRPC, `pkg/runtime/subscription/postman/grpc`):
-/// - ListTopicSubscriptions lists them; UNIMPLEMENTED means none. The route is `routes.default`, else a rule
-///   without a `match`, else "" (Dapr's gRPC default path); rules with a `match` are not evaluated.
-/// - OnTopicEvent gets each event as a TopicEventRequest (`TopicEventEnvelope`, `path` the route); the answer's
+/// - ListTopicSubscriptions lists them; UNIMPLEMENTED means none. Their routing rules (compiled when listed; an
+///   entry with a match that does not compile is skipped) and `routes.default` are kept as the app gave them; with
+///   neither, every event goes to path "" (Dapr's gRPC default).
+/// - OnTopicEvent gets each event as a TopicEventRequest (`TopicEventEnvelope`, `path` the routed one); the answer's
 ///   status SUCCESS acks, RETRY (and a status this version does not know) retries, DROP drops (or dead-letters).
 ///   UNIMPLEMENTED is non-retriable: dropped (Dapr acknowledges it); UNAVAILABLE, DEADLINE_EXCEEDED and a call
 ///   that never reached the app are "unreachable" (retried, not counted, as for HTTP); any other gRPC error is a
