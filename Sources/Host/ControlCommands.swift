@@ -260,7 +260,7 @@ struct Status: AsyncParsableCommand {
             [component.kind, component.name, component.plugin, String(component.generation), component.state,
              String(component.inFlight), Self.configText(component.metadata), component.hasLastResult ? component.lastResult.summary : "-"]
         }
-        printTable([header] + rows)
+        print(table(header, rows))
         for apply in response.appliesInProgress {
             let what = apply.components > 1 ? "batch of \(apply.components) (\(apply.kind)/\(apply.name), …)" : "\(apply.kind)/\(apply.name)"
             print("apply in progress: \(what), step \(apply.step), for \((apply.elapsedMs / 10).rounded() / 100) s")
@@ -289,17 +289,6 @@ struct Status: AsyncParsableCommand {
     static func abandonedLine(_ abandoned: Molt_Control_V1_AbandonedGeneration) -> String {
         "abandoned: \(abandoned.kind)/\(abandoned.name) generation \(abandoned.generation) (\(abandoned.plugin)): "
             + "\(abandoned.callsOutstanding) calls the plugin never completed; destroyed when it does"
-    }
-
-    private func printTable(_ rows: [[String]]) {
-        guard let columns = rows.first?.count else { return }
-        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        for row in rows {
-            let cells = row.enumerated().map { column, cell in
-                column == columns - 1 ? cell : cell.padding(toLength: widths[column])
-            }
-            print(cells.joined(separator: "  "))
-        }
     }
 }
 

@@ -68,7 +68,7 @@ struct SubscriptionsCommand: AsyncParsableCommand {
                 return [subscription.name.isEmpty ? "-" : subscription.name, subscription.pubsubname, subscription.topic, route,
                         state, "\(status.sourceKind) \(status.source)"]
             }
-            printColumns([header] + rows)
+            print(table(header, rows))
         }
     }
 
@@ -124,13 +124,3 @@ struct SubscriptionsCommand: AsyncParsableCommand {
     }
 }
 
-/// Prints rows as left-aligned columns (the last one unpadded).
-func printColumns(_ rows: [[String]]) {
-    guard let columns = rows.first?.count else { return }
-    let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
-    for row in rows {
-        print(row.enumerated().map { column, cell in
-            column == columns - 1 ? cell : cell.padding(toLength: widths[column])
-        }.joined(separator: "  "))
-    }
-}

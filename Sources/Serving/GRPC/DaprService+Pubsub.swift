@@ -88,8 +88,9 @@ extension DaprService {
                         switch request.subscribeTopicEventsRequestType {
                         case .eventProcessed(let processed):
                             guard let delivery = waiting.take(id: processed.id) else { continue }
-                            await Self.settle(delivery, id: processed.id, Self.outcome(processed.status.status), retries: &retries,
-                                              budget: budget, pubsub: pubsubName, engine: engine)
+                            await budget.settle(delivery, key: processed.id, Self.answer(processed.status.status), retries: &retries,
+                                                pubsub: pubsubName, engine: engine, logger: Self.subscriptionLogger, fields: [
+                                                    "pubsub": "\(pubsubName)", "topic": "\(delivery.message.topic)", "id": "\(processed.id)"])
                         case .initialRequest:
                             return APIFailure.badRequest("duplicate initial request received")
                         case nil:
@@ -111,53 +112,12 @@ extension DaprService {
 
     private static let subscriptionLogger = Logger(label: "molt")
 
-    /// Answers a streaming subscriber's delivery, within its redelivery budget: a RETRY past `maxRetries`, or a
-    /// DROP, goes to the dead-letter topic when there is one (acknowledged once published; if publishing fails,
-    /// RETRY); a RETRY past the budget without one is dropped with a warning.
-    static func settle(_ delivery: PubsubDelivery, id: String, _ outcome: PubsubOutcome, retries: inout RetryCounts,
-                       budget: RedeliveryBudget, pubsub: String, engine: Engine) async {
-        let fields: Logger.Metadata = ["pubsub": "\(pubsub)", "topic": "\(delivery.message.topic)", "id": "\(id)"]
-        switch outcome {
-        case .ack:
-            retries.forget(id)
-            delivery.answer(.ack)
-            return
-        case .retry:
-            guard retries.count(id) > budget.maxRetries else {
-                delivery.answer(.retry)
-                return
-            }
-            retries.forget(id)
-            guard !budget.deadLetterTopic.isEmpty else {
-                subscriptionLogger.warning("pub/sub event dropped: no retries left and no deadLetterTopic", metadata: fields.merging([
-                    "max_retries": "\(budget.maxRetries)"]) { $1 })
-                delivery.answer(.drop)
-                return
-            }
-        case .drop:
-            retries.forget(id)
-            guard !budget.deadLetterTopic.isEmpty else {
-                delivery.answer(.drop)
-                return
-            }
-        }
-        do throws(CallError) {
-            try await budget.deadLetter(delivery.message, pubsub: pubsub, engine: engine)
-            subscriptionLogger.warning("pub/sub event sent to the dead-letter topic", metadata: fields.merging([
-                "dead_letter_topic": "\(budget.deadLetterTopic)", "answer": "\(outcome)"]) { $1 })
-            delivery.answer(.ack)
-        } catch {
-            subscriptionLogger.error("error sending message to dead letter", metadata: fields.merging([
-                "dead_letter_topic": "\(budget.deadLetterTopic)", "error": "\(error)"]) { $1 })
-            delivery.answer(.retry)
-        }
-    }
-
-    static func outcome(_ status: Dapr_Proto_Runtime_V1_TopicEventResponse.TopicEventResponseStatus) -> PubsubOutcome {
+    /// The streaming client's status as an answer to its delivery (RETRY and values this version does not know retry).
+    static func answer(_ status: Dapr_Proto_Runtime_V1_TopicEventResponse.TopicEventResponseStatus) -> RedeliveryBudget.Answer {
         switch status {
         case .success: return .ack
-        case .drop: return .drop
-        default: return .retry  // RETRY, and values this version does not know
+        case .drop: return .drop(reason: "the subscriber answered DROP")
+        default: return .retry(reason: "the subscriber answered RETRY")
         }
     }
 }
@@ -169,11 +129,6 @@ final class WaitingDeliveries: Sendable {
 
     func add(_ delivery: PubsubDelivery, id: String) {
         byID.withLock { $0[id, default: []].append(delivery) }
-    }
-
-    /// Answers the oldest delivery waiting under `id`; nothing when none is (Dapr logs and ignores it).
-    func answer(id: String, _ outcome: PubsubOutcome) {
-        take(id: id)?.answer(outcome)
     }
 
     /// The oldest delivery waiting under `id`, no longer waiting; nil when none is.

@@ -57,13 +57,12 @@ struct GRPCAppSubscriber: AppSubscriber {
                 problems.append("entry \(index) (pubsub '\(entry.pubsubName)', topic '\(entry.topic)'): \(error); skipped")
                 continue
             }
-            var subscription = AppSubscription(pubsub: entry.pubsubName, topic: entry.topic, route: entry.routes.default, rules: rules,
+            var subscription = AppSubscription(pubsub: entry.pubsubName, topic: entry.topic, route: "",
                                                deadLetterTopic: entry.deadLetterTopic, metadata: entry.metadata, source: "programmatic")
-            // As the app gave them: OnTopicEvent's `path` is "" without routes (Dapr's gRPC default), no "/" added.
+            // Paths as the app gave them (the init would prefix "/"); Dapr's parseRoutingRulesGRPC: without rules and
+            // a default, every event goes to path "".
             subscription.route = entry.routes.default
-            subscription.rules = zip(subscription.rules, entry.routes.rules).map { RoutingRule(match: $0.match, path: $1.path) }
-            // Dapr's parseRoutingRulesGRPC: without rules and a default, every event goes to path "".
-            if subscription.rules.isEmpty && subscription.route.isEmpty { subscription.rules = [RoutingRule(match: nil, path: "")] }
+            subscription.rules = rules.isEmpty && subscription.route.isEmpty ? [RoutingRule(match: nil, path: "")] : rules
             subscriptions.append(subscription)
         }
         return (subscriptions, problems)

@@ -88,7 +88,6 @@ struct PubsubEventDelivery: Sendable {
     func run(_ subscription: PubsubSubscription, _ spec: AppSubscription) async {
         let rawPayload = (try? CloudEvents.isRawPayload(spec.metadata)) ?? false
         let budget = RedeliveryBudget(metadata: spec.metadata, deadLetterTopic: spec.deadLetterTopic)
-        let maxRetries = budget.maxRetries
         var retries = RetryCounts()
         var unreachable = RateLimitedLog(interval: .seconds(10))
         for await delivery in subscription.deliveries {
@@ -104,13 +103,15 @@ struct PubsubEventDelivery: Sendable {
                 verdict = await subscriber.deliver(cloudEvent: body, path: path, spec)
             case .noMatch:
                 logger.debug("no matching route for pub/sub event; dropped", metadata: fields)
-                let deadLettered = await deadLetter(message, spec, because: "no routing rule matched", fields)
+                let deadLettered = await budget.sendToDeadLetter(message, pubsub: spec.pubsub, engine: engine, because: "no routing rule matched",
+                                                                 logger: logger, fields: fields)
                 delivery.answer(deadLettered ? .ack : .drop)
                 continue
             case .failed(let error):
                 logger.error("error finding matching route for pub/sub event", metadata: fields.merging(["error": "\(error)"]) { $1 })
                 if !spec.deadLetterTopic.isEmpty {
-                    let deadLettered = await deadLetter(message, spec, because: "its routing rules failed: \(error)", fields)
+                    let deadLettered = await budget.sendToDeadLetter(message, pubsub: spec.pubsub, engine: engine,
+                                                                     because: "its routing rules failed: \(error)", logger: logger, fields: fields)
                     delivery.answer(deadLettered ? .ack : .retry)
                     continue
                 }
@@ -118,23 +119,16 @@ struct PubsubEventDelivery: Sendable {
             }
             switch verdict {
             case .success:
-                retries.forget(key)
-                delivery.answer(.ack)
+                await budget.settle(delivery, key: key, .ack, retries: &retries, pubsub: spec.pubsub, engine: engine, logger: logger, fields: fields)
             case .nonRetriable(let reason):
                 retries.forget(key)
                 logger.error("non-retriable error returned from app while processing pub/sub event: \(reason); dropped",
                              metadata: fields)
                 delivery.answer(.drop)
             case .drop:
-                retries.forget(key)
                 logger.warning("DROP status returned from app while processing pub/sub event", metadata: fields)
-                if spec.deadLetterTopic.isEmpty {
-                    delivery.answer(.drop)
-                } else {
-                    // Dapr: a dead letter that cannot be published leaves the message to be delivered again.
-                    let deadLettered = await deadLetter(message, spec, because: "the app answered DROP", fields)
-                    delivery.answer(deadLettered ? .ack : .retry)
-                }
+                await budget.settle(delivery, key: key, .drop(reason: "the app answered DROP"), retries: &retries, pubsub: spec.pubsub,
+                                    engine: engine, logger: logger, fields: fields)
             case .unreachable(let problem):
                 unreachable.record { suppressed in
                     logger.warning("the app could not be reached to deliver a pub/sub event; it will be delivered again", metadata: fields.merging([
@@ -142,23 +136,8 @@ struct PubsubEventDelivery: Sendable {
                 }
                 delivery.answer(.retry)
             case .retry(let reason):
-                let count = retries.count(key)
-                guard count > maxRetries else {
-                    logger.debug("retriable answer from app while processing pub/sub event", metadata: fields.merging([
-                        "reason": "\(reason)", "retries": "\(count)"]) { $1 })
-                    delivery.answer(.retry)
-                    continue
-                }
-                retries.forget(key)
-                let why = "\(reason) after \(maxRetries) retries"
-                if spec.deadLetterTopic.isEmpty {
-                    logger.warning("pub/sub event dropped: no retries left and no deadLetterTopic", metadata: fields.merging([
-                        "reason": "\(why)", "max_retries": "\(maxRetries)"]) { $1 })
-                    delivery.answer(.drop)
-                } else {
-                    let deadLettered = await deadLetter(message, spec, because: why, fields)
-                    delivery.answer(deadLettered ? .ack : .retry)
-                }
+                await budget.settle(delivery, key: key, .retry(reason: reason), retries: &retries, pubsub: spec.pubsub, engine: engine,
+                                    logger: logger, fields: fields)
             }
         }
     }
@@ -176,23 +155,6 @@ struct PubsubEventDelivery: Sendable {
             return .path(path)
         } catch {
             return .failed(error)
-        }
-    }
-
-    /// Publishes `message` as it is to the dead-letter topic of the same pubsub (Dapr's sendToDeadLetter); false
-    /// when there is none or publishing failed (logged).
-    private func deadLetter(_ message: PubsubMessage, _ spec: AppSubscription, because reason: String, _ fields: Logger.Metadata) async -> Bool {
-        guard !spec.deadLetterTopic.isEmpty else { return false }
-        do throws(CallError) {
-            try await RedeliveryBudget(metadata: spec.metadata, deadLetterTopic: spec.deadLetterTopic)
-                .deadLetter(message, pubsub: spec.pubsub, engine: engine)
-            logger.warning("pub/sub event sent to the dead-letter topic", metadata: fields.merging([
-                "dead_letter_topic": "\(spec.deadLetterTopic)", "reason": "\(reason)"]) { $1 })
-            return true
-        } catch {
-            logger.error("error sending message to dead letter", metadata: fields.merging([
-                "dead_letter_topic": "\(spec.deadLetterTopic)", "error": "\(error)"]) { $1 })
-            return false
         }
     }
 }
