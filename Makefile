@@ -17,7 +17,7 @@ PLUGIN_TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -Wall -Wextra -W
                       -I$(ABI_INCLUDE) -I$(ROOT)/Plugins/TestSupport
 SWIFT_BIN    = $(shell $(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path)
 
-.PHONY: all build run demo-redis-dr test test-plugins deps plugins swift-build swift-plugins fixtures bench protos clean
+.PHONY: all build release run demo-redis-dr test test-plugins deps plugins swift-build swift-plugins fixtures bench protos clean
 
 all: build
 
@@ -41,6 +41,11 @@ deps:
 
 swift-build:
 	$(SWIFT) build -c $(CONFIG) $(SWIFT_FLAGS)
+
+# The release molt as benchmarked (scripts/release-build.sh: no full Foundation, lld, RELR, link order).
+release:
+	SWIFT=$(SWIFT) bash scripts/release-build.sh $(ROOT)/.build-release
+	@echo "molt: $$(SWIFT=$(SWIFT) bash scripts/release-build.sh $(ROOT)/.build-release --show-bin-path)/molt"
 
 # Swift plugins: build each dynamic-library product, then install it as <name>-<version>.so.
 # SWIFT_PLUGIN_PRODUCTS holds product:destination pairs.

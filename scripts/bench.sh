@@ -15,14 +15,12 @@ OUT="$ROOT/build/bench"
 SCRATCH="$ROOT/.build-release"
 mkdir -p "$OUT"
 
-# molt uses nothing of full Foundation, but SwiftProtobuf (BinaryDelimited.swift) and the modules importing it
-# autolink it, which maps libFoundation, its ICU and its internationalization library into molt (about 8 MiB
-# resident). Release builds drop those autolink entries (scripts/release-swift-flags.txt); a Foundation symbol
-# used by mistake is then an undefined reference at link time, not a silent 8 MiB.
-read -r -a RELEASE_FLAGS < scripts/release-swift-flags.txt
+# Release builds go through scripts/release-build.sh: full Foundation's autolink entries dropped (a Foundation
+# symbol used by mistake is an undefined reference at link time, not a silent 8 MiB), one section per function,
+# lld with RELR relocations and molt's start-up and serving code first (scripts/link-order).
 echo "== release build of molt-bench and the Swift plugins ($SCRATCH)" >&2
-"$SWIFT" build -c release --scratch-path "$SCRATCH" "${RELEASE_FLAGS[@]}" >&2
-BIN=$("$SWIFT" build -c release --scratch-path "$SCRATCH" "${RELEASE_FLAGS[@]}" --show-bin-path)
+SWIFT="$SWIFT" scripts/release-build.sh "$SCRATCH" >&2
+BIN=$(SWIFT="$SWIFT" scripts/release-build.sh "$SCRATCH" --show-bin-path)
 
 echo "== plugins and fixtures (make build), direct-call baseline (make bench-direct)" >&2
 make --no-print-directory build >&2

@@ -158,11 +158,12 @@ public final class CallTimer: @unchecked Sendable {
 
     private func siftDown(_ start: Int) {
         var parent = start
+        let count = heap.count
         while true {
-            var smallest = parent
-            for child in [2 * parent + 1, 2 * parent + 2] where child < heap.count && heap[child].deadline < heap[smallest].deadline {
-                smallest = child
-            }
+            let left = 2 * parent + 1
+            guard left < count else { return }
+            var smallest = heap[left].deadline < heap[parent].deadline ? left : parent
+            if left + 1 < count && heap[left + 1].deadline < heap[smallest].deadline { smallest = left + 1 }
             guard smallest != parent else { return }
             swapEntries(parent, smallest)
             parent = smallest
