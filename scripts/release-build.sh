@@ -17,8 +17,16 @@ shift
 read -r -a compile_flags < scripts/release-swift-flags.txt
 mkdir -p "$scratch"
 order="$(cd "$scratch" && pwd)/molt.order"
+link_flags=(-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs
+            -Xlinker "--symbol-ordering-file=$order" -Xlinker --no-warn-symbol-ordering)
+# SwiftPM does not recompile Swift modules when only -Xfrontend flags change: a scratch path built with other
+# flags (or before this script) is cleaned first, so that every object has its own function sections.
+stamp="$scratch/release-build.flags"
+if [ "$(cat "$stamp" 2>/dev/null)" != "${compile_flags[*]} ${link_flags[*]}" ]; then
+    echo "== release flags changed: clean build in $scratch" >&2
+    "${SWIFT:-swift}" package clean --scratch-path "$scratch" >&2
+    echo "${compile_flags[*]} ${link_flags[*]}" > "$stamp"
+fi
 gunzip -c scripts/link-order/molt.order.gz > "$order.new"
 if cmp -s "$order.new" "$order"; then rm "$order.new"; else mv "$order.new" "$order"; fi
-exec "${SWIFT:-swift}" build -c release --scratch-path "$scratch" "${compile_flags[@]}" \
-    -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs \
-    -Xlinker "--symbol-ordering-file=$order" -Xlinker --no-warn-symbol-ordering "$@"
+exec "${SWIFT:-swift}" build -c release --scratch-path "$scratch" "${compile_flags[@]}" "${link_flags[@]}" "$@"
