@@ -6,7 +6,7 @@ import PluginHost
 struct PluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugin", abstract: "List, inspect and verify plugin binaries, and start a new plugin project.",
-        subcommands: [List.self, Inspect.self, New.self, Verify.self])
+        subcommands: [List.self, Inspect.self, New.self, Verify.self, Identify.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,6 +31,29 @@ struct PluginCommand: ParsableCommand {
                 for problem in problems { print("skipped: \(problem)") }
             }
             if !problems.isEmpty { throw ExitCode(3) }
+        }
+    }
+
+    /// `molt serve`'s catalog reads plugin identities through this command, in a child process
+    /// (`ChildProcessInspector`): what reading them maps stays out of the serving process.
+    struct Identify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read plugin identities for molt serve's catalog; reports on descriptor 3.", shouldDisplay: false)
+        @Option(name: .customLong("plugins-directory"), help: "The plugins directory the files are in.") var pluginsDirectory: String
+        @Argument(help: "Plugin files.") var paths: [String] = []
+
+        func run() throws {
+            guard fcntl(InspectionReport.descriptor, F_GETFD) >= 0 else {
+                throw CommandFailure(description: "descriptor \(InspectionReport.descriptor) is not open: this command reports to molt serve")
+            }
+            Molt.bootstrapLogging(level: .critical)
+            let loader: PluginLoader
+            do {
+                loader = try PluginLoader(pluginsDirectory: pluginsDirectory)
+            } catch {
+                throw CommandFailure(description: error.description)
+            }
+            InspectionReport.report(paths, loader: loader)
         }
     }
 

@@ -129,7 +129,12 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let engineSettings = EngineSettings(settings)
-        let catalog = PluginCatalog(loader: try PluginLoader(pluginsDirectory: settings.pluginsDirectory, acceptsRebuilds: settings.watchPlugins))
+        let loader = try PluginLoader(pluginsDirectory: settings.pluginsDirectory, acceptsRebuilds: settings.watchPlugins)
+        // Plugin identities are read in a child process: molt maps only the plugins its components run. Reading
+        // them is a plugin step like init: bounded by the init timeout.
+        let inspector = ChildProcessInspector(command: ["/proc/self/exe", "plugin", "identify", "--plugins-directory", loader.pluginsDirectory],
+                                              timeout: engineSettings.initTimeout)
+        let catalog = PluginCatalog(loader: loader, inspector: { inspector.inspect($0) })
         let (entries, problems) = catalog.rescan()
         logger.info("plugins", metadata: ["directory": "\(catalog.loader.pluginsDirectory)", "available": "\(entries.map(\.info.id))",
                                           "skipped": "\(problems.count)"])

@@ -28,6 +28,10 @@ public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The file a version was loaded from now holds other bytes with the same name@version.
     case rebuiltVersion(path: String, plugin: String, sha256: String, loadedSHA256: String)
     case stagingFailed(reason: String)
+    /// The process inspecting the file for the catalog (`ChildProcessInspector`) refused it: its words, as given.
+    case relayed(path: String, description: String)
+    /// The process inspecting the file for the catalog crashed, hung or could not start on it.
+    case inspectionFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -61,6 +65,10 @@ public enum LoadError: Error, Equatable, CustomStringConvertible, Sendable {
                 + "serve with `molt serve --watch-plugins`, which loads rebuilds of a version as new builds"
         case .stagingFailed(let reason):
             return "cannot stage plugin copy: \(reason)"
+        case .relayed(_, let description):
+            return description
+        case .inspectionFailed(let path, let reason):
+            return "refusing plugin \(path): \(reason)"
         }
     }
 

@@ -20,17 +20,38 @@ public struct CatalogProblem: Sendable, CustomStringConvertible {
 /// The plugins available in the plugins directory, indexed by kind, name and version. Several
 /// versions of one plugin live side by side. `rescan()` re-reads the directory on demand.
 ///
-/// Reading a plugin's info means mapping it: C binaries are unmapped again right after (nothing
-/// holds them); Swift binaries stay mapped, but the loader shares mappings by content, so
-/// rescanning unchanged files maps nothing new.
+/// Reading a plugin's info means mapping it. By default this process maps it with `loader`: C binaries
+/// are unmapped again right after (nothing holds them); Swift binaries stay mapped, but the loader shares
+/// mappings by content, so rescanning unchanged files maps nothing new. `molt serve` reads them in a child
+/// process instead (`ChildProcessInspector`), and maps only the plugins its components run.
 public final class PluginCatalog: Sendable {
     public let loader: PluginLoader
+    private let inspector: PluginInspector
     private let snapshot = Mutex<(entries: [CatalogEntry], problems: [CatalogProblem])>(([], []))
     private let logger: Logger
 
-    public init(loader: PluginLoader, logger: Logger = Logger(label: "molt.catalog")) {
+    /// - Parameter inspector: reads the files' identities; nil: `loader`, in this process.
+    public init(loader: PluginLoader, inspector: PluginInspector? = nil, logger: Logger = Logger(label: "molt.catalog")) {
         self.loader = loader
+        self.inspector = inspector ?? Self.inspectInProcess(with: loader)
         self.logger = logger
+    }
+
+    /// Identities read by mapping each file in this process.
+    public static func inspectInProcess(with loader: PluginLoader) -> PluginInspector {
+        { paths in
+            var results: [String: Result<InspectedPlugin, LoadError>] = [:]
+            for path in paths {
+                do throws(LoadError) {
+                    let binary = try loader.load(path: path)
+                    results[path] = .success(InspectedPlugin(path: path, sha256: binary.sha256, info: binary.info,
+                                                             linksSwiftRuntime: binary.linksSwiftRuntime))
+                } catch {
+                    results[path] = .failure(error)
+                }
+            }
+            return results
+        }
     }
 
     public var entries: [CatalogEntry] { snapshot.withLock { $0.entries } }
@@ -41,18 +62,22 @@ public final class PluginCatalog: Sendable {
     public func rescan() -> (entries: [CatalogEntry], problems: [CatalogProblem]) {
         var entries: [CatalogEntry] = []
         var problems: [CatalogProblem] = []
-        for name in Self.sharedObjectNames(in: loader.pluginsDirectory) {
-            let path = "\(loader.pluginsDirectory)/\(name)"
-            do {
-                let binary = try loader.load(path: path)
-                if let clash = entries.first(where: { $0.info.name == binary.info.name && $0.info.version == binary.info.version }) {
-                    if clash.sha256 != binary.sha256 {
-                        problems.append(CatalogProblem(path: path, error: .duplicateNameVersion(path: path, plugin: binary.info.id, loadedFrom: clash.path)))
+        let paths = Self.sharedObjectNames(in: loader.pluginsDirectory).map { "\(loader.pluginsDirectory)/\($0)" }
+        let inspected = inspector(paths)
+        for path in paths {
+            switch inspected[path] ?? .failure(.inspectionFailed(path: path, reason: "the inspector gave no answer for it")) {
+            case .success(let plugin):
+                if let conflict = loader.conflict(with: plugin) {
+                    problems.append(CatalogProblem(path: path, error: conflict))
+                } else if let clash = entries.first(where: { $0.info.name == plugin.info.name && $0.info.version == plugin.info.version }) {
+                    if clash.sha256 != plugin.sha256 {
+                        problems.append(CatalogProblem(path: path, error: .duplicateNameVersion(path: path, plugin: plugin.info.id, loadedFrom: clash.path)))
                     }
-                    continue  // an identical copy under another name adds nothing
+                    // else an identical copy under another name adds nothing
+                } else {
+                    entries.append(CatalogEntry(path: path, sha256: plugin.sha256, info: plugin.info, linksSwiftRuntime: plugin.linksSwiftRuntime))
                 }
-                entries.append(CatalogEntry(path: path, sha256: binary.sha256, info: binary.info, linksSwiftRuntime: binary.linksSwiftRuntime))
-            } catch {
+            case .failure(let error):
                 problems.append(CatalogProblem(path: path, error: error))
             }
         }

@@ -86,12 +86,7 @@ public final class PluginLoader: Sendable {
         return try table.withLock { (table: inout LoadedTable) throws(LoadError) -> PluginBinary in
             if let existing = table.live(sha256) { return existing }
             let binary = try mapNewCopy(bytes: bytes, sha256: sha256, sourcePath: fullPath, identity: identity, table: &table)
-            if !acceptsRebuilds, let other = table.conflicting(with: binary.info, sha256: sha256) {
-                if other.sourcePath == fullPath {
-                    throw .rebuiltVersion(path: fullPath, plugin: binary.info.id, sha256: sha256, loadedSHA256: other.sha256)
-                }
-                throw .duplicateNameVersion(path: fullPath, plugin: binary.info.id, loadedFrom: other.sourcePath)
-            }
+            if let conflict = conflict(of: binary.info, sha256: sha256, path: fullPath, in: table) { throw conflict }
             if binary.linksSwiftRuntime {
                 table.retained[sha256] = binary
             } else {
@@ -104,6 +99,22 @@ public final class PluginLoader: Sendable {
             ])
             return binary
         }
+    }
+
+    /// The refusal `load` gives a file holding `plugin` (inspected elsewhere, `ChildProcessInspector`) because
+    /// another build of its name@version is mapped here; nil when there is none, or rebuilds are accepted.
+    public func conflict(with plugin: InspectedPlugin) -> LoadError? {
+        table.withLock { table in
+            table.live(plugin.sha256) == nil ? conflict(of: plugin.info, sha256: plugin.sha256, path: plugin.path, in: table) : nil
+        }
+    }
+
+    private func conflict(of info: PluginInfo, sha256: String, path: String, in table: borrowing LoadedTable) -> LoadError? {
+        guard !acceptsRebuilds, let other = table.conflicting(with: info, sha256: sha256) else { return nil }
+        if other.sourcePath == path {
+            return .rebuiltVersion(path: path, plugin: info.id, sha256: sha256, loadedSHA256: other.sha256)
+        }
+        return .duplicateNameVersion(path: path, plugin: info.id, loadedFrom: other.sourcePath)
     }
 
     /// Binaries that are mapped right now (for status and tests).

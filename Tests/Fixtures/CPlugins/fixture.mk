@@ -108,3 +108,13 @@ $(CFIX_BAD_OPS_HIDDEN): $(CFIX_DIR)/bad_ops.c $(CFIX_DIR)/hidden_op.c $(ABI_HEAD
 	$(CC) $(PLUGIN_CFLAGS) -DBAD_OPS_HIDDEN_SYMBOL -o $@ $(CFIX_DIR)/bad_ops.c $(CFIX_DIR)/hidden_op.c
 
 C_FIXTURES += $(CFIX_BAD_OPS) $(CFIX_BAD_OPS_HIDDEN)
+
+# misbehaving_load.c: libraries whose constructor crashes or hangs, for the catalog's child-process
+# inspection; in a subdirectory, so that serving or listing $(FIXTURES) never maps them.
+CFIX_MISBEHAVING := $(addprefix $(FIXTURES)/misbehaving/,crash-on-load-1.0.0.so hang-on-load-1.0.0.so)
+$(FIXTURES)/misbehaving/crash-on-load-1.0.0.so: CFIX_FLAGS := -DFIX_CRASH_ON_LOAD
+$(FIXTURES)/misbehaving/hang-on-load-1.0.0.so:  CFIX_FLAGS := -DFIX_HANG_ON_LOAD
+$(CFIX_MISBEHAVING): $(CFIX_DIR)/misbehaving_load.c $(CFIX_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(CFIX_FLAGS) -o $@ $(CFIX_DIR)/misbehaving_load.c
+C_FIXTURES += $(CFIX_MISBEHAVING)
