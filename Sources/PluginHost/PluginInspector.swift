@@ -126,7 +126,7 @@ public struct ChildProcessInspector: Sendable {
             let left = deadline - ContinuousClock.now
             guard left > .zero else { timedOut = true; break }
             var poller = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(min(left.components.seconds * 1000 + 1, Int64(Int32.max))))
+            let ready = poll(&poller, 1, Int32(min((left / .milliseconds(1)).rounded(.up), Double(Int32.max))))
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { continue }
             let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress!, $0.count) }
