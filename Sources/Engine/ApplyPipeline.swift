@@ -145,7 +145,7 @@ extension Engine {
         for definition in definitions {
             do {
                 let secrets = try await resolveSecrets(of: definition)
-                changes.append(try plan(definition, secrets: secrets))
+                changes.append(try await planQueue.run { try self.plan(definition, secrets: secrets) })
             } catch {
                 var change = Change(result: ApplyResult(key: definition.key, action: .failed), definition: definition, slot: nil, old: nil)
                 change.result.oldGeneration = slots.withLock { $0[definition.key] }?.activeCell.current?.number

@@ -32,6 +32,11 @@ extension Engine {
         }
     }
 
+    /// `check` for async callers (the Control API's dry runs): run where it may block.
+    public func checkOffPool(_ definition: ComponentDefinition) async -> DefinitionCheck {
+        await planQueue.run { self.check(definition) }
+    }
+
     /// Checks `definition` as an apply would plan it (`plan`: limits, plugin and version, keys the plugin
     /// does not declare, required keys, deprecated aliases, state handoff) without loading anything into
     /// service or touching the running component.

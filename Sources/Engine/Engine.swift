@@ -45,6 +45,9 @@ public final class Engine: Sendable {
     /// Runs journal commits one at a time off the cooperative pool (they fsync), so a snapshot is never
     /// older than the one written before it and a slow disk never stalls the app's calls.
     let journalQueue = BlockingWorkQueue(label: "molt.engine.journal", serial: true)
+    /// Planning (`plan`, `check`) off the cooperative pool: resolving a definition's binary reads, hashes and
+    /// maps the plugin file (its constructors run), and a version the catalog lacks rescans the directory.
+    let planQueue = BlockingWorkQueue(label: "molt.engine.plan", serial: false)
     /// Plugin init, apply_config, export, import and destroy, each on a thread of its own with a timeout.
     let pluginSteps: PluginSteps
     /// Reads secret and configuration stores again when their values may have changed (`StoreWatch.swift`).

@@ -21,7 +21,7 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
     public func apply(request: Molt_Control_V1_ApplyRequest, context: ServerContext) async throws -> Molt_Control_V1_ApplyResponse {
         var response = Molt_Control_V1_ApplyResponse()
         let definition = try Self.definition(request)
-        response.result = request.dryRun ? Self.dryRunResult(engine.check(definition))
+        response.result = request.dryRun ? Self.dryRunResult(await engine.checkOffPool(definition))
                                          : Molt_Control_V1_ApplyResult(await engine.apply(definition))
         return response
     }
@@ -48,7 +48,9 @@ public struct ControlService: Molt_Control_V1_Control.SimpleServiceProtocol {
         guard !request.applies.isEmpty else { throw RPCError(code: .invalidArgument, message: "the batch is empty") }
         if request.applies.contains(where: \.dryRun) {
             var response = Molt_Control_V1_ApplyBatchResponse()
-            response.results = try request.applies.map { Self.dryRunResult(engine.check(try Self.definition($0))) }
+            for apply in request.applies {
+                response.results.append(Self.dryRunResult(await engine.checkOffPool(try Self.definition(apply))))
+            }
             response.succeeded = !response.results.contains { $0.action == "failed" }
             return response
         }

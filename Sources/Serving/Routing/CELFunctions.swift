@@ -54,32 +54,8 @@ enum CELFunctions {
 
     private static func arithmetic(_ op: CELBinaryOperator, _ name: String, _ a: CELValue, _ b: CELValue) throws(CELEvaluationError) -> CELValue {
         switch (a, b) {
-        case (.int(let x), .int(let y)):
-            let (value, overflow): (Int64, Bool)
-            switch op {
-            case .add: (value, overflow) = x.addingReportingOverflow(y)
-            case .subtract: (value, overflow) = x.subtractingReportingOverflow(y)
-            case .multiply: (value, overflow) = x.multipliedReportingOverflow(by: y)
-            case .divide, .remainder:
-                guard y != 0 else { throw CELEvaluationError(op == .divide ? "division by zero" : "modulus by zero") }
-                (value, overflow) = op == .divide ? x.dividedReportingOverflow(by: y) : x.remainderReportingOverflow(dividingBy: y)
-            default: (value, overflow) = (0, true)
-            }
-            guard !overflow else { throw CELEvaluationError("int overflow") }
-            return .int(value)
-        case (.uint(let x), .uint(let y)):
-            let (value, overflow): (UInt64, Bool)
-            switch op {
-            case .add: (value, overflow) = x.addingReportingOverflow(y)
-            case .subtract: (value, overflow) = x.subtractingReportingOverflow(y)
-            case .multiply: (value, overflow) = x.multipliedReportingOverflow(by: y)
-            case .divide, .remainder:
-                guard y != 0 else { throw CELEvaluationError(op == .divide ? "division by zero" : "modulus by zero") }
-                (value, overflow) = op == .divide ? (x / y, false) : (x % y, false)
-            default: (value, overflow) = (0, true)
-            }
-            guard !overflow else { throw CELEvaluationError("uint overflow") }
-            return .uint(value)
+        case (.int(let x), .int(let y)): return .int(try checked(op, x, y, type: "int"))
+        case (.uint(let x), .uint(let y)): return .uint(try checked(op, x, y, type: "uint"))
         case (.double(let x), .double(let y)):
             switch op {
             case .add: return .double(x + y)
@@ -92,6 +68,23 @@ enum CELFunctions {
         case (.list(let x), .list(let y)) where op == .add: return .list(x + y)
         default: throw noOverload(name, [a, b])
         }
+    }
+
+    /// `op` on two integers of one type, as CEL does it: overflow and division by zero are errors.
+    private static func checked<Integer: FixedWidthInteger>(_ op: CELBinaryOperator, _ x: Integer, _ y: Integer,
+                                                            type: String) throws(CELEvaluationError) -> Integer {
+        let (value, overflow): (Integer, Bool)
+        switch op {
+        case .add: (value, overflow) = x.addingReportingOverflow(y)
+        case .subtract: (value, overflow) = x.subtractingReportingOverflow(y)
+        case .multiply: (value, overflow) = x.multipliedReportingOverflow(by: y)
+        case .divide, .remainder:
+            guard y != 0 else { throw CELEvaluationError(op == .divide ? "division by zero" : "modulus by zero") }
+            (value, overflow) = op == .divide ? x.dividedReportingOverflow(by: y) : x.remainderReportingOverflow(dividingBy: y)
+        default: (value, overflow) = (0, true)
+        }
+        guard !overflow else { throw CELEvaluationError("\(type) overflow") }
+        return value
     }
 
     /// A function (`size(x)`, `int(x)`, …) or a method (`x.startsWith(y)`, …; `values[0]` is the receiver).
