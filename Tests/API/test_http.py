@@ -66,6 +66,18 @@ def test_lock_and_unlock(sidecar):
     assert again.status == 200 and again.json() == {"status": 1}, str(again)  # LOCK_DOES_NOT_EXIST
 
 
+def test_lock_bodies_are_read_as_dapr_reads_them(sidecar):
+    """Dapr reads the lock bodies with protojson (unknown fields dropped): proto field names, an int32 in a
+    string and fields it does not know are accepted too."""
+    lock = '{"resource_id": "http-pj", "lock_owner": "o", "expiryInSeconds": "10", "someday": {"a": [1]}}'
+    first = sidecar.http("POST", "/v1.0-alpha1/lock/lockstore", lock)
+    assert first.status == 200 and first.json() == {"success": True}, str(first)
+    held = sidecar.http("POST", "/v1.0-alpha1/lock/lockstore", {"resourceId": "http-pj", "lockOwner": "p", "expiryInSeconds": 10})
+    assert held.status == 200 and held.json() == {"success": False}, str(held)
+    unlocked = sidecar.http("POST", "/v1.0-alpha1/unlock/lockstore", '{"resource_id": "http-pj", "lockOwner": "o", "x": null}')
+    assert unlocked.status == 200 and unlocked.json() == {"status": 0}, str(unlocked)
+
+
 def test_metrics_count_calls(sidecar):
     assert sidecar.http("POST", "/v1.0/state/statestore", [{"key": "http-metrics", "value": "m"}]).status == 204
     labels = {"kind": "state", "component": "statestore", "operation": "get", "outcome": "ok"}

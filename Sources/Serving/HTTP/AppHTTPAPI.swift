@@ -119,7 +119,7 @@ struct AppHTTPAPI: Sendable {
     /// `POST /v1.0-alpha1/lock/{store}` → `{"success":..}`.
     func tryLock(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let lock = try await validating(.lock, store, "try_lock") { () async throws(APIFailure) in
-            try request.decodeJSON(TryLockBody.self).validated(store: store)
+            try TryLockBody(request).validated(store: store)
         }
         let acquired = try await telemetry.call(.lock, store, "try_lock", daprOperation: "TRY_LOCK") { () async throws(CallError) in
             try await engine.tryLock(store: store, resource: lock.resource, owner: lock.owner, expiryInSeconds: lock.expiryInSeconds)
@@ -134,7 +134,7 @@ struct AppHTTPAPI: Sendable {
     /// `POST /v1.0-alpha1/unlock/{store}` → `{"status":..}`.
     func unlock(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {
         let lock = try await validating(.lock, store, "unlock") { () async throws(APIFailure) in
-            try request.decodeJSON(UnlockBody.self).validated(store: store)
+            try UnlockBody(request).validated(store: store)
         }
         let status = try await telemetry.call(.lock, store, "unlock", daprOperation: "UNLOCK") { () async throws(CallError) in
             try await engine.unlock(store: store, resource: lock.resource, owner: lock.owner)

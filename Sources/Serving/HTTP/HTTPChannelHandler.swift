@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 import ServingCore
 
-/// One connection of an `HTTPServer`, last in a pipeline made by `configureHTTPServerPipeline` without
-/// pipelining assistance or error handling (both are done here).
+/// One connection of an `HTTPServer`, after swift-nio's HTTP/1 request decoder (the only other handler):
+/// pipelining and protocol errors are handled here, and answers are written as bytes (`HTTPResponseBytes`).
 ///
 /// Threading: every method runs on the channel's event loop, and so does every request's handler: it
 /// runs in a task whose executor preference is that loop (`EventLoopExecutor`), which writes the answer
@@ -26,8 +26,9 @@ import ServingCore
 ///   progress and the complete requests of its backlog, the last answer with `Connection: close`, then closes.
 final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    /// Nothing after this handler writes; answers leave it as bytes.
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The request being read.
     private enum Inbound {
@@ -204,26 +205,24 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelDuplexHandler, 
     private func write(_ response: HTTPServerResponse, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         responding = false
         guard !closing else { return }
-        var headers = response.headers
-        if let body = response.body { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
-        headers.add(name: "Date", value: date.now())
         // The last answer this connection gives: the client asked for it, or nothing complete follows it.
         let last = !head.isKeepAlive || (backlogRequests == 0 && (quiescing || (inputClosed && isIdle)))
+        let bodyBytes = response.body?.readableBytes ?? 0
+        var answer = HTTPResponseBytes(status: response.status, allocator: context.channel.allocator, capacity: 192 + bodyBytes)
+        answer.writeFields(response.headers)
+        if response.body != nil { answer.writeField("Content-Length", String(bodyBytes)) }
+        answer.writeField("Date", date.now())
         if last {
-            headers.replaceOrAdd(name: "Connection", value: "close")
+            answer.writeField("Connection", "close")
         } else if head.version == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            answer.writeField("Connection", "keep-alive")
         }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))),
-                      promise: nil)
-        if let body = response.body, body.readableBytes > 0, head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
+        let bytes = answer.finish(body: head.method == .HEAD ? nil : response.body)
         guard !last else {
-            closeAfterWriting(context: context)
+            closeAfterWriting(bytes, context: context)
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
         drainBacklog(context: context)
     }
 
@@ -236,19 +235,19 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelDuplexHandler, 
     private func closeIfDone(context: ChannelHandlerContext) {
         guard !closing, !responding, backlogRequests == 0 else { return }
         if malformed {
-            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
-                          promise: nil)
-            closeAfterWriting(context: context)
+            var answer = HTTPResponseBytes(status: .badRequest, allocator: context.channel.allocator, capacity: 96)
+            answer.writeField("Connection", "close")
+            answer.writeField("Content-Length", "0")
+            closeAfterWriting(answer.finish(body: nil), context: context)
         } else if quiescing || (inputClosed && isIdle && backlog.isEmpty) {
             close(context: context)
         }
     }
 
-    private func closeAfterWriting(context: ChannelHandlerContext) {
+    private func closeAfterWriting(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         closing = true
         let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in boundContext.value.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in boundContext.value.close(promise: nil) }
     }
 
     private func close(context: ChannelHandlerContext) {

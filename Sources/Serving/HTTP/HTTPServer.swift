@@ -41,7 +41,7 @@ struct HTTPServer<Responder: HTTPResponder>: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(HTTPChannelHandler(
                         responder: responder, maxBodyBytes: maxBodyBytes, executor: executors.executor(for: channel.eventLoop)))
                 }

@@ -36,22 +36,26 @@ struct HTTPServerRequest: Sendable {
     }
 
     /// The non-empty segments of the path, as sent: `//v1.0/state/` is `["v1.0", "state"]`.
-    var pathSegments: [Substring] { path.split(separator: "/") }
+    var pathSegments: [Substring] {
+        // Split on the byte: `/` is ASCII, so every piece starts and ends on a character boundary.
+        path.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) }
+    }
 
     /// Path and query of an origin-form (`/p?q`) or absolute-form (`http://host:port/p?q`) target.
+    /// Reads bytes: every delimiter is ASCII, so every piece is a whole run of characters.
     private static func split(target: Substring) -> (path: Substring, query: Substring?) {
-        var rest = target
-        if rest.first != "/", let schemeEnd = rest.firstRange(of: "://") {
+        var rest = target.utf8[...]
+        if rest.first != UInt8(ascii: "/"), let schemeEnd = target.firstRange(of: "://") {
             // Skip the authority: everything up to the path or the query.
-            rest = rest[schemeEnd.upperBound...]
-            rest = rest[(rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex)...]
+            rest = target.utf8[schemeEnd.upperBound...]
+            rest = rest[(rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex)...]
         }
-        guard let questionMark = rest.firstIndex(of: "?") else {
-            return (rest.isEmpty ? "/" : rest, nil)
+        guard let questionMark = rest.firstIndex(of: UInt8(ascii: "?")) else {
+            return (rest.isEmpty ? "/" : Substring(rest), nil)
         }
-        let afterMark = rest[rest.index(after: questionMark)...]
         let path = rest[..<questionMark]
-        return (path.isEmpty ? "/" : path, afterMark.prefix { $0 != "#" })
+        let query = rest[rest.index(after: questionMark)...].prefix { $0 != UInt8(ascii: "#") }
+        return (path.isEmpty ? "/" : Substring(path), Substring(query))
     }
 
     /// The value of header `name` (case-insensitive) as Hummingbird's HTTPFields gave it: each field's value
