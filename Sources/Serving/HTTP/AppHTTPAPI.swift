@@ -1,4 +1,5 @@
 import Engine
+import NIOCore
 import NIOHTTP1
 import PluginHost
 import ServingCore
@@ -124,12 +125,9 @@ struct AppHTTPAPI: Sendable {
         let acquired = try await telemetry.call(.lock, store, "try_lock", daprOperation: "TRY_LOCK") { () async throws(CallError) in
             try await engine.tryLock(store: store, resource: lock.resource, owner: lock.owner, expiryInSeconds: lock.expiryInSeconds)
         }.value
-        return acquired ? Self.lockAcquired : Self.lockNotAcquired
+        // Built per call: a shared answer's buffers would be retained and released by both loops on every call.
+        return .json(ByteBuffer(staticString: acquired ? #"{"success":true}"# : #"{"success":false}"#))
     }
-
-    /// The two answers of a try-lock, encoded once.
-    private static let lockAcquired = HTTPServerResponse.json(TryLockResponseBody(success: true))
-    private static let lockNotAcquired = HTTPServerResponse.json(TryLockResponseBody(success: false))
 
     /// `POST /v1.0-alpha1/unlock/{store}` → `{"status":..}`.
     func unlock(_ request: HTTPServerRequest, store: String) async throws(APIFailure) -> HTTPServerResponse {

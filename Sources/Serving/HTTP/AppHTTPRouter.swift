@@ -96,13 +96,25 @@ enum AppHTTPRoute {
 /// for everything else, a 404 included (401 ERR_UNAUTHORIZED, as Dapr), then the route's handler; an
 /// `APIFailure` becomes Dapr's JSON error.
 /// Runs on the request's event loop (the task `HTTPChannelHandler` starts).
-struct AppHTTPResponder: HTTPResponder {
+///
+/// A class: every request's task holds the responder, and both loops serve requests at once. Copying a
+/// struct of a dozen references (engine, telemetry, ...) retained each of them, shared objects whose
+/// counts then moved between the two CPUs on every call; a class is one reference.
+final class AppHTTPResponder: HTTPResponder {
     let api: AppHTTPAPI
     let apiToken: SharedSecret?
     let readiness: @Sendable () -> Bool
     /// The `id` of `GET /v1.0/metadata` (omitted when nil).
     let appID: String?
     let logger: Logger
+
+    init(api: AppHTTPAPI, apiToken: SharedSecret?, readiness: @escaping @Sendable () -> Bool, appID: String?, logger: Logger) {
+        self.api = api
+        self.apiToken = apiToken
+        self.readiness = readiness
+        self.appID = appID
+        self.logger = logger
+    }
 
     func respond(to request: HTTPServerRequest) async -> HTTPServerResponse {
         let route = AppHTTPRoute(method: request.method, segments: request.pathSegments)

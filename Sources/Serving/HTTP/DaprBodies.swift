@@ -88,10 +88,6 @@ struct TryLockBody: Decodable {
     }
 }
 
-struct TryLockResponseBody: Encodable {
-    var success: Bool
-}
-
 /// `POST /v1.0-alpha1/unlock/{store}`.
 struct UnlockBody: Decodable {
     var resourceId: String?

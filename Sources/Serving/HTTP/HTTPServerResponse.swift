@@ -25,9 +25,13 @@ struct HTTPServerResponse: Sendable {
 
     /// Bytes that already are JSON, Content-Type application/json.
     static func json(bytes: [UInt8], status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPServerResponse {
+        json(ByteBuffer(bytes: bytes), status: status, headers: headers)
+    }
+
+    static func json(_ body: ByteBuffer, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPServerResponse {
         var headers = headers
         headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        return HTTPServerResponse(status: status, headers: headers, body: ByteBuffer(bytes: bytes))
+        return HTTPServerResponse(status: status, headers: headers, body: body)
     }
 
     /// Dapr's error answer: `{"errorCode":..,"message":..}` with the failure's HTTP status.
