@@ -43,12 +43,11 @@ public struct PluginSteps: Sendable {
 /// Decides, once, whether a step's result or its timeout resumes the caller.
 private final class StepRace<Value: Sendable>: TimedCall, @unchecked Sendable {
     // @unchecked: `continuation` is set before either side can run and resumed by the side that wins
-    // `decided`; `timerIndex` belongs to the timer (its lock).
+    // `decided`.
     var continuation: CheckedContinuation<Value?, Never>?
     private let decided = Atomic<Bool>(false)
-    var timerIndex = -1
 
-    func expire() { timeOut() }
+    override func expire() { timeOut() }
 
     /// false: the timeout won; the value is the caller's no more.
     func finish(_ value: Value) -> Bool {

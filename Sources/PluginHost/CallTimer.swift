@@ -1,12 +1,18 @@
 import Glibc
 
-/// Something the timer can expire: a plugin call, a blocking plugin step. `timerIndex` is its position
-/// in the timer's heap (-1: not in it, the initial value); only the timer reads or writes it, under
-/// its lock.
-public protocol TimedCall: AnyObject, Sendable {
-    var timerIndex: Int { get set }
+/// Something the timer can expire: a plugin call, a blocking plugin step. Subclasses override `expire`.
+/// A class rather than a protocol: the heap moves and re-indexes entries on every schedule and cancel,
+/// and a class reference moves without an existential's witness calls and reference counting.
+open class TimedCall: @unchecked Sendable {
+    // @unchecked: `timerIndex` is read and written only by the timer, under its lock; each subclass
+    // states how its own state is kept safe.
+    /// Position in the timer's heap; -1: not in it.
+    public fileprivate(set) var timerIndex = -1
+
+    public init() {}
+
     /// Runs on the timer's thread once the deadline passed, outside the timer's lock.
-    func expire()
+    open func expire() {}
 }
 
 /// Expires plugin calls whose caller's deadline passed, and plugin steps that overran their timeout.
@@ -21,7 +27,7 @@ public final class CallTimer: @unchecked Sendable {
     // @unchecked: every stored var is read and written only under `mutex`.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var heap: [(deadline: ContinuousClock.Instant, call: any TimedCall)] = []
+    private var heap: [(deadline: ContinuousClock.Instant, call: TimedCall)] = []
     /// The deadline the thread sleeps towards; nil: it sleeps until signalled.
     private var sleepingUntil: ContinuousClock.Instant?
     private var threadStarted = false
@@ -39,7 +45,7 @@ public final class CallTimer: @unchecked Sendable {
     /// Calls waiting for their deadline.
     public var scheduledCount: Int { locked { heap.count } }
 
-    public func schedule(_ call: any TimedCall, at deadline: ContinuousClock.Instant) {
+    public func schedule(_ call: TimedCall, at deadline: ContinuousClock.Instant) {
         locked {
             precondition(call.timerIndex < 0, "call scheduled twice")
             heap.append((deadline, call))
@@ -51,14 +57,14 @@ public final class CallTimer: @unchecked Sendable {
     }
 
     /// Removes `call` if it is scheduled (idempotent).
-    public func cancel(_ call: any TimedCall) {
+    public func cancel(_ call: TimedCall) {
         locked { remove(at: call.timerIndex) }
     }
 
     /// Expires every scheduled call now (shutdown: the drain timeout has passed). Returns how many.
     @discardableResult
     public func expireAll() -> Int {
-        let due = locked { () -> [any TimedCall] in
+        let due = locked { () -> [TimedCall] in
             let calls = heap.map(\.call)
             for call in calls { call.timerIndex = -1 }
             heap.removeAll()
@@ -95,7 +101,7 @@ public final class CallTimer: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         while !stopping {
             let now = ContinuousClock.now
-            var due: [any TimedCall] = []
+            var due: [TimedCall] = []
             while let first = heap.first, first.deadline <= now {
                 due.append(first.call)
                 remove(at: 0)

@@ -52,8 +52,7 @@ final class CArena {
 /// call, and its late completion is reported to the deadline's owner instead.
 final class PendingCall<Value: Sendable>: TimedCall, @unchecked Sendable {
     // @unchecked: `continuation`, `deadline` and `operation` are written before the plugin sees the call
-    // and only read after; `state` decides, once, who resumes the continuation. `timerIndex` belongs
-    // to the timer (its lock).
+    // and only read after; `state` decides, once, who resumes the continuation.
     typealias Outcome = Result<Value, PluginError>
     private static var running: UInt8 { 0 }
     private static var completed: UInt8 { 1 }
@@ -66,7 +65,6 @@ final class PendingCall<Value: Sendable>: TimedCall, @unchecked Sendable {
     private let state = Atomic<UInt8>(0)
     /// Set (sequentially consistent) once the call is in the timer; see `finish` and `run`.
     private let scheduled = Atomic<Bool>(false)
-    var timerIndex = -1
 
     /// Starts an operation: `start` builds the request in the arena and calls the plugin with the
     /// given context; the returned value is what the completion delivered, or `deadlineExceeded`.
@@ -103,7 +101,7 @@ final class PendingCall<Value: Sendable>: TimedCall, @unchecked Sendable {
 
     /// The deadline passed (timer thread): the caller stops waiting unless the plugin completed first.
     /// The owner hears of the detach before the plugin can complete the detached call.
-    func expire() {
+    override func expire() {
         guard let deadline else { return }
         deadline.owner.callDetached()
         guard state.compareExchange(expected: Self.running, desired: Self.detached, ordering: .sequentiallyConsistent).exchanged else {

@@ -12,8 +12,7 @@ import Testing
 
     /// A call that records when it expired.
     final class Probe: TimedCall, @unchecked Sendable {
-        // @unchecked: `timerIndex` is read and written only by the timer, under its lock (TimedCall's contract).
-        var timerIndex = -1
+        // @unchecked: immutable; the log is a Mutex.
         let id: Int
         let expired: ExpiryLog
 
@@ -22,7 +21,7 @@ import Testing
             self.expired = expired
         }
 
-        func expire() {
+        override func expire() {
             expired.ids.withLock { $0.append(id) }
         }
     }

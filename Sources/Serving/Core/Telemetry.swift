@@ -26,14 +26,21 @@ public final class Telemetry: Sendable {
 
     private final class CallMetrics: Sendable {
         let duration: Timer
+        /// `outcome="ok"`, held apart: a call that succeeds takes no lock here.
+        let succeeded: Counter
         let outcomes: Mutex<[String: Counter]>
         let labels: [(String, String)]
         init(_ labels: CallLabels) {
             self.labels = [("kind", labels.kind.rawValue), ("component", labels.component), ("operation", labels.operation)]
             duration = Timer(label: "molt_call_duration_seconds", dimensions: self.labels, preferredDisplayUnit: .seconds)
+            succeeded = Counter(label: "molt_calls_total", dimensions: self.labels + [("outcome", "ok")])
             outcomes = Mutex([:])
         }
         func count(_ outcome: String) {
+            if outcome == "ok" {
+                succeeded.increment()
+                return
+            }
             let counter = outcomes.withLock { counters in
                 if let counter = counters[outcome] { return counter }
                 let counter = Counter(label: "molt_calls_total", dimensions: labels + [("outcome", outcome)])
