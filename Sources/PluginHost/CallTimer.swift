@@ -6,8 +6,8 @@ import Glibc
 open class TimedCall: @unchecked Sendable {
     // @unchecked: `timerIndex` is read and written only by the timer, under its lock; each subclass
     // states how its own state is kept safe.
-    /// Position in the timer's heap; -1: not in it.
-    public fileprivate(set) var timerIndex = -1
+    /// Position in the timer's heap; -1: not in it. Unchecked exclusivity: only the timer touches it, under its lock.
+    @exclusivity(unchecked) public fileprivate(set) var timerIndex = -1
 
     public init() {}
 
@@ -27,7 +27,7 @@ public final class CallTimer: @unchecked Sendable {
     // @unchecked: every stored var is read and written only under `mutex`.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var heap: [(deadline: ContinuousClock.Instant, call: TimedCall)] = []
+    private var heap = DeadlineHeap()
     /// The deadline the thread sleeps towards; nil: it sleeps until signalled.
     private var sleepingUntil: ContinuousClock.Instant?
     private var threadStarted = false
@@ -48,9 +48,7 @@ public final class CallTimer: @unchecked Sendable {
     public func schedule(_ call: TimedCall, at deadline: ContinuousClock.Instant) {
         locked {
             precondition(call.timerIndex < 0, "call scheduled twice")
-            heap.append((deadline, call))
-            call.timerIndex = heap.count - 1
-            siftUp(heap.count - 1)
+            heap.insert(call, at: deadline)
             if !threadStarted { startThread() }
             if sleepingUntil.map({ deadline < $0 }) ?? true { pthread_cond_signal(condition) }
         }
@@ -58,18 +56,13 @@ public final class CallTimer: @unchecked Sendable {
 
     /// Removes `call` if it is scheduled (idempotent).
     public func cancel(_ call: TimedCall) {
-        locked { remove(at: call.timerIndex) }
+        locked { heap.remove(at: call.timerIndex) }
     }
 
     /// Expires every scheduled call now (shutdown: the drain timeout has passed). Returns how many.
     @discardableResult
     public func expireAll() -> Int {
-        let due = locked { () -> [TimedCall] in
-            let calls = heap.map(\.call)
-            for call in calls { call.timerIndex = -1 }
-            heap.removeAll()
-            return calls
-        }
+        let due = locked { heap.removeAll() }
         for call in due { call.expire() }
         return due.count
     }
@@ -104,7 +97,7 @@ public final class CallTimer: @unchecked Sendable {
             var due: [TimedCall] = []
             while let first = heap.first, first.deadline <= now {
                 due.append(first.call)
-                remove(at: 0)
+                heap.remove(at: 0)
             }
             if !due.isEmpty {
                 pthread_mutex_unlock(mutex)
@@ -129,57 +122,80 @@ public final class CallTimer: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    // MARK: - The heap (callers hold the lock)
-
     private func locked<R>(_ body: () -> R) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return body()
     }
+}
 
-    private func remove(at index: Int) {
-        guard index >= 0, index < heap.count else { return }
-        heap[index].call.timerIndex = -1
-        let last = heap.count - 1
+/// The timer's deadlines, earliest first (a binary heap); each call's `timerIndex` is its position. A
+/// value type mutated in place: its operations work on one array without a dynamic exclusivity check
+/// or uniqueness test per element, as they had on the class's stored array. Its owner holds the lock.
+private struct DeadlineHeap {
+    private var entries: [(deadline: ContinuousClock.Instant, call: TimedCall)] = []
+
+    var count: Int { entries.count }
+    var first: (deadline: ContinuousClock.Instant, call: TimedCall)? { entries.first }
+
+    mutating func insert(_ call: TimedCall, at deadline: ContinuousClock.Instant) {
+        entries.append((deadline, call))
+        call.timerIndex = entries.count - 1
+        siftUp(entries.count - 1)
+    }
+
+    /// Removes the entry at `index`, if there is one.
+    mutating func remove(at index: Int) {
+        guard index >= 0, index < entries.count else { return }
+        entries[index].call.timerIndex = -1
+        let last = entries.count - 1
         if index != last {
-            heap.swapAt(index, last)
-            heap[index].call.timerIndex = index
+            entries.swapAt(index, last)
+            entries[index].call.timerIndex = index
         }
-        heap.removeLast()
-        if index < heap.count {
+        entries.removeLast()
+        if index < entries.count {
             siftDown(index)
             siftUp(index)
         }
     }
 
-    private func siftUp(_ start: Int) {
+    /// Empties the heap; returns the calls it held.
+    mutating func removeAll() -> [TimedCall] {
+        let calls = entries.map(\.call)
+        for call in calls { call.timerIndex = -1 }
+        entries.removeAll()
+        return calls
+    }
+
+    private mutating func siftUp(_ start: Int) {
         var child = start
         while child > 0 {
             let parent = (child - 1) / 2
-            guard heap[child].deadline < heap[parent].deadline else { return }
+            guard entries[child].deadline < entries[parent].deadline else { return }
             swapEntries(child, parent)
             child = parent
         }
     }
 
-    private func siftDown(_ start: Int) {
+    private mutating func siftDown(_ start: Int) {
         var parent = start
-        let count = heap.count
+        let count = entries.count
         while true {
             let left = 2 * parent + 1
             guard left < count else { return }
-            var smallest = heap[left].deadline < heap[parent].deadline ? left : parent
-            if left + 1 < count && heap[left + 1].deadline < heap[smallest].deadline { smallest = left + 1 }
+            var smallest = entries[left].deadline < entries[parent].deadline ? left : parent
+            if left + 1 < count && entries[left + 1].deadline < entries[smallest].deadline { smallest = left + 1 }
             guard smallest != parent else { return }
             swapEntries(parent, smallest)
             parent = smallest
         }
     }
 
-    private func swapEntries(_ a: Int, _ b: Int) {
-        heap.swapAt(a, b)
-        heap[a].call.timerIndex = a
-        heap[b].call.timerIndex = b
+    private mutating func swapEntries(_ a: Int, _ b: Int) {
+        entries.swapAt(a, b)
+        entries[a].call.timerIndex = a
+        entries[b].call.timerIndex = b
     }
 }
 

@@ -155,6 +155,29 @@ import Testing
         await engine.shutdown()
     }
 
+    /// A Dapr hash, or a missing key, is read with `HMGET` and `PTTL`; only what those cannot settle
+    /// (a legacy string, another type, a hash without Dapr's fields) goes to the get script.
+    @Test func aDaprHashIsReadWithoutTheScript() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let engine = try await engine(server)
+        _ = try await engine.setState(store: "statestore", StateSetRequest(key: "plain", value: Array("v".utf8)))
+        try server.cli("CONFIG", "RESETSTAT")
+        let read = try await engine.getState(store: "statestore", key: "plain").value
+        #expect(read.found && read.value.text == "v" && read.etag == "1" && read.metadata.isEmpty)
+        #expect(try await !engine.getState(store: "statestore", key: "nothing").value.found)
+        let stats = try server.cli("INFO", "commandstats")
+        #expect(stats.contains("cmdstat_hmget:calls=2,") && stats.contains("cmdstat_pttl:calls=2,"), "\(stats)")
+        #expect(!stats.contains("cmdstat_evalsha") && !stats.contains("cmdstat_eval:"), "\(stats)")
+
+        try server.cli("HSET", "odd", "other", "1")
+        await expectFailure(Status.internal, containing: "BADSTATE") { _ = try await engine.getState(store: "statestore", key: "odd") }
+        try server.cli("HSET", "half", "data", "x")
+        await expectFailure(Status.internal, containing: "BADSTATE") { _ = try await engine.getState(store: "statestore", key: "half") }
+        #expect(try server.cli("INFO", "commandstats").contains("cmdstat_evalsha:calls=2,"))
+        await engine.shutdown()
+    }
+
     @Test func tunablesApplyInPlaceAndDatabaseReloads() async throws {
         let server = try RedisServer()
         defer { server.stop() }
