@@ -130,31 +130,36 @@ public final class CallTimer: @unchecked Sendable {
 }
 
 /// The timer's deadlines, earliest first (a binary heap); each call's `timerIndex` is its position. A
-/// value type mutated in place: its operations work on one array without a dynamic exclusivity check
-/// or uniqueness test per element, as they had on the class's stored array. Its owner holds the lock.
+/// value type mutated in place: its operations work on plain arrays without a dynamic exclusivity check
+/// or uniqueness test per element. Deadlines and calls are parallel arrays, so comparing deadlines
+/// never copies (retains) a call. Its owner holds the lock.
 private struct DeadlineHeap {
-    private var entries: [(deadline: ContinuousClock.Instant, call: TimedCall)] = []
+    private var deadlines: [ContinuousClock.Instant] = []
+    private var calls: [TimedCall] = []
 
-    var count: Int { entries.count }
-    var first: (deadline: ContinuousClock.Instant, call: TimedCall)? { entries.first }
+    var count: Int { calls.count }
+    var first: (deadline: ContinuousClock.Instant, call: TimedCall)? { calls.isEmpty ? nil : (deadlines[0], calls[0]) }
 
     mutating func insert(_ call: TimedCall, at deadline: ContinuousClock.Instant) {
-        entries.append((deadline, call))
-        call.timerIndex = entries.count - 1
-        siftUp(entries.count - 1)
+        deadlines.append(deadline)
+        calls.append(call)
+        call.timerIndex = calls.count - 1
+        siftUp(calls.count - 1)
     }
 
     /// Removes the entry at `index`, if there is one.
     mutating func remove(at index: Int) {
-        guard index >= 0, index < entries.count else { return }
-        entries[index].call.timerIndex = -1
-        let last = entries.count - 1
+        guard index >= 0, index < calls.count else { return }
+        calls[index].timerIndex = -1
+        let last = calls.count - 1
         if index != last {
-            entries.swapAt(index, last)
-            entries[index].call.timerIndex = index
+            deadlines.swapAt(index, last)
+            calls.swapAt(index, last)
+            calls[index].timerIndex = index
         }
-        entries.removeLast()
-        if index < entries.count {
+        deadlines.removeLast()
+        calls.removeLast()
+        if index < calls.count {
             siftDown(index)
             siftUp(index)
         }
@@ -162,17 +167,18 @@ private struct DeadlineHeap {
 
     /// Empties the heap; returns the calls it held.
     mutating func removeAll() -> [TimedCall] {
-        let calls = entries.map(\.call)
-        for call in calls { call.timerIndex = -1 }
-        entries.removeAll()
-        return calls
+        let removed = calls
+        for call in removed { call.timerIndex = -1 }
+        deadlines.removeAll()
+        calls.removeAll()
+        return removed
     }
 
     private mutating func siftUp(_ start: Int) {
         var child = start
         while child > 0 {
             let parent = (child - 1) / 2
-            guard entries[child].deadline < entries[parent].deadline else { return }
+            guard deadlines[child] < deadlines[parent] else { return }
             swapEntries(child, parent)
             child = parent
         }
@@ -180,12 +186,12 @@ private struct DeadlineHeap {
 
     private mutating func siftDown(_ start: Int) {
         var parent = start
-        let count = entries.count
+        let count = deadlines.count
         while true {
             let left = 2 * parent + 1
             guard left < count else { return }
-            var smallest = entries[left].deadline < entries[parent].deadline ? left : parent
-            if left + 1 < count && entries[left + 1].deadline < entries[smallest].deadline { smallest = left + 1 }
+            var smallest = deadlines[left] < deadlines[parent] ? left : parent
+            if left + 1 < count && deadlines[left + 1] < deadlines[smallest] { smallest = left + 1 }
             guard smallest != parent else { return }
             swapEntries(parent, smallest)
             parent = smallest
@@ -193,9 +199,10 @@ private struct DeadlineHeap {
     }
 
     private mutating func swapEntries(_ a: Int, _ b: Int) {
-        entries.swapAt(a, b)
-        entries[a].call.timerIndex = a
-        entries[b].call.timerIndex = b
+        deadlines.swapAt(a, b)
+        calls.swapAt(a, b)
+        calls[a].timerIndex = a
+        calls[b].timerIndex = b
     }
 }
 
