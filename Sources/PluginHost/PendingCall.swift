@@ -4,40 +4,68 @@ import Synchronization
 
 /// Owns the C memory of one request (strings, byte buffers, structs, arrays) until the plugin calls
 /// `done`: the ABI says a request stays valid until then. Everything is freed with the arena.
+///
+/// Each block is one malloc whose first 16 bytes link it to the block before (an intrusive list), so a
+/// request costs one allocation per piece and none for bookkeeping; the payload after the link keeps
+/// malloc's 16-byte alignment.
 final class CArena {
-    private var allocations: [UnsafeMutableRawPointer] = []
+    private static var linkSize: Int { 16 }
+    /// The newest block; each holds the address of the one allocated before it.
+    private var newest: UnsafeMutableRawPointer?
 
-    deinit { allocations.forEach { free($0) } }
+    deinit {
+        var block = newest
+        while let current = block {
+            block = current.load(as: UnsafeMutableRawPointer?.self)
+            free(current)
+        }
+    }
 
+    private func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer {
+        let block = malloc(Self.linkSize + byteCount)!
+        block.storeBytes(of: newest, as: UnsafeMutableRawPointer?.self)
+        newest = block
+        return block + Self.linkSize
+    }
+
+    /// `text` NUL-terminated (a C reader stops at its first NUL, as with strdup).
     func string(_ text: String) -> UnsafePointer<CChar> {
-        let copy = strdup(text)!
-        allocations.append(copy)
-        return UnsafePointer(copy)
+        var text = text
+        return text.withUTF8 { utf8 in
+            let copy = allocate(utf8.count + 1)
+            if let base = utf8.baseAddress { copy.copyMemory(from: base, byteCount: utf8.count) }
+            copy.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+            return UnsafePointer(copy.assumingMemoryBound(to: CChar.self))
+        }
     }
 
     func optionalString(_ text: String?) -> UnsafePointer<CChar>? { text.map { string($0) } }
 
     func bytes(_ value: [UInt8]) -> molt_bytes {
         guard !value.isEmpty else { return molt_bytes(data: nil, length: 0) }
-        let copy = malloc(value.count)!
-        allocations.append(copy)
+        let copy = allocate(value.count)
         value.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         return molt_bytes(data: UnsafePointer(copy.assumingMemoryBound(to: UInt8.self)), length: value.count)
     }
 
     func array<T>(_ values: [T]) -> UnsafePointer<T>? {
         guard !values.isEmpty else { return nil }
-        let memory = malloc(MemoryLayout<T>.stride * values.count)!
-        allocations.append(memory)
-        let typed = memory.bindMemory(to: T.self, capacity: values.count)
+        precondition(MemoryLayout<T>.alignment <= Self.linkSize, "over-aligned C type")
+        let typed = allocate(MemoryLayout<T>.stride * values.count).bindMemory(to: T.self, capacity: values.count)
         typed.initialize(from: values, count: values.count)
         return UnsafePointer(typed)
     }
 
-    func value<T>(_ value: T) -> UnsafePointer<T> { array([value])! }
+    func value<T>(_ value: T) -> UnsafePointer<T> {
+        precondition(MemoryLayout<T>.alignment <= Self.linkSize, "over-aligned C type")
+        let typed = allocate(MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: 1)
+        typed.initialize(to: value)
+        return UnsafePointer(typed)
+    }
 
     /// Metadata as a molt_kv array sorted by key, and its count.
     func keyValues(_ pairs: [String: String]) -> (UnsafePointer<molt_kv>?, UInt32) {
+        guard !pairs.isEmpty else { return (nil, 0) }
         let sorted = pairs.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
         return (array(sorted.map { molt_kv(key: string($0.key), value: string($0.value)) }), UInt32(sorted.count))
     }

@@ -209,6 +209,7 @@ final class HTTPChannelHandler<Responder: HTTPResponder>: ChannelDuplexHandler, 
         let last = !head.isKeepAlive || (backlogRequests == 0 && (quiescing || (inputClosed && isIdle)))
         let bodyBytes = response.body?.readableBytes ?? 0
         var answer = HTTPResponseBytes(status: response.status, allocator: context.channel.allocator, capacity: 192 + bodyBytes)
+        if let contentType = response.contentType { answer.writeField("Content-Type", contentType) }
         answer.writeFields(response.headers)
         if response.body != nil { answer.writeField("Content-Length", String(bodyBytes)) }
         answer.writeField("Date", date.now())

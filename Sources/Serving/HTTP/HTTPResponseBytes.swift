@@ -35,6 +35,14 @@ struct HTTPResponseBytes {
         buffer.writeStaticString("\r\n")
     }
 
+    /// A field of molt's own, a constant.
+    mutating func writeField(_ name: StaticString, _ value: StaticString) {
+        buffer.writeStaticString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeStaticString(value)
+        buffer.writeStaticString("\r\n")
+    }
+
     /// Ends the head; appends `body` when there is one to send.
     mutating func finish(body: ByteBuffer?) -> ByteBuffer {
         buffer.writeStaticString("\r\n")

@@ -38,7 +38,20 @@ struct HTTPServerRequest: Sendable {
     /// The non-empty segments of the path, as sent: `//v1.0/state/` is `["v1.0", "state"]`.
     var pathSegments: [Substring] {
         // Split on the byte: `/` is ASCII, so every piece starts and ends on a character boundary.
-        path.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) }
+        var segments: [Substring] = []
+        segments.reserveCapacity(8)  // every route has at most 5 before the topic: one allocation
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        var index = start
+        while index != utf8.endIndex {
+            if utf8[index] == UInt8(ascii: "/") {
+                if start != index { segments.append(Substring(utf8[start..<index])) }
+                start = utf8.index(after: index)
+            }
+            index = utf8.index(after: index)
+        }
+        if start != utf8.endIndex { segments.append(Substring(utf8[start...])) }
+        return segments
     }
 
     /// Path and query of an origin-form (`/p?q`) or absolute-form (`http://host:port/p?q`) target.

@@ -7,8 +7,17 @@ import ServingCore
 struct HTTPServerResponse: Sendable {
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
+    /// Written first, apart from `headers`: the JSON answers' type costs no header storage.
+    var contentType: StaticString?
     /// nil: no body and no Content-Length (a 204); otherwise sent with its Content-Length.
     var body: ByteBuffer?
+
+    init(status: HTTPResponseStatus, headers: HTTPHeaders, contentType: StaticString? = nil, body: ByteBuffer?) {
+        self.status = status
+        self.headers = headers
+        self.contentType = contentType
+        self.body = body
+    }
 
     /// 204, no body: a save, delete or transaction done, a missing key, a healthy probe.
     static let noContent = HTTPServerResponse(status: .noContent, headers: [:], body: nil)
@@ -29,9 +38,7 @@ struct HTTPServerResponse: Sendable {
     }
 
     static func json(_ body: ByteBuffer, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPServerResponse {
-        var headers = headers
-        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        return HTTPServerResponse(status: status, headers: headers, body: body)
+        HTTPServerResponse(status: status, headers: headers, contentType: "application/json", body: body)
     }
 
     /// Dapr's error answer: `{"errorCode":..,"message":..}` with the failure's HTTP status.
