@@ -39,7 +39,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// never stalled waiting for an update it has earned.
     private static let windowUpdateBatch = 16 * 1024
 
-    private struct Stream {
+    /// A class: the handler updates a stream in place through `streams`; as a struct every access copied
+    /// it (retaining each of its references), a few dozen retains per unary call.
+    private final class Stream {
         /// nil once the request has ended (its call is being served).
         var request: GRPCRequest?
         /// DATA bytes read on this stream and not yet acknowledged.
@@ -51,6 +53,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         /// A bidirectional call's messages from the client, to its task; nil once the client half-closed.
         var inbound: AsyncStream<[UInt8]>.Continuation?
         var framer = GRPCMessageFramer()
+
+        init(request: GRPCRequest?) {
+            self.request = request
+        }
     }
 
     /// Client messages a bidirectional call may leave unread before the call is ended.
@@ -95,11 +101,11 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         case .data(let payload):
             acknowledge(payload.data.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0),
                         stream: payload.endStream ? nil : id, context)
-            if case .byteBuffer(var bytes) = payload.data {
-                if streams[id]?.inbound != nil {
+            if case .byteBuffer(var bytes) = payload.data, let stream = streams[id] {
+                if stream.inbound != nil {
                     receive(id, &bytes, context)
                 } else {
-                    streams[id]?.request?.append(&bytes, limit: settings.maxMessageBytes)
+                    stream.request?.append(&bytes, limit: settings.maxMessageBytes)
                 }
             }
             if payload.endStream { end(id, context) }
@@ -145,7 +151,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             connectionUnacknowledged = 0
             flushLater(context)
         }
-        guard let id, var stream = streams[id] else { return }
+        guard let id, let stream = streams[id] else { return }
         stream.unacknowledged += length
         if stream.unacknowledged >= Self.windowUpdateBatch {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: stream.unacknowledged))),
@@ -153,19 +159,18 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             stream.unacknowledged = 0
             flushLater(context)
         }
-        streams[id] = stream
     }
 
     /// Starts bidirectional call `id` at its HEADERS: its task reads what `receive` yields.
     private func start(_ id: HTTP2StreamID, _ method: GRPCMethod, deadline: ContinuousClock.Instant?, _ context: ChannelHandlerContext) {
         guard case .bidirectionalStreaming(let serve) = method.body else { return }
         let (requests, inbound) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingOldest(Self.maxQueuedMessages))
-        var stream = Stream(request: nil)
+        let stream = Stream(request: nil)
         stream.inbound = inbound
         streams[id] = stream
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let send = sender(id, bound, context.eventLoop)
-        streams[id]?.task = Task(executorPreference: executor) {
+        stream.task = Task(executorPreference: executor) {
             let status = await serve(requests, deadline, send)
             let (handler, context) = bound.value  // on the loop: the task prefers its executor
             handler.finish(id, status, context)
@@ -175,9 +180,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// DATA of bidirectional call `id`: each whole message to its task. A bad or unread-too-long stream
     /// ends the call with its status.
     private func receive(_ id: HTTP2StreamID, _ bytes: inout ByteBuffer, _ context: ChannelHandlerContext) {
-        guard var stream = streams[id], let inbound = stream.inbound else { return }
+        guard let stream = streams[id], let inbound = stream.inbound else { return }
         let framed = stream.framer.append(&bytes, limit: settings.maxMessageBytes)
-        streams[id] = stream
         var failure: GRPCStatus?
         switch framed {
         case .failure(let status):
@@ -191,7 +195,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             }
         }
         if let failure {
-            streams[id]?.inbound = nil
+            stream.inbound = nil
             inbound.finish()
             stream.task?.cancel()
             finish(id, failure, context)
@@ -211,17 +215,18 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// The request on `id` has ended: answer a refusal, or serve its one message; a bidirectional call's
     /// client half-closed (its messages end).
     private func end(_ id: HTTP2StreamID, _ context: ChannelHandlerContext) {
-        if let inbound = streams[id]?.inbound {
-            streams[id]?.inbound = nil
-            if streams[id]?.framer.hasPartialMessage == true {
-                streams[id]?.task?.cancel()
+        guard let stream = streams[id] else { return }
+        if let inbound = stream.inbound {
+            stream.inbound = nil
+            if stream.framer.hasPartialMessage {
+                stream.task?.cancel()
                 finish(id, GRPCStatus(.internal, "the request stream ended inside a message"), context)
             }
             inbound.finish()
             return
         }
-        guard var request = streams[id]?.request else { return }
-        streams[id]?.request = nil
+        guard var request = stream.request else { return }
+        stream.request = nil
         switch request.end() {
         case .notGRPC:
             streams[id] = nil
@@ -245,7 +250,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                 }
             case .serverStreaming(let serve):
                 let send = sender(id, bound, context.eventLoop)
-                streams[id]?.task = Task(executorPreference: executor) {
+                stream.task = Task(executorPreference: executor) {
                     let status = await serve(message, deadline, send)
                     let (handler, context) = bound.value  // on the loop: the task prefers its executor
                     handler.finish(id, status, context)
@@ -259,10 +264,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// Writes one message of server-streaming call `id` (HEADERS first, with the first message); false when
     /// the call is gone (reset, or the connection closed).
     private func send(_ id: HTTP2StreamID, _ message: [UInt8], _ context: ChannelHandlerContext) -> Bool {
-        guard var stream = streams[id] else { return false }
+        guard let stream = streams[id] else { return false }
         if !stream.headersSent {
             stream.headersSent = true
-            streams[id] = stream
             context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))), promise: nil)
         }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message, context)))))),
