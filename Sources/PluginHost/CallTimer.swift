@@ -6,7 +6,8 @@ import Glibc
 open class TimedCall: @unchecked Sendable {
     // @unchecked: `timerIndex` is read and written only by the timer, under its lock; each subclass
     // states how its own state is kept safe.
-    /// Position in the timer's heap; -1: not in it. Unchecked exclusivity: only the timer touches it, under its lock.
+    /// Position in the timer's heap; -1: not in it. Unchecked exclusivity: the timer reads and writes it under its
+    /// lock; the getter is public for tests, which read it once the timer holds nothing.
     @exclusivity(unchecked) public fileprivate(set) var timerIndex = -1
 
     public init() {}

@@ -6,8 +6,8 @@ import NIOHTTP1
 /// writes it with one pipeline write (swift-nio's encoder and header validator took three writes and a
 /// second pass over the fields, a tenth of the CPU of a small call).
 ///
-/// Framing is decided by the caller: `contentLength` nil writes no Content-Length (a 204), `body` nil
-/// writes no body (a 204, or the answer to a HEAD). A field whose name is not an RFC 9110 token, or whose
+/// Framing is decided by the caller: it writes Content-Length itself (none for a 204) and passes no body
+/// to `finish` for a 204 or the answer to a HEAD. A field whose name is not an RFC 9110 token, or whose
 /// value holds CR, LF or NUL, is left out, so no value can split the answer; molt's values are
 /// constants or legalized (`HTTPHeaders.replaceOrAddLegalized`), so none is expected.
 struct HTTPResponseBytes {
